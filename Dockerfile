@@ -1,0 +1,19 @@
+# Build in the Rust image, run from a small Debian image as a non-root user.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --bin fanout
+
+FROM debian:bookworm-slim
+RUN useradd --system --uid 10001 fanout
+COPY --from=build /src/target/release/fanout /usr/local/bin/fanout
+USER fanout
+EXPOSE 6379
+STOPSIGNAL SIGTERM
+# Inside a container, listen on every interface (IPv6 too, if the container has it).
+# The command line overrides this, so `docker run fanout --bind 10.0.0.5` works.
+ENV FANOUT_BIND="0.0.0.0 -::"
+# No redis-cli in this image: the binary pings itself (on FANOUT_PORT if set, else 6379).
+HEALTHCHECK --interval=10s --timeout=3s CMD ["fanout", "healthcheck"]
+# Arguments pass through as with the Redis image: `docker run fanout --port 7000`.
+ENTRYPOINT ["fanout"]

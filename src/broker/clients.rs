@@ -1,0 +1,195 @@
+//! The table of connected clients, for CLIENT LIST / INFO / KILL, INFO and the periodic
+//! checks (soft output limits, idle timeout).
+//!
+//! Each connection registers a [`ClientHandle`]: its outbox (so it can be killed and its
+//! output measured from anywhere) and a small [`ClientInfo`] that the connection updates
+//! as it runs commands and that others read to render CLIENT LIST.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::outbox::Outbox;
+
+/// What CLIENT LIST shows about a connection besides its output buffer.
+pub struct ClientInfo {
+    pub name: Option<Bytes>,
+    pub lib_name: Option<Bytes>,
+    pub lib_ver: Option<Bytes>,
+    /// Full name of the last command, `client|list` style; `NULL` before the first.
+    pub last_cmd: &'static str,
+    pub last_active: Instant,
+    pub db: u64,
+    pub sub: usize,
+    pub psub: usize,
+    pub ssub: usize,
+    pub resp: u8,
+    /// Size of the request being executed (the caller's own CLIENT LIST shows it).
+    pub qbuf: usize,
+    pub no_evict: bool,
+    pub no_touch: bool,
+    pub user: &'static str,
+}
+
+pub struct ClientHandle {
+    pub outbox: Arc<Outbox>,
+    pub peer: String,
+    pub local: String,
+    pub fd: i64,
+    pub created: Instant,
+    pub info: Mutex<ClientInfo>,
+}
+
+impl ClientHandle {
+    pub fn new(outbox: Arc<Outbox>, peer: String, local: String, fd: i64) -> ClientHandle {
+        let now = Instant::now();
+        ClientHandle {
+            outbox,
+            peer,
+            local,
+            fd,
+            created: now,
+            info: Mutex::new(ClientInfo {
+                name: None,
+                lib_name: None,
+                lib_ver: None,
+                last_cmd: "NULL",
+                last_active: now,
+                db: 0,
+                sub: 0,
+                psub: 0,
+                ssub: 0,
+                resp: 2,
+                qbuf: 0,
+                no_evict: false,
+                no_touch: false,
+                user: "default",
+            }),
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.outbox.id
+    }
+
+    pub fn is_pubsub(&self) -> bool {
+        let i = self.info.lock().unwrap();
+        i.sub + i.psub + i.ssub > 0
+    }
+
+    /// One CLIENT LIST line (without the trailing newline), in Redis 7.2's field order,
+    /// followed by fanout's own fields.
+    pub fn render(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        let i = self.info.lock().unwrap();
+        let (omem, oll) = self.outbox.usage();
+        let now = Instant::now();
+        let mut flags = String::new();
+        if i.sub + i.psub + i.ssub > 0 {
+            flags.push('P');
+        }
+        if i.no_evict {
+            flags.push('e');
+        }
+        if i.no_touch {
+            flags.push('T');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        let qbuf_free = if i.qbuf > 0 {
+            20474usize.saturating_sub(i.qbuf)
+        } else {
+            0
+        };
+        let _ = write!(
+            out,
+            "id={} addr={} laddr={} fd={} name=",
+            self.id(),
+            self.peer,
+            self.local,
+            self.fd
+        );
+        out.extend_from_slice(i.name.as_deref().unwrap_or_default());
+        let _ = write!(
+            out,
+            " age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl=0 oll={} omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={} lib-name=",
+            now.duration_since(self.created).as_secs(),
+            now.duration_since(i.last_active).as_secs(),
+            flags,
+            i.db,
+            i.sub,
+            i.psub,
+            i.ssub,
+            i.qbuf,
+            qbuf_free,
+            i.qbuf.saturating_sub(16),
+            if i.qbuf > 0 { 1024 } else { 0 },
+            i.qbuf,
+            oll,
+            omem,
+            1024 + omem,
+            if omem > 0 { "rw" } else { "r" },
+            i.last_cmd,
+            i.user,
+            i.resp,
+        );
+        out.extend_from_slice(i.lib_name.as_deref().unwrap_or_default());
+        out.extend_from_slice(b" lib-ver=");
+        out.extend_from_slice(i.lib_ver.as_deref().unwrap_or_default());
+        let _ = write!(out, " dropped={}", self.outbox.dropped.load(Relaxed));
+    }
+}
+
+/// Connected clients by id. Ids grow with each connection and are never reused, so the
+/// map's order is connection order, which is the order CLIENT LIST shows.
+#[derive(Default)]
+pub struct ClientTable {
+    map: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
+}
+
+impl ClientTable {
+    pub fn insert(&self, c: Arc<ClientHandle>) {
+        self.map.lock().unwrap().insert(c.id(), c);
+    }
+
+    /// Idempotent: a killed client is removed at once (so INFO stops counting it) and
+    /// again by its own connection task when it finishes.
+    pub fn remove(&self, id: u64) {
+        self.map.lock().unwrap().remove(&id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().unwrap().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
+        self.map.lock().unwrap().get(&id).cloned()
+    }
+
+    /// A snapshot of the live clients, so callers never hold the table's lock while
+    /// they work. A client that has been told to close is no longer listed, even if its
+    /// task has not finished yet.
+    pub fn all(&self) -> Vec<Arc<ClientHandle>> {
+        self.map
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|c| !c.outbox.gone.is_cancelled())
+            .cloned()
+            .collect()
+    }
+
+    /// Closes a client now and stops counting it.
+    pub fn kill(&self, c: &ClientHandle) {
+        c.outbox.kill();
+        self.remove(c.id());
+    }
+}

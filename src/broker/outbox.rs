@@ -1,0 +1,422 @@
+//! The per-connection output queue.
+//!
+//! Everything a connection sends (replies to its own commands, and messages pushed by
+//! publishers on other connections) goes through its `Outbox`, so there is one ordered
+//! output path. Publishers append a shared `Bytes` frame and return at once: they never
+//! wait for a subscriber's socket. The connection's writer task takes everything queued
+//! and writes it in as few syscalls as it can.
+//!
+//! The byte count lives here because only here are the bytes known: it is what CLIENT
+//! LIST shows as `omem` and what `client-output-buffer-limit` is checked against.
+//! Bytes stay counted from the moment they are queued until the writer has handed them
+//! to the kernel, so a subscriber whose socket is full keeps its count up.
+//!
+//! A `std::sync::Mutex` (not tokio's) guards the queue: it is held only for a push or a
+//! take, never across `.await`, and an uncontended lock is a couple of atomic operations.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{OverflowPolicy, Settings};
+use crate::protocol::reply::Proto;
+
+/// Per-connection policy override meaning "use the server's `pubsub-overflow-policy`".
+const POLICY_DEFAULT: u8 = u8::MAX;
+
+/// Rough cost of one queued frame beyond its bytes, counted like Redis's reply-list nodes
+/// so that many tiny messages still add up towards the limit.
+const FRAME_OVERHEAD: usize = 16;
+
+struct Frame {
+    bytes: Bytes,
+    /// A pub/sub message: may be dropped whole under a drop policy. Replies and
+    /// subscribe confirmations never are, or the client would lose its place.
+    message: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    Open,
+    /// Write what is queued, then close (QUIT, protocol errors, shutdown).
+    Closing,
+}
+
+struct Queue {
+    frames: VecDeque<Frame>,
+    /// Queued plus taken-but-not-yet-written bytes (with per-frame overhead).
+    bytes: usize,
+    /// Frames taken by the writer and not yet written.
+    in_flight: usize,
+    state: State,
+    /// When the buffer first reached the soft limit, if it is still above it.
+    soft_since: Option<Instant>,
+    /// The soft limit seen by the last push, so the writer can reset the timer when
+    /// usage falls below it without consulting the settings.
+    soft: usize,
+}
+
+/// What a push did with the frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pushed {
+    Queued,
+    /// Dropped under a drop policy; counted in `dropped`.
+    Dropped,
+    /// The connection is closing or closed; nothing was queued.
+    Gone,
+    /// The connection went over its limit under the disconnect policy and is now closing.
+    Disconnected,
+}
+
+/// What the writer should do next.
+pub enum Take {
+    /// Write these frames, then call [`Outbox::written`] with the returned count.
+    Write(usize),
+    /// Nothing queued: wait on [`Outbox::wait`].
+    Idle,
+    /// Everything is written and the connection should be closed.
+    Close,
+}
+
+pub struct Outbox {
+    pub id: u64,
+    proto: AtomicU8,
+    /// Set while the connection has any subscription: selects the `pubsub` limit class.
+    pubsub_mode: AtomicBool,
+    policy: AtomicU8,
+    queue: Mutex<Queue>,
+    writer_wake: Notify,
+    /// Cancelled when the connection must stop now: killed, over its limit, or its
+    /// socket failed. Both the reader and the writer watch it.
+    pub gone: CancellationToken,
+    /// Messages dropped under a drop policy (CLIENT LIST `dropped=`).
+    pub dropped: AtomicU64,
+    /// Set once a drop has been logged, so a flood of drops logs one line.
+    pub drop_logged: AtomicBool,
+}
+
+/// A limit class resolved for one push.
+struct Limit {
+    hard: usize,
+    soft: usize,
+    soft_secs: u64,
+}
+
+impl Outbox {
+    pub fn new(id: u64) -> Outbox {
+        Outbox {
+            id,
+            proto: AtomicU8::new(2),
+            pubsub_mode: AtomicBool::new(false),
+            policy: AtomicU8::new(POLICY_DEFAULT),
+            queue: Mutex::new(Queue {
+                frames: VecDeque::new(),
+                bytes: 0,
+                in_flight: 0,
+                state: State::Open,
+                soft_since: None,
+                soft: 0,
+            }),
+            writer_wake: Notify::new(),
+            gone: CancellationToken::new(),
+            dropped: AtomicU64::new(0),
+            drop_logged: AtomicBool::new(false),
+        }
+    }
+
+    pub fn proto(&self) -> Proto {
+        Proto::from_u8(self.proto.load(Relaxed))
+    }
+
+    pub fn set_proto(&self, p: Proto) {
+        self.proto.store(p as u8, Relaxed);
+    }
+
+    pub fn set_pubsub_mode(&self, on: bool) {
+        self.pubsub_mode.store(on, Relaxed);
+    }
+
+    /// This connection's overflow policy: its own override, else the server's.
+    pub fn policy(&self, settings: &Settings) -> OverflowPolicy {
+        match self.policy.load(Relaxed) {
+            POLICY_DEFAULT => settings.overflow_policy(),
+            p => OverflowPolicy::from_u8(p),
+        }
+    }
+
+    /// Overrides the server's policy for this connection (`None` follows the server).
+    pub fn set_policy(&self, p: Option<OverflowPolicy>) {
+        self.policy
+            .store(p.map_or(POLICY_DEFAULT, |p| p as u8), Relaxed);
+    }
+
+    pub fn has_policy_override(&self) -> bool {
+        self.policy.load(Relaxed) != POLICY_DEFAULT
+    }
+
+    fn limit(&self, settings: &Settings) -> Limit {
+        let class = if self.pubsub_mode.load(Relaxed) {
+            &settings.obuf_pubsub
+        } else {
+            &settings.obuf_normal
+        };
+        Limit {
+            hard: class.hard.load(Relaxed) as usize,
+            soft: class.soft.load(Relaxed) as usize,
+            soft_secs: class.soft_seconds.load(Relaxed),
+        }
+    }
+
+    /// Queues a pub/sub message. Never blocks on the socket.
+    pub fn push_message(&self, frame: &Bytes, settings: &Settings) -> Pushed {
+        self.push(frame.clone(), true, settings)
+    }
+
+    /// Queues a reply (or a subscribe confirmation): never dropped, but it still counts
+    /// towards the limit, and a disconnect policy still applies to it.
+    pub fn push_reply(&self, bytes: Bytes, settings: &Settings) -> Pushed {
+        self.push(bytes, false, settings)
+    }
+
+    fn push(&self, bytes: Bytes, message: bool, settings: &Settings) -> Pushed {
+        if self.gone.is_cancelled() {
+            return Pushed::Gone;
+        }
+        let limit = self.limit(settings);
+        let cost = bytes.len() + FRAME_OVERHEAD;
+        let mut q = self.queue.lock().unwrap();
+        if q.state != State::Open {
+            return Pushed::Gone;
+        }
+        let after = q.bytes + cost;
+        if limit.hard > 0 && after >= limit.hard {
+            match self.policy(settings) {
+                OverflowPolicy::Disconnect => {
+                    drop(q);
+                    self.kill();
+                    return Pushed::Disconnected;
+                }
+                OverflowPolicy::DropNewest if message => {
+                    self.dropped.fetch_add(1, Relaxed);
+                    return Pushed::Dropped;
+                }
+                OverflowPolicy::DropOldest
+                    if message && !Self::drop_oldest(&mut q, cost, limit.hard, &self.dropped) =>
+                {
+                    self.dropped.fetch_add(1, Relaxed);
+                    return Pushed::Dropped;
+                }
+                // Replies are never dropped: they are bounded by the client's own requests.
+                _ => {}
+            }
+        }
+        let was_empty = q.frames.is_empty();
+        q.bytes += cost;
+        q.soft = limit.soft;
+        if limit.soft > 0 && q.bytes >= limit.soft {
+            let now = Instant::now();
+            match q.soft_since {
+                None => q.soft_since = Some(now),
+                Some(since)
+                    if self.policy(settings) == OverflowPolicy::Disconnect
+                        && now.duration_since(since) > Duration::from_secs(limit.soft_secs) =>
+                {
+                    drop(q);
+                    self.kill();
+                    return Pushed::Disconnected;
+                }
+                _ => {}
+            }
+        }
+        q.frames.push_back(Frame { bytes, message });
+        drop(q);
+        if was_empty {
+            self.writer_wake.notify_one();
+        }
+        Pushed::Queued
+    }
+
+    /// Makes room for `cost` more bytes below `hard` by dropping the oldest queued
+    /// messages. Frees down to 7/8 of the limit so that a subscriber stuck at the limit
+    /// does not pay a scan on every message. Returns false if not enough could be freed.
+    fn drop_oldest(q: &mut Queue, cost: usize, hard: usize, dropped: &AtomicU64) -> bool {
+        let target = (hard - hard / 8).saturating_sub(cost);
+        let mut freed = 0usize;
+        let mut n = 0u64;
+        let excess = q.bytes.saturating_sub(target);
+        // Frames at the front are messages in the common case: pop them cheaply.
+        while freed < excess {
+            match q.frames.front() {
+                Some(f) if f.message => {
+                    let f = q.frames.pop_front().unwrap();
+                    freed += f.bytes.len() + FRAME_OVERHEAD;
+                    n += 1;
+                }
+                _ => break,
+            }
+        }
+        if freed < excess {
+            q.frames.retain(|f| {
+                if freed < excess && f.message {
+                    freed += f.bytes.len() + FRAME_OVERHEAD;
+                    n += 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        q.bytes -= freed;
+        dropped.fetch_add(n, Relaxed);
+        q.bytes + cost < hard
+    }
+
+    /// Moves queued frames into `batch` (up to about `max_bytes`) for the writer.
+    pub fn take(&self, batch: &mut Vec<Bytes>, max_bytes: usize) -> Take {
+        let mut q = self.queue.lock().unwrap();
+        if q.frames.is_empty() {
+            return if q.state == State::Closing && q.in_flight == 0 {
+                Take::Close
+            } else {
+                Take::Idle
+            };
+        }
+        let mut taken = 0usize;
+        while let Some(f) = q.frames.pop_front() {
+            taken += f.bytes.len() + FRAME_OVERHEAD;
+            batch.push(f.bytes);
+            if taken >= max_bytes {
+                break;
+            }
+        }
+        q.in_flight += taken;
+        Take::Write(taken)
+    }
+
+    /// The writer has handed `n` taken bytes to the kernel.
+    pub fn written(&self, n: usize) {
+        let mut q = self.queue.lock().unwrap();
+        q.in_flight -= n;
+        q.bytes -= n;
+        if q.bytes < q.soft {
+            q.soft_since = None;
+        }
+    }
+
+    /// Waits until something is queued (or the connection is closing).
+    pub async fn wait(&self) {
+        self.writer_wake.notified().await
+    }
+
+    /// Write what is queued, then close. Further pushes are dropped.
+    pub fn close_after_flush(&self) {
+        self.queue.lock().unwrap().state = State::Closing;
+        self.writer_wake.notify_one();
+    }
+
+    /// Stop now: queued output is discarded and both tasks of the connection end.
+    pub fn kill(&self) {
+        {
+            let mut q = self.queue.lock().unwrap();
+            q.state = State::Closing;
+            q.bytes -= q
+                .frames
+                .iter()
+                .map(|f| f.bytes.len() + FRAME_OVERHEAD)
+                .sum::<usize>();
+            q.frames.clear();
+        }
+        self.gone.cancel();
+        self.writer_wake.notify_one();
+    }
+
+    /// Called by the periodic check: has this connection been over its soft limit for
+    /// longer than allowed? Catches subscribers that went quiet while over the limit.
+    pub fn soft_limit_expired(&self, settings: &Settings) -> bool {
+        let limit = self.limit(settings);
+        if limit.soft == 0 || self.policy(settings) != OverflowPolicy::Disconnect {
+            return false;
+        }
+        let q = self.queue.lock().unwrap();
+        match q.soft_since {
+            Some(since) => {
+                q.bytes >= limit.soft && since.elapsed() > Duration::from_secs(limit.soft_secs)
+            }
+            None => false,
+        }
+    }
+
+    /// (bytes, frames) queued or in flight: CLIENT LIST's `omem` and `oll`.
+    pub fn usage(&self) -> (usize, usize) {
+        let q = self.queue.lock().unwrap();
+        (q.bytes, q.frames.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(limit: &str, policy: &str) -> Settings {
+        let s = Settings::default();
+        s.set("client-output-buffer-limit", limit).unwrap();
+        s.set("pubsub-overflow-policy", policy).unwrap();
+        s
+    }
+
+    #[test]
+    fn hard_limit_disconnects() {
+        let s = settings("pubsub 1000 0 0", "disconnect");
+        let o = Outbox::new(1);
+        o.set_pubsub_mode(true);
+        let f = Bytes::from(vec![b'x'; 100]);
+        let mut n = 0;
+        while o.push_message(&f, &s) == Pushed::Queued {
+            n += 1;
+        }
+        assert_eq!(n, 8);
+        assert!(o.gone.is_cancelled());
+        assert_eq!(o.usage(), (0, 0));
+    }
+
+    #[test]
+    fn drop_newest_keeps_the_oldest() {
+        let s = settings("pubsub 1000 0 0", "drop-newest");
+        let o = Outbox::new(1);
+        o.set_pubsub_mode(true);
+        for i in 0..20u8 {
+            o.push_message(&Bytes::from(vec![i; 100]), &s);
+        }
+        assert!(!o.gone.is_cancelled());
+        assert_eq!(o.dropped.load(Relaxed), 12);
+        let mut batch = Vec::new();
+        assert!(matches!(o.take(&mut batch, usize::MAX), Take::Write(_)));
+        assert_eq!(batch.len(), 8);
+        assert_eq!(batch[0][0], 0);
+    }
+
+    #[test]
+    fn drop_oldest_keeps_the_newest_and_replies() {
+        let s = settings("pubsub 1000 0 0", "drop-oldest");
+        let o = Outbox::new(1);
+        o.set_pubsub_mode(true);
+        o.push_reply(Bytes::from_static(b"+reply\r\n"), &s);
+        for i in 0..20u8 {
+            assert_eq!(
+                o.push_message(&Bytes::from(vec![i; 100]), &s),
+                Pushed::Queued
+            );
+        }
+        assert!(o.usage().0 < 1000);
+        let mut batch = Vec::new();
+        o.take(&mut batch, usize::MAX);
+        assert_eq!(&batch[0][..], b"+reply\r\n");
+        assert_eq!(batch.last().unwrap()[0], 19);
+        assert_eq!(o.dropped.load(Relaxed) as usize + batch.len() - 1, 20);
+    }
+}

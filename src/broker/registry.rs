@@ -1,0 +1,206 @@
+//! The subscription registry: channel -> subscribers, shard channel -> subscribers,
+//! pattern -> subscribers.
+//!
+//! Channels live in sharded maps (`DashMap`), so publishing on one channel never waits
+//! on a global lock. Each channel's subscriber set is an immutable `Arc<[..]>` replaced
+//! on subscribe and unsubscribe (copy-on-write): a publish clones the `Arc` under the
+//! shard's read lock, releases the lock, and delivers without holding anything.
+//! Subscribing is rare next to publishing, so paying a copy there is the right trade.
+//!
+//! A connection owns its own subscription sets; the registry holds only the reverse map,
+//! and the connection removes itself from every entry it added when it goes away.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+
+use super::outbox::{Outbox, Pushed};
+use super::patterns::PatternIndex;
+use crate::config::Settings;
+use crate::protocol::reply::{message_frame, Proto};
+use crate::stats::Stats;
+
+/// The connections subscribed to one channel or pattern, in subscription order.
+pub type Subscribers = Arc<[Arc<Outbox>]>;
+
+/// Global channels (SUBSCRIBE/PUBLISH) and shard channels (SSUBSCRIBE/SPUBLISH) are
+/// separate namespaces: a PUBLISH never reaches an SSUBSCRIBE subscriber.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Namespace {
+    Global,
+    Shard,
+}
+
+pub struct Registry {
+    channels: DashMap<Bytes, Subscribers>,
+    shard_channels: DashMap<Bytes, Subscribers>,
+    pub patterns: PatternIndex,
+    settings: Arc<Settings>,
+    stats: Arc<Stats>,
+}
+
+/// One frame per protocol, encoded on first use and shared by every subscriber that
+/// speaks it: a publish to 1,000 subscribers encodes at most twice.
+struct Frames<'a> {
+    kind: &'a [u8],
+    pattern: Option<&'a [u8]>,
+    channel: &'a [u8],
+    payload: &'a [u8],
+    encoded: [Option<Bytes>; 2],
+}
+
+impl Frames<'_> {
+    fn get(&mut self, proto: Proto) -> &Bytes {
+        let (kind, pattern, channel, payload) =
+            (self.kind, self.pattern, self.channel, self.payload);
+        self.encoded[proto.index()]
+            .get_or_insert_with(|| message_frame(proto, kind, pattern, channel, payload))
+    }
+}
+
+impl Registry {
+    pub fn new(settings: Arc<Settings>, stats: Arc<Stats>) -> Registry {
+        Registry {
+            channels: DashMap::new(),
+            shard_channels: DashMap::new(),
+            patterns: PatternIndex::default(),
+            settings,
+            stats,
+        }
+    }
+
+    fn map(&self, ns: Namespace) -> &DashMap<Bytes, Subscribers> {
+        match ns {
+            Namespace::Global => &self.channels,
+            Namespace::Shard => &self.shard_channels,
+        }
+    }
+
+    pub fn subscribe(&self, ns: Namespace, channel: &[u8], sub: &Arc<Outbox>) {
+        // The key is copied: it outlives the read buffer it was sliced from and must
+        // not pin that whole buffer in memory.
+        self.map(ns)
+            .entry(Bytes::copy_from_slice(channel))
+            .and_modify(|subs| *subs = with(subs, sub))
+            .or_insert_with(|| Arc::from([sub.clone()]));
+    }
+
+    pub fn unsubscribe(&self, ns: Namespace, channel: &[u8], id: u64) {
+        let map = self.map(ns);
+        let mut now_empty = false;
+        if let Some(mut subs) = map.get_mut(channel) {
+            *subs = without(&subs, id);
+            now_empty = subs.is_empty();
+        }
+        if now_empty {
+            // Re-checked under the shard lock: someone may have subscribed meanwhile.
+            map.remove_if(channel, |_, subs| subs.is_empty());
+        }
+    }
+
+    /// PUBLISH / SPUBLISH. Returns the number of deliveries queued.
+    ///
+    /// Frames for the publisher itself (a RESP3 client publishing to a channel it is
+    /// subscribed to) go to `to_self` instead, so the caller can write its `:N` reply
+    /// before them, as Redis 7.2 does.
+    pub fn publish(
+        &self,
+        ns: Namespace,
+        channel: &[u8],
+        payload: &[u8],
+        publisher: u64,
+        to_self: &mut Vec<Bytes>,
+    ) -> usize {
+        crate::stats::Stats::add(&self.stats.messages_published, 1);
+        let kind: &[u8] = match ns {
+            Namespace::Global => b"message",
+            Namespace::Shard => b"smessage",
+        };
+        let subs = self.map(ns).get(channel).map(|e| e.value().clone());
+        let mut delivered = 0;
+        if let Some(subs) = subs {
+            let mut frames = Frames {
+                kind,
+                pattern: None,
+                channel,
+                payload,
+                encoded: [None, None],
+            };
+            delivered += self.deliver(&subs, &mut frames, publisher, to_self);
+        }
+        // Patterns never see shard channels.
+        if ns == Namespace::Global && !self.patterns.is_empty() {
+            self.patterns.for_each_match(channel, |pattern, subs| {
+                let mut frames = Frames {
+                    kind: b"pmessage",
+                    pattern: Some(pattern),
+                    channel,
+                    payload,
+                    encoded: [None, None],
+                };
+                delivered += self.deliver(subs, &mut frames, publisher, to_self);
+            });
+        }
+        crate::stats::Stats::add(&self.stats.messages_delivered, delivered as u64);
+        delivered
+    }
+
+    fn deliver(
+        &self,
+        subs: &[Arc<Outbox>],
+        frames: &mut Frames,
+        publisher: u64,
+        to_self: &mut Vec<Bytes>,
+    ) -> usize {
+        let mut delivered = 0;
+        for sub in subs {
+            let frame = frames.get(sub.proto());
+            if sub.id == publisher {
+                to_self.push(frame.clone());
+                delivered += 1;
+                continue;
+            }
+            match sub.push_message(frame, &self.settings) {
+                Pushed::Queued => delivered += 1,
+                Pushed::Dropped => crate::stats::Stats::add(&self.stats.messages_dropped, 1),
+                Pushed::Disconnected => {
+                    crate::stats::Stats::add(&self.stats.obuf_limit_disconnections, 1)
+                }
+                Pushed::Gone => {}
+            }
+        }
+        delivered
+    }
+
+    /// PUBSUB NUMSUB / SHARDNUMSUB: exact-channel subscribers only.
+    pub fn numsub(&self, ns: Namespace, channel: &[u8]) -> usize {
+        self.map(ns).get(channel).map_or(0, |s| s.len())
+    }
+
+    /// PUBSUB CHANNELS / SHARDCHANNELS: channels with at least one subscriber.
+    pub fn channels(&self, ns: Namespace, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        self.map(ns)
+            .iter()
+            .filter(|e| pattern.is_none_or(|p| super::glob::matches(p, e.key())))
+            .map(|e| e.key().clone())
+            .collect()
+    }
+
+    pub fn channel_count(&self, ns: Namespace) -> usize {
+        self.map(ns).len()
+    }
+}
+
+/// A copy of `subs` with `sub` appended.
+pub(super) fn with(subs: &[Arc<Outbox>], sub: &Arc<Outbox>) -> Subscribers {
+    subs.iter()
+        .cloned()
+        .chain(std::iter::once(sub.clone()))
+        .collect()
+}
+
+/// A copy of `subs` without connection `id`.
+pub(super) fn without(subs: &[Arc<Outbox>], id: u64) -> Subscribers {
+    subs.iter().filter(|s| s.id != id).cloned().collect()
+}

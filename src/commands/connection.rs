@@ -1,0 +1,207 @@
+//! Connection commands: PING, RESET, HELLO, AUTH, SELECT (ECHO and QUIT are one-liners
+//! in the dispatcher).
+
+use bytes::Bytes;
+
+use super::{Flow, ReplyMode, Session};
+use crate::protocol::reply::Proto;
+use crate::stats::Stats;
+
+/// Redis's text for failed credentials.
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// Compares without an early exit, so the time taken says nothing about where the
+/// first difference is.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() != b.len()) as u8;
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+impl Session {
+    pub(super) fn ping(&mut self, args: &[Bytes]) -> Flow {
+        if args.len() > 2 {
+            self.error("ERR wrong number of arguments for 'ping' command");
+            return Flow::Continue;
+        }
+        if self.proto == Proto::Resp2 && self.subscription_count() > 0 {
+            let mut e = self.reply();
+            e.array(2);
+            e.bulk(b"pong");
+            e.bulk(args.get(1).map_or(&b""[..], |m| &m[..]));
+        } else if let Some(m) = args.get(1) {
+            self.reply().bulk(m);
+        } else {
+            self.reply().simple("PONG");
+        }
+        Flow::Continue
+    }
+
+    /// Back to the state of a new connection, keeping the id (and library info, as 7.2).
+    pub(super) fn reset(&mut self) -> Flow {
+        self.drop_subscriptions();
+        self.set_proto(Proto::Resp2);
+        self.reply_mode = ReplyMode::On;
+        self.silenced = false;
+        self.authenticated = self.broker.settings.requirepass().is_none();
+        {
+            let mut info = self.client.info.lock().unwrap();
+            info.name = None;
+            info.db = 0;
+            info.no_evict = false;
+            info.no_touch = false;
+        }
+        self.client.outbox.set_policy(None);
+        self.reply().simple("RESET");
+        Flow::Continue
+    }
+
+    /// Checks credentials for the default user. `Err` carries the error reply.
+    fn check_credentials(&mut self, user: Option<&[u8]>, pass: &[u8]) -> Result<(), &'static str> {
+        let required = self.broker.settings.requirepass();
+        let ok = match (user, &required) {
+            (Some(u), _) if u != b"default" => false,
+            (None, None) => {
+                return Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+            }
+            (Some(_), None) => true,
+            (_, Some(pw)) => constant_time_eq(pass, pw),
+        };
+        if ok {
+            self.authenticated = true;
+            Ok(())
+        } else {
+            Stats::add(&self.broker.stats.auth_failures, 1);
+            // Never log the password.
+            tracing::warn!(client = self.id(), addr = %self.client.peer, "failed AUTH attempt");
+            Err(WRONGPASS)
+        }
+    }
+
+    pub(super) fn auth(&mut self, args: &[Bytes]) -> Flow {
+        let result = match args.len() {
+            2 => self.check_credentials(None, &args[1]),
+            3 => self.check_credentials(Some(&args[1]), &args[2]),
+            _ => Err("ERR syntax error"),
+        };
+        match result {
+            Ok(()) => self.ok(),
+            Err(e) => self.error(e),
+        }
+        Flow::Continue
+    }
+
+    pub(super) fn hello(&mut self, args: &[Bytes]) -> Flow {
+        let mut version = None;
+        if let Some(v) = args.get(1) {
+            match std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+            {
+                None => {
+                    self.error("ERR Protocol version is not an integer or out of range");
+                    return Flow::Continue;
+                }
+                Some(v) if v != 2 && v != 3 => {
+                    self.error("NOPROTO unsupported protocol version");
+                    return Flow::Continue;
+                }
+                Some(v) => version = Some(v),
+            }
+        }
+        let mut credentials = None;
+        let mut name = None;
+        let mut j = 2;
+        while j < args.len() {
+            let more = args.len() - 1 - j;
+            let opt = &args[j];
+            if opt.eq_ignore_ascii_case(b"AUTH") && more >= 2 {
+                credentials = Some((args[j + 1].clone(), args[j + 2].clone()));
+                j += 3;
+            } else if opt.eq_ignore_ascii_case(b"SETNAME") && more >= 1 {
+                if let Err(e) = super::client::validate_name(&args[j + 1], "Client names") {
+                    self.error(&e);
+                    return Flow::Continue;
+                }
+                name = Some(args[j + 1].clone());
+                j += 2;
+            } else {
+                let msg = format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(opt)
+                );
+                self.error(&msg);
+                return Flow::Continue;
+            }
+        }
+        if let Some((user, pass)) = credentials {
+            if let Err(e) = self.check_credentials(Some(&user), &pass) {
+                self.error(e);
+                return Flow::Continue;
+            }
+        }
+        if !self.authenticated {
+            self.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+            return Flow::Continue;
+        }
+        if let Some(name) = name {
+            self.client.info.lock().unwrap().name = (!name.is_empty()).then_some(name);
+        }
+        if let Some(v) = version {
+            self.set_proto(if v == 3 { Proto::Resp3 } else { Proto::Resp2 });
+        }
+        let id = self.id();
+        let proto = self.proto as i64;
+        let mut e = self.reply();
+        e.map(7);
+        e.bulk(b"server");
+        e.bulk(b"redis");
+        e.bulk(b"version");
+        e.bulk(crate::REDIS_VERSION.as_bytes());
+        e.bulk(b"proto");
+        e.integer(proto);
+        e.bulk(b"id");
+        e.integer(id as i64);
+        e.bulk(b"mode");
+        e.bulk(b"standalone");
+        e.bulk(b"role");
+        e.bulk(b"master");
+        e.bulk(b"modules");
+        e.array(0);
+        Flow::Continue
+    }
+
+    pub(super) fn select(&mut self, args: &[Bytes]) -> Flow {
+        match std::str::from_utf8(&args[1])
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+        {
+            None => self.error("ERR value is not an integer or out of range"),
+            Some(n) if n < 0 || n as u64 >= self.broker.settings.databases() => {
+                self.error("ERR DB index is out of range")
+            }
+            // Pub/sub ignores the database, as in Redis; only CLIENT LIST shows it.
+            Some(n) => {
+                self.client.info.lock().unwrap().db = n as u64;
+                self.ok();
+            }
+        }
+        Flow::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn constant_time_compare() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(!constant_time_eq(b"", b"a"));
+        assert!(constant_time_eq(b"", b""));
+    }
+}

@@ -1,0 +1,173 @@
+//! SUBSCRIBE and friends, PUBLISH, SPUBLISH and PUBSUB.
+
+use bytes::Bytes;
+
+use super::{Flow, Session};
+use crate::broker::Namespace;
+
+/// Which of the three subscription families a command acts on.
+#[derive(Clone, Copy)]
+enum Family {
+    Channel,
+    Pattern,
+    Shard,
+}
+
+impl Family {
+    fn of(cmd: &str) -> Family {
+        match cmd {
+            "subscribe" | "unsubscribe" => Family::Channel,
+            "psubscribe" | "punsubscribe" => Family::Pattern,
+            _ => Family::Shard,
+        }
+    }
+}
+
+impl Session {
+    fn set_of(&mut self, f: Family) -> &mut std::collections::HashSet<Bytes> {
+        match f {
+            Family::Channel => &mut self.channels,
+            Family::Pattern => &mut self.patterns,
+            Family::Shard => &mut self.shard_channels,
+        }
+    }
+
+    /// The count a confirmation reports: channels + patterns, or shard channels alone.
+    fn confirmation_count(&self, f: Family) -> usize {
+        match f {
+            Family::Shard => self.shard_channels.len(),
+            _ => self.channels.len() + self.patterns.len(),
+        }
+    }
+
+    fn confirm(&mut self, kind: &str, name: Option<&[u8]>, count: usize) {
+        let mut e = self.push();
+        e.push(3);
+        e.bulk(kind.as_bytes());
+        e.bulk_or_null(name);
+        e.integer(count as i64);
+    }
+
+    pub(super) fn subscribe(&mut self, cmd: &'static str, names: &[Bytes]) -> Flow {
+        let family = Family::of(cmd);
+        let mut added = Vec::new();
+        for name in names {
+            if self.set_of(family).insert(name.clone()) {
+                added.push(name.clone());
+            }
+            let count = self.confirmation_count(family);
+            self.confirm(cmd, Some(name), count);
+        }
+        self.sync_subscription_info();
+        // The confirmations must reach the outbox before the registry can route a
+        // message here: a client must never see a message before its confirmation.
+        self.flush();
+        let outbox = self.outbox().clone();
+        let reg = &self.broker.registry;
+        for name in &added {
+            match family {
+                Family::Channel => reg.subscribe(Namespace::Global, name, &outbox),
+                Family::Shard => reg.subscribe(Namespace::Shard, name, &outbox),
+                Family::Pattern => reg.patterns.subscribe(name, &outbox),
+            }
+        }
+        Flow::Continue
+    }
+
+    pub(super) fn unsubscribe(&mut self, cmd: &'static str, names: &[Bytes]) -> Flow {
+        let family = Family::of(cmd);
+        let names: Vec<Bytes> = if names.is_empty() {
+            self.set_of(family).iter().cloned().collect()
+        } else {
+            names.to_vec()
+        };
+        if names.is_empty() {
+            let count = self.confirmation_count(family);
+            self.confirm(cmd, None, count);
+            return Flow::Continue;
+        }
+        let id = self.id();
+        for name in &names {
+            if self.set_of(family).remove(name) {
+                let reg = &self.broker.registry;
+                match family {
+                    Family::Channel => reg.unsubscribe(Namespace::Global, name, id),
+                    Family::Shard => reg.unsubscribe(Namespace::Shard, name, id),
+                    Family::Pattern => reg.patterns.unsubscribe(name, id),
+                }
+            }
+            let count = self.confirmation_count(family);
+            self.confirm(cmd, Some(name), count);
+        }
+        self.sync_subscription_info();
+        Flow::Continue
+    }
+
+    pub(super) fn publish(&mut self, ns: Namespace, args: &[Bytes]) -> Flow {
+        let mut to_self = Vec::new();
+        let n = self
+            .broker
+            .registry
+            .publish(ns, &args[1], &args[2], self.id(), &mut to_self);
+        self.reply().integer(n as i64);
+        // Redis 7.2 order: the publisher's reply, then its own copies of the message.
+        for frame in to_self {
+            self.out.extend_from_slice(&frame);
+        }
+        Flow::Continue
+    }
+
+    pub(super) fn pubsub(&mut self, sub: &str, args: &[Bytes]) -> Flow {
+        let reg = &self.broker.registry;
+        match sub {
+            "pubsub|channels" | "pubsub|shardchannels" => {
+                if args.len() > 3 {
+                    let msg = format!(
+                        "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+                        String::from_utf8_lossy(&args[1])
+                    );
+                    self.error(&msg);
+                    return Flow::Continue;
+                }
+                let ns = if sub == "pubsub|channels" { Namespace::Global } else { Namespace::Shard };
+                let list = reg.channels(ns, args.get(2).map(|p| &p[..]));
+                let mut e = self.reply();
+                e.array(list.len());
+                for ch in &list {
+                    e.bulk(ch);
+                }
+            }
+            "pubsub|numsub" | "pubsub|shardnumsub" => {
+                let ns = if sub == "pubsub|numsub" { Namespace::Global } else { Namespace::Shard };
+                let counts: Vec<usize> = args[2..].iter().map(|c| reg.numsub(ns, c)).collect();
+                let mut e = self.reply();
+                e.array(2 * counts.len());
+                for (ch, n) in args[2..].iter().zip(counts) {
+                    e.bulk(ch);
+                    e.integer(n as i64);
+                }
+            }
+            "pubsub|numpat" => {
+                let n = reg.patterns.len();
+                self.reply().integer(n as i64);
+            }
+            _ => self.help(
+                "PUBSUB",
+                &[
+                    "CHANNELS [<pattern>]",
+                    "    Return the currently active channels matching a <pattern> (default: '*').",
+                    "NUMPAT",
+                    "    Return number of subscriptions to patterns.",
+                    "NUMSUB [<channel> ...]",
+                    "    Return the number of subscribers for the specified channels, excluding",
+                    "    pattern subscriptions(default: no channels).",
+                    "SHARDCHANNELS [<pattern>]",
+                    "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+                    "SHARDNUMSUB [<shardchannel> ...]",
+                    "    Return the number of subscribers for the specified shard level channel(s)",
+                ],
+            ),
+        }
+        Flow::Continue
+    }
+}

@@ -1,0 +1,532 @@
+//! Server commands: INFO, CONFIG, COMMAND.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::Bytes;
+
+use super::table::{self, Spec};
+use super::{Flow, Session};
+use crate::broker::glob;
+use crate::broker::Namespace;
+use crate::config::DIRECTIVES;
+use crate::protocol::reply::Encoder;
+use crate::stats::Stats;
+
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+
+/// Resident set size and CPU times of this process, from /proc (Linux).
+fn process_usage() -> (u64, f64, f64) {
+    let page = 4096;
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * page);
+    let (user, sys) = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let rest = s.rsplit_once(')')?.1.to_string();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((
+                f.get(11)?.parse::<f64>().ok()? / 100.0,
+                f.get(12)?.parse::<f64>().ok()? / 100.0,
+            ))
+        })
+        .unwrap_or((0.0, 0.0));
+    (rss, user, sys)
+}
+
+impl Session {
+    pub(super) fn info(&mut self, args: &[Bytes]) -> Flow {
+        let mut wanted: Vec<String> = args[1..]
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+            .collect();
+        if wanted.is_empty() || wanted.iter().any(|w| w == "default") {
+            wanted.retain(|w| w != "default");
+            wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
+        }
+        if wanted.iter().any(|w| w == "all" || w == "everything") {
+            wanted = DEFAULT_SECTIONS.iter().map(|s| s.to_string()).collect();
+            wanted.push("commandstats".into());
+        }
+        let mut text = String::new();
+        for section in DEFAULT_SECTIONS.iter().chain(["commandstats"].iter()) {
+            if wanted.iter().any(|w| w == section) {
+                if !text.is_empty() {
+                    text.push_str("\r\n");
+                }
+                self.info_section(section, &mut text);
+            }
+        }
+        self.reply().verbatim(text.as_bytes());
+        Flow::Continue
+    }
+
+    fn info_section(&self, section: &str, t: &mut String) {
+        let b = &self.broker;
+        let st = &b.stats;
+        let uptime = b.started.elapsed().as_secs();
+        let (rss, cpu_user, cpu_sys) = process_usage();
+        let title = {
+            let mut c = section.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        };
+        let _ = write!(t, "# {title}\r\n");
+        let mut kv = |k: &str, v: &dyn std::fmt::Display| {
+            let _ = write!(t, "{k}:{v}\r\n");
+        };
+        match section {
+            "server" => {
+                kv("redis_version", &crate::REDIS_VERSION);
+                kv("fanout_version", &env!("CARGO_PKG_VERSION"));
+                kv("redis_git_sha1", &"00000000");
+                kv("redis_git_dirty", &0);
+                kv("redis_build_id", &"fanout");
+                kv("redis_mode", &"standalone");
+                kv(
+                    "os",
+                    &format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+                );
+                kv("arch_bits", &(usize::BITS));
+                kv("multiplexing_api", &"epoll");
+                kv("process_id", &std::process::id());
+                kv("process_supervised", &"no");
+                kv("run_id", &b.run_id);
+                kv("tcp_port", &b.tcp_port.load(Relaxed));
+                kv(
+                    "server_time_usec",
+                    &std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_micros()),
+                );
+                kv("uptime_in_seconds", &uptime);
+                kv("uptime_in_days", &(uptime / 86400));
+                kv("hz", &10);
+                kv("configured_hz", &10);
+                kv(
+                    "executable",
+                    &std::env::current_exe()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                );
+                kv(
+                    "config_file",
+                    &b.config_file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                );
+            }
+            "clients" => {
+                let clients = b.clients.all();
+                let pubsub = clients.iter().filter(|c| c.is_pubsub()).count();
+                let max_out = clients
+                    .iter()
+                    .map(|c| c.outbox.usage().0)
+                    .max()
+                    .unwrap_or(0);
+                kv("connected_clients", &clients.len());
+                kv("cluster_connections", &0);
+                kv("maxclients", &b.settings.maxclients.load(Relaxed));
+                kv("client_recent_max_input_buffer", &0);
+                kv("client_recent_max_output_buffer", &max_out);
+                kv("blocked_clients", &0);
+                kv("tracking_clients", &0);
+                kv("pubsub_clients", &pubsub);
+                kv("clients_in_timeout_table", &0);
+            }
+            "memory" => {
+                kv("used_memory", &rss);
+                kv("used_memory_human", &human(rss));
+                kv("used_memory_rss", &rss);
+                kv("used_memory_rss_human", &human(rss));
+                kv("used_memory_peak", &rss);
+                kv("maxmemory", &0);
+                kv("maxmemory_policy", &"noeviction");
+                kv("mem_allocator", &"libc");
+            }
+            "persistence" => {
+                kv("loading", &0);
+                kv("async_loading", &0);
+                kv("rdb_changes_since_last_save", &0);
+                kv("rdb_bgsave_in_progress", &0);
+                kv("aof_enabled", &0);
+                kv("aof_rewrite_in_progress", &0);
+            }
+            "stats" => {
+                kv(
+                    "total_connections_received",
+                    &Stats::get(&st.connections_received),
+                );
+                kv(
+                    "total_commands_processed",
+                    &Stats::get(&st.commands_processed),
+                );
+                kv("instantaneous_ops_per_sec", &0);
+                kv("total_net_input_bytes", &Stats::get(&st.net_input_bytes));
+                kv("total_net_output_bytes", &Stats::get(&st.net_output_bytes));
+                kv(
+                    "rejected_connections",
+                    &Stats::get(&st.rejected_connections),
+                );
+                kv("expired_keys", &0);
+                kv("evicted_keys", &0);
+                kv("evicted_clients", &0);
+                kv("keyspace_hits", &0);
+                kv("keyspace_misses", &0);
+                kv(
+                    "pubsub_channels",
+                    &b.registry.channel_count(Namespace::Global),
+                );
+                kv("pubsub_patterns", &b.registry.patterns.len());
+                kv(
+                    "pubsubshard_channels",
+                    &b.registry.channel_count(Namespace::Shard),
+                );
+                kv("total_error_replies", &Stats::get(&st.error_replies));
+                kv(
+                    "client_query_buffer_limit_disconnections",
+                    &Stats::get(&st.qbuf_limit_disconnections),
+                );
+                kv(
+                    "client_output_buffer_limit_disconnections",
+                    &Stats::get(&st.obuf_limit_disconnections),
+                );
+                kv(
+                    "pubsub_published_messages",
+                    &Stats::get(&st.messages_published),
+                );
+                kv(
+                    "pubsub_delivered_messages",
+                    &Stats::get(&st.messages_delivered),
+                );
+                kv("pubsub_dropped_messages", &Stats::get(&st.messages_dropped));
+                kv("auth_failures", &Stats::get(&st.auth_failures));
+            }
+            "replication" => {
+                kv("role", &"master");
+                kv("connected_slaves", &0);
+                kv("master_replid", &b.run_id);
+                kv("master_repl_offset", &0);
+            }
+            "cpu" => {
+                kv("used_cpu_sys", &format!("{cpu_sys:.6}"));
+                kv("used_cpu_user", &format!("{cpu_user:.6}"));
+            }
+            "cluster" => kv("cluster_enabled", &0),
+            _ => {}
+        }
+    }
+
+    pub(super) fn config_command(&mut self, sub: &str, args: &[Bytes]) -> Flow {
+        match sub {
+            "config|get" => {
+                let mut pairs: Vec<(&str, String)> = Vec::new();
+                for pattern in &args[2..] {
+                    for d in DIRECTIVES {
+                        if glob::matches_nocase(pattern, d.name.as_bytes())
+                            && !pairs.iter().any(|(n, _)| *n == d.name)
+                        {
+                            pairs.push((
+                                d.name,
+                                self.broker.settings.get(d.name).unwrap_or_default(),
+                            ));
+                        }
+                    }
+                }
+                let mut e = self.reply();
+                e.map(pairs.len());
+                for (k, v) in pairs {
+                    e.bulk(k.as_bytes());
+                    e.bulk(v.as_bytes());
+                }
+            }
+            "config|set" => self.config_set(&args[2..]),
+            "config|resetstat" => {
+                self.broker.stats.reset();
+                self.ok();
+            }
+            _ => self.help(
+                "CONFIG",
+                &[
+                    "GET <pattern>",
+                    "    Return parameters matching the glob-like <pattern> and their values.",
+                    "SET <directive> <value>",
+                    "    Set the configuration <directive> to <value>.",
+                    "RESETSTAT",
+                    "    Reset statistics reported by the INFO command.",
+                ],
+            ),
+        }
+        Flow::Continue
+    }
+
+    /// CONFIG SET name value [name value ...]: every pair is validated before any is
+    /// applied, and a failure names the argument, as Redis does.
+    fn config_set(&mut self, pairs: &[Bytes]) {
+        if !pairs.len().is_multiple_of(2) {
+            self.error("ERR wrong number of arguments for 'config|set' command");
+            return;
+        }
+        let settings = &self.broker.settings;
+        let mut checked = Vec::new();
+        for kv in pairs.chunks(2) {
+            let name = String::from_utf8_lossy(&kv[0]).to_string();
+            let value = String::from_utf8_lossy(&kv[1]).to_string();
+            match crate::config::directive(&name) {
+                Some(d) if d.mutable => {
+                    if checked
+                        .iter()
+                        .any(|(n, _): &(String, String)| n.eq_ignore_ascii_case(&name))
+                    {
+                        let msg = format!("ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter");
+                        self.error(&msg);
+                        return;
+                    }
+                    // Validate on a scratch copy so nothing is applied on failure.
+                    if let Err(reason) = crate::config::Settings::default().set(&name, &value) {
+                        let msg = format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}");
+                        self.error(&msg);
+                        return;
+                    }
+                    checked.push((name, value));
+                }
+                Some(_) => {
+                    let msg = format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config");
+                    self.error(&msg);
+                    return;
+                }
+                None => {
+                    let msg = format!(
+                        "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                    );
+                    self.error(&msg);
+                    return;
+                }
+            }
+        }
+        for (name, value) in checked {
+            let _ = settings.set(&name, &value);
+            if name.eq_ignore_ascii_case("loglevel") {
+                crate::server::set_log_level(&value);
+            }
+        }
+        self.ok();
+    }
+
+    pub(super) fn command_command(&mut self, sub: &str, args: &[Bytes]) -> Flow {
+        match sub {
+            "command" => {
+                let mut e = self.reply();
+                e.array(table::COMMANDS.len());
+                for c in table::COMMANDS {
+                    command_info(&mut e, c);
+                }
+            }
+            "command|count" => self.reply().integer(table::COMMANDS.len() as i64),
+            "command|info" => {
+                let found: Vec<Option<&'static Spec>> =
+                    args[2..].iter().map(|n| find_spec(n)).collect();
+                let mut e = self.reply();
+                e.array(found.len());
+                for f in found {
+                    match f {
+                        Some(c) => command_info(&mut e, c),
+                        None => e.null(),
+                    }
+                }
+            }
+            "command|docs" => {
+                let specs: Vec<&'static Spec> = if args.len() == 2 {
+                    table::COMMANDS.iter().collect()
+                } else {
+                    args[2..].iter().filter_map(|n| find_spec(n)).collect()
+                };
+                let mut e = self.reply();
+                e.map(specs.len());
+                for c in specs {
+                    e.bulk(c.name.as_bytes());
+                    command_docs(&mut e, c);
+                }
+            }
+            "command|list" => {
+                let filter = match args.len() {
+                    2 => None,
+                    5 if args[2].eq_ignore_ascii_case(b"filterby") => {
+                        Some((args[3].to_ascii_lowercase(), args[4].clone()))
+                    }
+                    _ => {
+                        self.error("ERR syntax error");
+                        return Flow::Continue;
+                    }
+                };
+                let names: Vec<&str> = table::all()
+                    .filter(|c| match &filter {
+                        None => true,
+                        Some((kind, v)) => match kind.as_slice() {
+                            b"module" => false,
+                            b"aclcat" => c
+                                .acl
+                                .iter()
+                                .any(|a| a.as_bytes()[1..].eq_ignore_ascii_case(v)),
+                            b"pattern" => glob::matches_nocase(v, c.name.as_bytes()),
+                            _ => false,
+                        },
+                    })
+                    .map(|c| c.name)
+                    .collect();
+                let mut e = self.reply();
+                e.array(names.len());
+                for n in names {
+                    e.bulk(n.as_bytes());
+                }
+            }
+            "command|getkeys" => {
+                if find_spec(&args[2]).is_some() {
+                    self.error("ERR The command has no key arguments");
+                } else {
+                    self.error("ERR Invalid command specified");
+                }
+            }
+            _ => self.help(
+                "COMMAND",
+                &[
+                    "(no subcommand)",
+                    "    Return details about all Redis commands.",
+                    "COUNT",
+                    "    Return the total number of commands in this Redis server.",
+                    "LIST",
+                    "    Return a list of all commands in this Redis server.",
+                    "INFO [<command-name> ...]",
+                    "    Return details about multiple Redis commands.",
+                    "    If no command names are given, documentation details for all",
+                    "    commands are returned.",
+                    "DOCS [<command-name> ...]",
+                    "    Return documentation details about multiple Redis commands.",
+                    "    If no command names are given, documentation details for all",
+                    "    commands are returned.",
+                    "GETKEYS <full-command>",
+                    "    Return the keys from a full Redis command.",
+                ],
+            ),
+        }
+        Flow::Continue
+    }
+}
+
+/// `publish` or `pubsub|numsub`, any case.
+fn find_spec(name: &[u8]) -> Option<&'static Spec> {
+    match name.iter().position(|&b| b == b'|') {
+        None => table::lookup(name),
+        Some(i) => table::lookup(&name[..i])?.sub(&name[i + 1..]),
+    }
+}
+
+/// One COMMAND / COMMAND INFO entry: 10 items, as Redis 7.
+fn command_info(e: &mut Encoder, c: &Spec) {
+    e.array(10);
+    e.bulk(c.name.as_bytes());
+    e.integer(c.arity as i64);
+    e.set(c.flags.len());
+    for f in c.flags {
+        e.simple(f);
+    }
+    e.integer(0);
+    e.integer(0);
+    e.integer(0);
+    e.set(c.acl.len());
+    for a in c.acl {
+        e.simple(a);
+    }
+    e.array(0);
+    e.array(0);
+    e.array(c.subcommands.len());
+    for s in c.subcommands {
+        command_info(e, s);
+    }
+}
+
+/// One COMMAND DOCS entry (the doc map for `c`).
+fn command_docs(e: &mut Encoder, c: &Spec) {
+    let has_args = !c.args.is_empty();
+    let has_subs = !c.subcommands.is_empty();
+    e.map(4 + has_args as usize + has_subs as usize);
+    e.bulk(b"summary");
+    e.bulk(c.summary.as_bytes());
+    e.bulk(b"since");
+    e.bulk(c.since.as_bytes());
+    e.bulk(b"group");
+    e.bulk(c.group.as_bytes());
+    e.bulk(b"complexity");
+    e.bulk(c.complexity.as_bytes());
+    if has_args {
+        e.bulk(b"arguments");
+        e.array(c.args.len());
+        for a in c.args {
+            let n = 2 + a.token.is_some() as usize + (a.optional || a.multiple) as usize;
+            e.map(n + 1);
+            e.bulk(b"name");
+            e.bulk(a.name.as_bytes());
+            e.bulk(b"type");
+            e.bulk(a.kind.as_bytes());
+            e.bulk(b"display_text");
+            e.bulk(a.name.as_bytes());
+            if let Some(t) = a.token {
+                e.bulk(b"token");
+                e.bulk(t.as_bytes());
+            }
+            if a.optional || a.multiple {
+                let flags: Vec<&str> = [(a.optional, "optional"), (a.multiple, "multiple")]
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, f)| *f)
+                    .collect();
+                e.bulk(b"flags");
+                e.set(flags.len());
+                for f in flags {
+                    e.simple(f);
+                }
+            }
+        }
+    }
+    if has_subs {
+        e.bulk(b"subcommands");
+        e.map(c.subcommands.len());
+        for s in c.subcommands {
+            e.bulk(s.name.as_bytes());
+            command_docs(e, s);
+        }
+    }
+}
+
+fn human(bytes: u64) -> String {
+    if bytes >= 1 << 30 {
+        format!("{:.2}G", bytes as f64 / (1u64 << 30) as f64)
+    } else if bytes >= 1 << 20 {
+        format!("{:.2}M", bytes as f64 / (1u64 << 20) as f64)
+    } else if bytes >= 1 << 10 {
+        format!("{:.2}K", bytes as f64 / 1024.0)
+    } else {
+        format!("{bytes}B")
+    }
+}

@@ -1,0 +1,537 @@
+//! Configuration in Redis's shape.
+//!
+//! One table, [`DIRECTIVES`], drives everything: the command line (`--port 7000`), the
+//! optional redis.conf-style file (`port 7000`), the environment (`FANOUT_PORT=7000`),
+//! `fanout --help`, and CONFIG GET/SET. Precedence is command line, environment, file,
+//! default. Values are validated by one function, [`Settings::set`], whichever way they
+//! arrive, so a bad value is refused the same way at start-up and at CONFIG SET.
+//!
+//! Settings read on hot paths (limits checked per read or per queued frame) are atomics,
+//! so reading them never takes a lock.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Mutex;
+
+pub mod units;
+
+use units::parse_memory;
+
+/// A configuration directive: its Redis name, default, whether CONFIG SET may change it,
+/// and the one-line help `fanout --help` prints.
+pub struct Directive {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub mutable: bool,
+    /// Takes several words on the command line (`--bind 127.0.0.1 ::1`).
+    pub multi: bool,
+    pub help: &'static str,
+}
+
+const fn d(
+    name: &'static str,
+    default: &'static str,
+    mutable: bool,
+    help: &'static str,
+) -> Directive {
+    Directive {
+        name,
+        default,
+        mutable,
+        multi: false,
+        help,
+    }
+}
+
+pub const DIRECTIVES: &[Directive] = &[
+    d(
+        "port",
+        "6379",
+        false,
+        "TCP port to listen on (0 picks a free port)",
+    ),
+    Directive {
+        name: "bind",
+        default: "127.0.0.1",
+        mutable: false,
+        multi: true,
+        help: "addresses to listen on, several allowed (IPv4 or IPv6)",
+    },
+    d(
+        "maxclients",
+        "10000",
+        true,
+        "most connections served at once",
+    ),
+    d(
+        "loglevel",
+        "notice",
+        true,
+        "debug, verbose, notice or warning",
+    ),
+    d("log-format", "text", false, "text or json"),
+    d(
+        "proto-max-bulk-len",
+        "536870912",
+        true,
+        "largest bulk string in a request (bytes, or 512mb)",
+    ),
+    d(
+        "client-query-buffer-limit",
+        "1073741824",
+        true,
+        "largest unparsed input kept for one client",
+    ),
+    d(
+        "client-output-buffer-limit",
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        true,
+        "output limits per class: <class> <hard> <soft> <soft-seconds> ...",
+    ),
+    d(
+        "pubsub-overflow-policy",
+        "disconnect",
+        true,
+        "over the pubsub hard limit: disconnect, drop-newest or drop-oldest",
+    ),
+    d(
+        "requirepass",
+        "",
+        true,
+        "password for the default user (empty: none)",
+    ),
+    d(
+        "timeout",
+        "0",
+        true,
+        "close idle non-subscribed clients after N seconds (0: never)",
+    ),
+    d(
+        "tcp-keepalive",
+        "300",
+        true,
+        "TCP keepalive interval in seconds (0: off)",
+    ),
+    d("tcp-backlog", "511", false, "listen backlog"),
+    d(
+        "databases",
+        "16",
+        false,
+        "SELECT accepts 0..databases-1 (pub/sub ignores the database)",
+    ),
+    d(
+        "shutdown-timeout",
+        "10",
+        true,
+        "seconds to let queued output drain on SIGINT/SIGTERM",
+    ),
+];
+
+pub fn directive(name: &str) -> Option<&'static Directive> {
+    DIRECTIVES
+        .iter()
+        .find(|d| d.name.eq_ignore_ascii_case(name))
+}
+
+/// What to do with a message for a subscriber whose output buffer is at its hard limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverflowPolicy {
+    /// Close the connection, as Redis does.
+    Disconnect = 0,
+    /// Keep the connection and discard the message that does not fit.
+    DropNewest = 1,
+    /// Keep the connection and discard queued messages, oldest first, until it fits.
+    DropOldest = 2,
+}
+
+impl OverflowPolicy {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "disconnect" => Some(Self::Disconnect),
+            "drop-newest" => Some(Self::DropNewest),
+            "drop-oldest" => Some(Self::DropOldest),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Disconnect => "disconnect",
+            Self::DropNewest => "drop-newest",
+            Self::DropOldest => "drop-oldest",
+        }
+    }
+    pub fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::DropNewest,
+            2 => Self::DropOldest,
+            _ => Self::Disconnect,
+        }
+    }
+}
+
+/// One class of `client-output-buffer-limit`.
+#[derive(Default)]
+pub struct BufferLimit {
+    pub hard: AtomicU64,
+    pub soft: AtomicU64,
+    pub soft_seconds: AtomicU64,
+}
+
+impl BufferLimit {
+    fn store(&self, v: [u64; 3]) {
+        self.hard.store(v[0], Relaxed);
+        self.soft.store(v[1], Relaxed);
+        self.soft_seconds.store(v[2], Relaxed);
+    }
+    fn show(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.hard.load(Relaxed),
+            self.soft.load(Relaxed),
+            self.soft_seconds.load(Relaxed)
+        )
+    }
+}
+
+/// The live configuration. Shared by every connection; changed by CONFIG SET.
+pub struct Settings {
+    pub maxclients: AtomicU64,
+    pub proto_max_bulk_len: AtomicU64,
+    pub query_buffer_limit: AtomicU64,
+    pub obuf_normal: BufferLimit,
+    pub obuf_replica: BufferLimit,
+    pub obuf_pubsub: BufferLimit,
+    pub overflow_policy: AtomicU8,
+    pub timeout: AtomicU64,
+    pub tcp_keepalive: AtomicU64,
+    pub shutdown_timeout: AtomicU64,
+    /// Everything else, as the normalised text CONFIG GET shows.
+    text: Mutex<BTreeMap<&'static str, String>>,
+    requirepass: Mutex<Option<Vec<u8>>>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let s = Settings {
+            maxclients: AtomicU64::new(0),
+            proto_max_bulk_len: AtomicU64::new(0),
+            query_buffer_limit: AtomicU64::new(0),
+            obuf_normal: BufferLimit::default(),
+            obuf_replica: BufferLimit::default(),
+            obuf_pubsub: BufferLimit::default(),
+            overflow_policy: AtomicU8::new(0),
+            timeout: AtomicU64::new(0),
+            tcp_keepalive: AtomicU64::new(0),
+            shutdown_timeout: AtomicU64::new(0),
+            text: Mutex::new(BTreeMap::new()),
+            requirepass: Mutex::new(None),
+        };
+        for d in DIRECTIVES {
+            s.set(d.name, d.default).expect("defaults are valid");
+        }
+        s
+    }
+}
+
+fn parse_u64(v: &str) -> Result<u64, String> {
+    v.parse::<u64>()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())
+}
+
+/// Parses `client-output-buffer-limit`: groups of `<class> <hard> <soft> <seconds>`.
+/// Checked in full before anything is applied, as Redis does.
+fn parse_obuf(v: &str) -> Result<Vec<(usize, [u64; 3])>, String> {
+    let words: Vec<&str> = v.split_ascii_whitespace().collect();
+    if !words.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    let mut out = Vec::new();
+    for g in words.chunks(4) {
+        let class = match g[0].to_ascii_lowercase().as_str() {
+            "normal" => 0,
+            "replica" | "slave" => 1,
+            "pubsub" => 2,
+            _ => {
+                return Err("Invalid client class specified in buffer limit configuration.".into())
+            }
+        };
+        let bad = || {
+            "Error in hard, soft or soft_seconds setting in buffer limit configuration.".to_string()
+        };
+        let hard = parse_memory(g[1]).ok_or_else(bad)?;
+        let soft = parse_memory(g[2]).ok_or_else(bad)?;
+        let secs = g[3].parse::<u64>().map_err(|_| bad())?;
+        out.push((class, [hard, soft, secs]));
+    }
+    Ok(out)
+}
+
+impl Settings {
+    /// Validates and applies one directive. The error is the reason text Redis would give.
+    pub fn set(&self, name: &str, value: &str) -> Result<(), String> {
+        let d = directive(name).ok_or_else(|| format!("Unknown option '{name}'"))?;
+        let normalised = match d.name {
+            "port" | "tcp-backlog" | "databases" => {
+                let n = parse_u64(value)?;
+                if d.name == "port" && n > 65535 {
+                    return Err("argument must be between 0 and 65535 inclusive".into());
+                }
+                if d.name == "databases" && n == 0 {
+                    return Err("argument must be between 1 and 2147483647 inclusive".into());
+                }
+                n.to_string()
+            }
+            "bind" => {
+                let words: Vec<&str> = value.split_ascii_whitespace().collect();
+                if words.is_empty() {
+                    return Err("bind needs at least one address".into());
+                }
+                words.join(" ")
+            }
+            "maxclients" => {
+                let n = parse_u64(value)?;
+                if n == 0 {
+                    return Err("argument must be between 1 and 4294967295 inclusive".into());
+                }
+                self.maxclients.store(n, Relaxed);
+                n.to_string()
+            }
+            "timeout" | "tcp-keepalive" | "shutdown-timeout" => {
+                let n = parse_u64(value)?;
+                match d.name {
+                    "timeout" => self.timeout.store(n, Relaxed),
+                    "tcp-keepalive" => self.tcp_keepalive.store(n, Relaxed),
+                    _ => self.shutdown_timeout.store(n, Relaxed),
+                }
+                n.to_string()
+            }
+            "proto-max-bulk-len" | "client-query-buffer-limit" => {
+                let n = parse_memory(value).ok_or("argument must be a memory value")?;
+                if n < 1024 * 1024 && d.name == "client-query-buffer-limit" {
+                    return Err("argument must be a memory value of at least 1mb".into());
+                }
+                if n < 1024 * 1024 && d.name == "proto-max-bulk-len" {
+                    return Err("argument must be a memory value of at least 1mb".into());
+                }
+                if d.name == "proto-max-bulk-len" {
+                    self.proto_max_bulk_len.store(n, Relaxed);
+                } else {
+                    self.query_buffer_limit.store(n, Relaxed);
+                }
+                n.to_string()
+            }
+            "client-output-buffer-limit" => {
+                for (class, v) in parse_obuf(value)? {
+                    [&self.obuf_normal, &self.obuf_replica, &self.obuf_pubsub][class].store(v);
+                }
+                format!(
+                    "normal {} slave {} pubsub {}",
+                    self.obuf_normal.show(),
+                    self.obuf_replica.show(),
+                    self.obuf_pubsub.show()
+                )
+            }
+            "pubsub-overflow-policy" => {
+                let p = OverflowPolicy::parse(value).ok_or(
+                    "argument must be one of the following: disconnect, drop-newest, drop-oldest",
+                )?;
+                self.overflow_policy.store(p as u8, Relaxed);
+                p.name().to_string()
+            }
+            "loglevel" => {
+                let v = value.to_ascii_lowercase();
+                if !matches!(
+                    v.as_str(),
+                    "debug" | "verbose" | "notice" | "warning" | "nothing"
+                ) {
+                    return Err(
+                        "argument(s) must be one of the following: debug, verbose, notice, warning, nothing"
+                            .into(),
+                    );
+                }
+                v
+            }
+            "log-format" => {
+                let v = value.to_ascii_lowercase();
+                if v != "text" && v != "json" {
+                    return Err("argument must be text or json".into());
+                }
+                v
+            }
+            "requirepass" => {
+                *self.requirepass.lock().unwrap() =
+                    (!value.is_empty()).then(|| value.as_bytes().to_vec());
+                value.to_string()
+            }
+            _ => value.to_string(),
+        };
+        self.text.lock().unwrap().insert(d.name, normalised);
+        Ok(())
+    }
+
+    /// The value CONFIG GET shows.
+    pub fn get(&self, name: &str) -> Option<String> {
+        let d = directive(name)?;
+        self.text.lock().unwrap().get(d.name).cloned()
+    }
+
+    pub fn requirepass(&self) -> Option<Vec<u8>> {
+        self.requirepass.lock().unwrap().clone()
+    }
+
+    pub fn overflow_policy(&self) -> OverflowPolicy {
+        OverflowPolicy::from_u8(self.overflow_policy.load(Relaxed))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.get("port")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(6379)
+    }
+
+    pub fn binds(&self) -> Vec<String> {
+        self.get("bind")
+            .unwrap_or_default()
+            .split_ascii_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn databases(&self) -> u64 {
+        self.get("databases")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(16)
+    }
+}
+
+/// A config file read into `(directive, value)` pairs in file order, and the names of
+/// the directives fanout does not know (so the caller can warn about them by name).
+pub type ParsedFile = (Vec<(String, String)>, Vec<String>);
+
+/// Reads a redis.conf-style file.
+pub fn parse_file(text: &str) -> Result<ParsedFile, String> {
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for (lineno, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let words = split_config_line(line)
+            .ok_or_else(|| format!("line {}: unbalanced quotes", lineno + 1))?;
+        let Some((name, rest)) = words.split_first() else {
+            continue;
+        };
+        match directive(name) {
+            Some(d) => {
+                // `save ""` style empty values are legitimate; a missing value is not.
+                if rest.is_empty() && !d.default.is_empty() {
+                    return Err(format!("line {}: '{}' needs a value", lineno + 1, name));
+                }
+                known.push((d.name.to_string(), rest.join(" ")));
+            }
+            None => unknown.push(name.to_string()),
+        }
+    }
+    Ok((known, unknown))
+}
+
+/// Splits a config line into words, honouring double and single quotes.
+fn split_config_line(line: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let Some(&first) = chars.peek() else {
+            return Some(words);
+        };
+        let mut w = String::new();
+        if first == '"' || first == '\'' {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    c if c == first => break,
+                    '\\' if first == '"' => w.push(chars.next()?),
+                    c => w.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                w.push(c);
+                chars.next();
+            }
+        }
+        words.push(w);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_normalisation() {
+        let s = Settings::default();
+        assert_eq!(s.get("maxclients").unwrap(), "10000");
+        assert_eq!(
+            s.get("client-output-buffer-limit").unwrap(),
+            "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+        );
+        s.set(
+            "client-output-buffer-limit",
+            "normal 1mb 2mb 60 replica 3mb 4mb 70 pubsub 5mb 6mb 80",
+        )
+        .unwrap();
+        assert_eq!(
+            s.get("CLIENT-output-buffer-limit").unwrap(),
+            "normal 1048576 2097152 60 slave 3145728 4194304 70 pubsub 5242880 6291456 80"
+        );
+        assert_eq!(s.obuf_pubsub.hard.load(Relaxed), 5 * 1024 * 1024);
+    }
+
+    #[test]
+    fn obuf_errors_leave_values_alone() {
+        let s = Settings::default();
+        assert!(s
+            .set("client-output-buffer-limit", "wrong number")
+            .unwrap_err()
+            .contains("Wrong number"));
+        assert!(s
+            .set("client-output-buffer-limit", "master 1 1 1")
+            .unwrap_err()
+            .contains("Invalid client class"));
+        assert!(s
+            .set("client-output-buffer-limit", "pubsub 10mb 10mb 60s")
+            .unwrap_err()
+            .contains("soft_seconds"));
+        assert!(s
+            .set(
+                "client-output-buffer-limit",
+                "pubsub 1 1 1 normal 10mbs 1 1"
+            )
+            .is_err());
+        assert_eq!(s.obuf_pubsub.hard.load(Relaxed), 32 * 1024 * 1024);
+    }
+
+    #[test]
+    fn config_file_lines() {
+        let (known, unknown) = parse_file(
+            "# c\nport 7000\nbind 127.0.0.1 ::1\nrequirepass \"a b\"\nsave \"\"\nnosuch 1\n",
+        )
+        .unwrap();
+        assert_eq!(
+            known,
+            vec![
+                ("port".to_string(), "7000".to_string()),
+                ("bind".to_string(), "127.0.0.1 ::1".to_string()),
+                ("requirepass".to_string(), "a b".to_string())
+            ]
+        );
+        assert_eq!(unknown, vec!["save".to_string(), "nosuch".to_string()]);
+    }
+}

@@ -1,0 +1,225 @@
+//! One client connection: a reader that parses and executes requests, and a writer task
+//! that drains the connection's outbox to the socket.
+//!
+//! The two halves run as separate tasks so that a subscriber whose socket is full never
+//! stops its own commands from being read, and so that publishers on other connections
+//! only ever touch the outbox, never the socket.
+
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::outbox::Take;
+use crate::broker::{Broker, ClientHandle, Outbox};
+use crate::commands::{Flow, Session};
+use crate::protocol::request::{Limits, RequestParser};
+use crate::stats::Stats;
+
+/// The writer takes at most this much from the outbox per round, so the bytes it holds
+/// in flight (still counted as the client's output) stay bounded.
+const MAX_TAKE: usize = 256 * 1024;
+/// Frames smaller than this are copied into one buffer and sent with one write; larger
+/// ones are written straight from their shared `Bytes`.
+const COALESCE_BELOW: usize = 16 * 1024;
+/// Flush the coalescing buffer when it reaches this size.
+const FLUSH_AT: usize = 64 * 1024;
+/// Read buffer growth step when the parser does not know how much is coming.
+const READ_CHUNK: usize = 16 * 1024;
+/// Never grow the read buffer by more than this at once, whatever a header announced:
+/// the bytes have to arrive before they earn memory.
+const MAX_READ_RESERVE: usize = 1024 * 1024;
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let local = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let fd = stream.as_raw_fd() as i64;
+    let _ = stream.set_nodelay(true);
+    super::set_keepalive(&stream, broker.settings.tcp_keepalive.load(Relaxed));
+
+    let id = broker.next_client_id.fetch_add(1, Relaxed);
+    let outbox = Arc::new(Outbox::new(id));
+    let client = Arc::new(ClientHandle::new(outbox.clone(), peer, local, fd));
+    broker.clients.insert(client.clone());
+    Stats::add(&broker.stats.connections_received, 1);
+    tracing::debug!(client = id, addr = %client.peer, "accepted");
+
+    let (rd, wr) = stream.into_split();
+    tracker.spawn(write_loop(outbox.clone(), wr, broker.stats.clone()));
+
+    let mut session = Session::new(broker.clone(), client);
+    read_loop(&mut session, rd, &shutdown).await;
+    session.drop_subscriptions();
+    broker.clients.remove(id);
+    tracing::debug!(client = id, "closed");
+}
+
+async fn read_loop(session: &mut Session, rd: OwnedReadHalf, shutdown: &CancellationToken) {
+    let outbox = session.outbox().clone();
+    let broker = session.broker.clone();
+    let settings = &broker.settings;
+    let mut parser = RequestParser::new();
+    // Idle connections hold no read buffer: it is allocated when bytes are readable and
+    // released when everything read has been parsed.
+    let mut buf = BytesMut::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = outbox.gone.cancelled() => return,
+            _ = shutdown.cancelled() => {
+                session.flush();
+                outbox.close_after_flush();
+                return;
+            }
+            r = rd.readable() => if r.is_err() { outbox.kill(); return; },
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(parser.bytes_wanted().clamp(READ_CHUNK, MAX_READ_RESERVE));
+        }
+        match rd.try_read_buf(&mut buf) {
+            Ok(0) => {
+                // The peer is done sending; what we owe it still goes out.
+                session.flush();
+                outbox.close_after_flush();
+                return;
+            }
+            Ok(n) => Stats::add(&broker.stats.net_input_bytes, n as u64),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => {
+                outbox.kill();
+                return;
+            }
+        }
+        loop {
+            let limits = Limits {
+                proto_max_bulk_len: settings.proto_max_bulk_len.load(Relaxed),
+                authenticated: session.authenticated,
+            };
+            match parser.next(&mut buf, &limits) {
+                Ok(Some(req)) => match session.execute(&req.args, req.wire_len) {
+                    Flow::Continue => {}
+                    Flow::CloseAfterReply => {
+                        session.flush();
+                        outbox.close_after_flush();
+                        return;
+                    }
+                    Flow::CloseNow => {
+                        outbox.kill();
+                        return;
+                    }
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    // Redis replies with the protocol error, then closes; anything
+                    // pipelined after the bad request is never run.
+                    session.error(&format!("ERR {e}"));
+                    session.flush();
+                    outbox.close_after_flush();
+                    tracing::debug!(client = session.id(), error = %e, "protocol error");
+                    return;
+                }
+            }
+        }
+        session.flush();
+        if buf.len() as u64 > settings.query_buffer_limit.load(Relaxed) {
+            tracing::warn!(client = session.id(), addr = %session.client.peer, "Closing client that reached max query buffer length");
+            Stats::add(&broker.stats.qbuf_limit_disconnections, 1);
+            outbox.kill();
+            return;
+        }
+        if buf.is_empty() {
+            buf = BytesMut::new();
+        }
+    }
+}
+
+async fn write_loop(outbox: Arc<Outbox>, mut wr: OwnedWriteHalf, stats: Arc<Stats>) {
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        match outbox.take(&mut batch, MAX_TAKE) {
+            Take::Idle => {
+                // An idle connection keeps no write buffer.
+                buf = Vec::new();
+                tokio::select! {
+                    _ = outbox.wait() => {}
+                    _ = outbox.gone.cancelled() => return,
+                }
+            }
+            Take::Close => {
+                let _ = wr.shutdown().await;
+                outbox.gone.cancel();
+                return;
+            }
+            Take::Write(counted) => {
+                let result = tokio::select! {
+                    r = write_batch(&mut wr, &batch, &mut buf) => r,
+                    _ = outbox.gone.cancelled() => return,
+                };
+                batch.clear();
+                match result {
+                    Ok(sent) => {
+                        outbox.written(counted);
+                        Stats::add(&stats.net_output_bytes, sent as u64);
+                    }
+                    Err(_) => {
+                        outbox.kill();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes a batch of frames with as few syscalls as it can: small frames are copied
+/// into one buffer (a memcpy is far cheaper than a syscall), large ones go out as they are.
+async fn write_batch(
+    wr: &mut OwnedWriteHalf,
+    batch: &[Bytes],
+    buf: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    let mut sent = 0;
+    for frame in batch {
+        if frame.len() >= COALESCE_BELOW {
+            if !buf.is_empty() {
+                wr.write_all(buf).await?;
+                sent += buf.len();
+                buf.clear();
+            }
+            wr.write_all(frame).await?;
+            sent += frame.len();
+        } else {
+            buf.extend_from_slice(frame);
+            if buf.len() >= FLUSH_AT {
+                wr.write_all(buf).await?;
+                sent += buf.len();
+                buf.clear();
+            }
+        }
+    }
+    if !buf.is_empty() {
+        wr.write_all(buf).await?;
+        sent += buf.len();
+        buf.clear();
+    }
+    Ok(sent)
+}
