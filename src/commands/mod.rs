@@ -109,6 +109,12 @@ impl Session {
         self.reply().error(msg);
     }
 
+    /// A protocol error's reply, sent before the connection closes.
+    pub fn protocol_error(&mut self, msg: &[u8]) {
+        Stats::add(&self.broker.stats.error_replies, 1);
+        self.reply().error_bytes(msg);
+    }
+
     pub fn ok(&mut self) {
         self.reply().simple("OK");
     }

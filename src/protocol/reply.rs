@@ -90,8 +90,14 @@ impl<'a> Encoder<'a> {
     /// An error reply. `msg` carries its own code (`ERR ...`, `NOAUTH ...`); CR and LF
     /// inside it become spaces, as Redis does, so a reply can never break the framing.
     pub fn error(&mut self, msg: &str) {
+        self.error_bytes(msg.as_bytes())
+    }
+
+    /// [`Encoder::error`] for messages that may hold bytes that are not UTF-8 (a protocol
+    /// error quotes the offending byte raw, as Redis does).
+    pub fn error_bytes(&mut self, msg: &[u8]) {
         self.out.put_u8(b'-');
-        for &b in msg.as_bytes() {
+        for &b in msg {
             self.out
                 .put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
         }

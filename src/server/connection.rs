@@ -130,7 +130,9 @@ async fn read_loop(session: &mut Session, rd: OwnedReadHalf, shutdown: &Cancella
                 Err(e) => {
                     // Redis replies with the protocol error, then closes; anything
                     // pipelined after the bad request is never run.
-                    session.error(&format!("ERR {e}"));
+                    let mut msg = b"ERR ".to_vec();
+                    msg.extend_from_slice(&e.message_bytes());
+                    session.protocol_error(&msg);
                     session.flush();
                     outbox.close_after_flush();
                     tracing::debug!(client = session.id(), error = %e, "protocol error");
