@@ -129,7 +129,7 @@ fn publish(c: &mut Criterion) {
         let (reg, subs) = registry_with(n);
         let mut batch = Vec::new();
         let mut to_self = Vec::new();
-        g.throughput(Throughput::Elements(n as u64));
+        g.throughput(Throughput::Elements(16 * n as u64));
         g.bench_with_input(BenchmarkId::new("subscribers", n), &n, |b, _| {
             b.iter(|| {
                 // 16 publishes per drain, as a writer would find several messages queued.

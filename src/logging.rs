@@ -50,3 +50,43 @@ pub fn set_log_level(loglevel: &str) {
         let _ = h.reload(filter_for(&loglevel.to_ascii_lowercase()));
     }
 }
+
+/// Lets a kind of warning through at most `per_second` times a second, so a flood (a
+/// thousand slow subscribers disconnected at once) cannot flood the log. What it holds
+/// back is counted and reported with the next line it lets through.
+pub struct RateLimit {
+    per_second: u64,
+    window: std::sync::atomic::AtomicU64,
+    used: std::sync::atomic::AtomicU64,
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+impl RateLimit {
+    pub const fn new(per_second: u64) -> RateLimit {
+        use std::sync::atomic::AtomicU64;
+        RateLimit {
+            per_second,
+            window: AtomicU64::new(0),
+            used: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(n)` if a line may be written now, `n` being how many were held back since
+    /// the last one; `None` if this one must be held back.
+    pub fn allow(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if self.window.swap(now, Relaxed) != now {
+            self.used.store(0, Relaxed);
+        }
+        if self.used.fetch_add(1, Relaxed) < self.per_second {
+            Some(self.suppressed.swap(0, Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Relaxed);
+            None
+        }
+    }
+}

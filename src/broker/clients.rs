@@ -75,6 +75,12 @@ impl ClientHandle {
         self.outbox.id
     }
 
+    /// The client name for log lines (empty when unset).
+    pub fn name_lossy(&self) -> String {
+        let i = self.info.lock().unwrap();
+        String::from_utf8_lossy(i.name.as_deref().unwrap_or_default()).into_owned()
+    }
+
     pub fn is_pubsub(&self) -> bool {
         let i = self.info.lock().unwrap();
         i.sub + i.psub + i.ssub > 0

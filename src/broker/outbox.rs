@@ -98,6 +98,9 @@ pub struct Outbox {
     pub dropped: AtomicU64,
     /// Set once a drop has been logged, so a flood of drops logs one line.
     pub drop_logged: AtomicBool,
+    /// Set when the connection was closed for going over its output limit, so the
+    /// connection can say so (with its name and address) when it goes away.
+    pub overflowed: AtomicBool,
 }
 
 /// A limit class resolved for one push.
@@ -126,6 +129,7 @@ impl Outbox {
             gone: CancellationToken::new(),
             dropped: AtomicU64::new(0),
             drop_logged: AtomicBool::new(false),
+            overflowed: AtomicBool::new(false),
         }
     }
 
@@ -198,7 +202,7 @@ impl Outbox {
             match self.policy(settings) {
                 OverflowPolicy::Disconnect => {
                     drop(q);
-                    self.kill();
+                    self.kill_for_overflow();
                     return Pushed::Disconnected;
                 }
                 OverflowPolicy::DropNewest if message => {
@@ -227,7 +231,7 @@ impl Outbox {
                         && now.duration_since(since) > Duration::from_secs(limit.soft_secs) =>
                 {
                     drop(q);
-                    self.kill();
+                    self.kill_for_overflow();
                     return Pushed::Disconnected;
                 }
                 _ => {}
@@ -317,6 +321,12 @@ impl Outbox {
     pub fn close_after_flush(&self) {
         self.queue.lock().unwrap().state = State::Closing;
         self.writer_wake.notify_one();
+    }
+
+    /// [`Outbox::kill`] because the output limit was passed under the disconnect policy.
+    pub fn kill_for_overflow(&self) {
+        self.overflowed.store(true, Relaxed);
+        self.kill();
     }
 
     /// Stop now: queued output is discarded and both tasks of the connection end.

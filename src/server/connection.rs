@@ -69,6 +69,18 @@ pub async fn serve(
     read_loop(&mut session, rd, &shutdown).await;
     session.drop_subscriptions();
     broker.clients.remove(id);
+    if outbox.overflowed.load(Relaxed) {
+        if let Some(held_back) = super::OVERFLOW_LOG.allow() {
+            let c = &session.client;
+            tracing::warn!(
+                client = id,
+                name = %c.name_lossy(),
+                addr = %c.peer,
+                held_back,
+                "client closed for overcoming of output buffer limits"
+            );
+        }
+    }
     tracing::debug!(client = id, "closed");
 }
 

@@ -23,6 +23,9 @@ use crate::stats::Stats;
 
 pub use crate::logging::set_log_level;
 
+/// Overflow warnings (disconnects and first drops) share one budget of lines a second.
+pub(crate) static OVERFLOW_LOG: crate::logging::RateLimit = crate::logging::RateLimit::new(10);
+
 /// How often soft output limits and idle timeouts are checked (Redis's `hz 10`).
 const CRON_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -222,14 +225,26 @@ async fn cron(broker: Arc<Broker>, stop: CancellationToken) {
         let timeout = broker.settings.timeout.load(Relaxed);
         for c in broker.clients.all() {
             if c.outbox.soft_limit_expired(&broker.settings) {
-                tracing::warn!(client = c.id(), addr = %c.peer, "Client closed for overcoming of output buffer limits.");
                 Stats::add(&broker.stats.obuf_limit_disconnections, 1);
-                broker.clients.kill(&c);
+                c.outbox.kill_for_overflow();
+                broker.clients.remove(c.id());
             } else if timeout > 0 && !c.is_pubsub() {
                 let idle = c.info.lock().unwrap().last_active.elapsed();
                 if idle.as_secs() >= timeout {
                     tracing::debug!(client = c.id(), "closing idle client (timeout)");
                     broker.clients.kill(&c);
+                }
+            }
+            if c.outbox.dropped.load(Relaxed) > 0 && !c.outbox.drop_logged.swap(true, Relaxed) {
+                if let Some(held_back) = OVERFLOW_LOG.allow() {
+                    tracing::warn!(
+                        client = c.id(),
+                        name = %c.name_lossy(),
+                        addr = %c.peer,
+                        policy = c.outbox.policy(&broker.settings).name(),
+                        held_back,
+                        "client's output buffer is full: dropping messages for it"
+                    );
                 }
             }
         }

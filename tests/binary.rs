@@ -1,0 +1,488 @@
+//! The real `fanout` binary: command line, environment and config file precedence,
+//! `fanout healthcheck`, graceful shutdown on SIGTERM, and listening on several addresses.
+//!
+//! Every child process is owned by a guard that kills it on drop, so a failing assertion
+//! never leaves a server behind. Servers listen on free loopback ports.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fanout::config::DIRECTIVES;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fanout");
+
+/// Private helpers for this file (the shared `tests/common` belongs to other tests).
+mod support_bin {
+    use super::*;
+
+    /// A port that was free a moment ago on 127.0.0.1.
+    pub fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("reserve a port")
+            .port()
+    }
+
+    /// `fanout` with a clean environment: no FANOUT_* or RUST_LOG from the caller.
+    pub fn fanout() -> Command {
+        let mut cmd = Command::new(BIN);
+        for d in DIRECTIVES {
+            cmd.env_remove(format!(
+                "FANOUT_{}",
+                d.name.to_ascii_uppercase().replace('-', "_")
+            ));
+        }
+        cmd.env_remove("RUST_LOG");
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// A running child: killed and reaped on drop. Its stderr is collected as it comes.
+    pub struct Proc {
+        pub child: Child,
+        stderr: Arc<Mutex<String>>,
+    }
+
+    impl Drop for Proc {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Proc {
+        pub fn spawn(mut cmd: Command) -> Proc {
+            let mut child = cmd
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn fanout");
+            let stderr = Arc::new(Mutex::new(String::new()));
+            let pipe = child.stderr.take().unwrap();
+            let sink = stderr.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    let mut s = sink.lock().unwrap();
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            });
+            Proc { child, stderr }
+        }
+
+        pub fn stderr(&self) -> String {
+            self.stderr.lock().unwrap().clone()
+        }
+
+        pub fn pid(&self) -> u32 {
+            self.child.id()
+        }
+
+        /// Waits until the server answers PING on `addr`; panics (with its stderr) if it
+        /// exits or does not answer within 10 s.
+        pub fn wait_ready(&mut self, addr: SocketAddr) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some(status) = self.child.try_wait().unwrap() {
+                    panic!("fanout exited early ({status}):\n{}", self.stderr());
+                }
+                if ping(addr) {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "fanout not answering on {addr} after 10 s:\n{}",
+                    self.stderr()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+
+        /// Waits up to `limit` for the process to exit.
+        pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+            let deadline = Instant::now() + limit;
+            loop {
+                if let Some(status) = self.child.try_wait().unwrap() {
+                    return Some(status);
+                }
+                if Instant::now() >= deadline {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// True if a server on `addr` answers an inline PING with +PONG.
+    pub fn ping(addr: SocketAddr) -> bool {
+        let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if s.write_all(b"PING\r\n").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 7];
+        s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    }
+
+    pub fn config_get(port: u16, name: &str) -> String {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let mut con = client.get_connection().unwrap();
+        let reply: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(name)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(reply.len(), 2, "CONFIG GET {name}: {reply:?}");
+        reply[1].clone()
+    }
+
+    /// A scratch directory, removed on drop.
+    pub struct TempDir(pub PathBuf);
+
+    impl TempDir {
+        pub fn new(tag: &str) -> TempDir {
+            let dir = std::env::temp_dir().join(format!(
+                "fanout-binary-test-{}-{tag}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+
+        pub fn file(&self, name: &str, text: &str) -> PathBuf {
+            let p = self.0.join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    pub fn local(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// Sends SIGTERM with the system's `kill`.
+    pub fn sigterm(pid: u32) {
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {pid} failed");
+    }
+
+    /// A raw connection subscribed to `ch`, its confirmation read.
+    pub fn subscriber(addr: SocketAddr, ch: &str) -> TcpStream {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(format!("SUBSCRIBE {ch}\r\n").as_bytes())
+            .unwrap();
+        let expected = format!("*3\r\n$9\r\nsubscribe\r\n${}\r\n{ch}\r\n:1\r\n", ch.len());
+        let mut buf = vec![0u8; expected.len()];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(String::from_utf8_lossy(&buf), expected);
+        s
+    }
+
+    /// Reads until EOF: Ok(bytes read) on EOF, Err if the read timed out or failed.
+    pub fn read_to_eof(s: &mut TcpStream, limit: Duration) -> Result<usize, String> {
+        s.set_read_timeout(Some(limit)).unwrap();
+        let mut total = 0;
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => total += n,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+}
+
+use support_bin::*;
+
+#[test]
+fn help_lists_every_directive() {
+    let out = fanout().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for d in DIRECTIVES {
+        assert!(
+            text.contains(&format!("--{}", d.name)),
+            "--help does not mention --{}:\n{text}",
+            d.name
+        );
+    }
+}
+
+/// Starts the binary with `config` as its config file, `env` set and `args` given, and
+/// returns CONFIG GET maxclients.
+fn maxclients_with(config: &str, env: Option<&str>, args: &[&str]) -> String {
+    let dir = TempDir::new("precedence");
+    let port = free_port();
+    let file = dir.file(
+        "fanout.conf",
+        &format!("# test config\nport {port}\n{config}\n"),
+    );
+    let mut cmd = fanout();
+    cmd.arg(&file).args(args);
+    if let Some(v) = env {
+        cmd.env("FANOUT_MAXCLIENTS", v);
+    }
+    let mut p = Proc::spawn(cmd);
+    // The port comes from the file: nothing else names it.
+    p.wait_ready(local(port));
+    config_get(port, "maxclients")
+}
+
+#[test]
+fn command_line_beats_environment_beats_file() {
+    assert_eq!(
+        maxclients_with("maxclients 11", Some("22"), &["--maxclients", "33"]),
+        "33"
+    );
+    assert_eq!(maxclients_with("maxclients 11", Some("22"), &[]), "22");
+    assert_eq!(maxclients_with("maxclients 11", None, &[]), "11");
+}
+
+#[test]
+fn unknown_directive_in_file_warns_and_starts() {
+    let dir = TempDir::new("unknown");
+    let port = free_port();
+    let file = dir.file(
+        "fanout.conf",
+        &format!("port {port}\nfrobnicate-the-widgets yes\nmaxclients 44\n"),
+    );
+    let mut cmd = fanout();
+    cmd.arg(&file);
+    let mut p = Proc::spawn(cmd);
+    p.wait_ready(local(port));
+    assert_eq!(config_get(port, "maxclients"), "44");
+    // eprintln! happens before the server binds, so it is already in the pipe; give the
+    // collecting thread a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !p.stderr().contains("frobnicate-the-widgets") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let err = p.stderr();
+    assert!(
+        err.lines()
+            .any(|l| l.contains("warning") && l.contains("frobnicate-the-widgets")),
+        "no warning naming the unknown directive on stderr:\n{err}"
+    );
+}
+
+#[test]
+fn bad_value_on_command_line_fails_with_a_message() {
+    let mut cmd = fanout();
+    cmd.args(["--port", &free_port().to_string(), "--maxclients", "abc"]);
+    let mut p = Proc::spawn(cmd);
+    let status = p
+        .wait_exit(Duration::from_secs(10))
+        .expect("fanout kept running with --maxclients abc");
+    assert!(!status.success(), "exit status {status}");
+    // Let the stderr thread catch up with the closed pipe.
+    std::thread::sleep(Duration::from_millis(100));
+    let err = p.stderr();
+    assert!(
+        err.contains("maxclients") && err.contains("abc"),
+        "stderr does not explain the bad value:\n{err}"
+    );
+}
+
+#[test]
+fn bad_value_in_environment_fails_with_a_message() {
+    let mut cmd = fanout();
+    cmd.args(["--port", &free_port().to_string()])
+        .env("FANOUT_MAXCLIENTS", "lots");
+    let mut p = Proc::spawn(cmd);
+    let status = p
+        .wait_exit(Duration::from_secs(10))
+        .expect("fanout kept running with FANOUT_MAXCLIENTS=lots");
+    assert!(!status.success());
+    std::thread::sleep(Duration::from_millis(100));
+    let err = p.stderr();
+    assert!(err.contains("FANOUT_MAXCLIENTS"), "{err}");
+}
+
+#[test]
+fn healthcheck_against_running_server_and_nothing() {
+    let port = free_port();
+    let mut cmd = fanout();
+    cmd.args(["--port", &port.to_string()]);
+    let mut p = Proc::spawn(cmd);
+    p.wait_ready(local(port));
+
+    let out = Command::new(BIN)
+        .args(["healthcheck", "--port", &port.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "healthcheck failed against a running server: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The port from the environment, as the binary documents.
+    let out = Command::new(BIN)
+        .arg("healthcheck")
+        .env("FANOUT_PORT", port.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "healthcheck with FANOUT_PORT failed");
+    drop(p);
+
+    // Nothing listening: refused at once.
+    let dead = free_port();
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args([
+            "healthcheck",
+            "--port",
+            &dead.to_string(),
+            "--timeout-ms",
+            "1000",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&dead.to_string()) && err.contains("not answering"),
+        "unclear message: {err}"
+    );
+}
+
+#[test]
+fn healthcheck_gives_up_on_a_silent_listener_within_its_timeout() {
+    // Accepts connections (through the backlog) but never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args([
+            "healthcheck",
+            "--port",
+            &port.to_string(),
+            "--timeout-ms",
+            "500",
+        ])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(!out.status.success());
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not answering"), "unclear message: {err}");
+    drop(silent);
+}
+
+#[test]
+fn sigterm_exits_cleanly_and_subscribers_see_eof() {
+    let port = free_port();
+    let mut cmd = fanout();
+    cmd.args(["--port", &port.to_string()]);
+    let mut p = Proc::spawn(cmd);
+    p.wait_ready(local(port));
+    let mut sub = subscriber(local(port), "news");
+
+    let started = Instant::now();
+    sigterm(p.pid());
+    let eof = read_to_eof(&mut sub, Duration::from_secs(5));
+    let status = p
+        .wait_exit(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("still running 5 s after SIGTERM:\n{}", p.stderr()));
+    assert!(
+        status.success(),
+        "exit status {status} after SIGTERM:\n{}",
+        p.stderr()
+    );
+    assert_eq!(eof, Ok(0), "the subscriber did not get a clean EOF");
+    eprintln!("exited {:?} after SIGTERM", started.elapsed());
+}
+
+#[test]
+fn sigterm_with_a_stuck_subscriber_exits_after_shutdown_timeout() {
+    let port = free_port();
+    let mut cmd = fanout();
+    cmd.args(["--port", &port.to_string(), "--shutdown-timeout", "1"]);
+    let mut p = Proc::spawn(cmd);
+    p.wait_ready(local(port));
+    // A subscriber that never reads, with a few MB queued for it.
+    let stuck = subscriber(local(port), "news");
+    let mut publisher = TcpStream::connect(local(port)).unwrap();
+    publisher
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let payload = vec![b'x'; 256 * 1024];
+    let n = 40;
+    let mut req = Vec::new();
+    for _ in 0..n {
+        req.extend_from_slice(
+            format!(
+                "*3\r\n$7\r\nPUBLISH\r\n$4\r\nnews\r\n${}\r\n",
+                payload.len()
+            )
+            .as_bytes(),
+        );
+        req.extend_from_slice(&payload);
+        req.extend_from_slice(b"\r\n");
+    }
+    publisher.write_all(&req).unwrap();
+    let mut replies = vec![0u8; n * 4];
+    publisher.read_exact(&mut replies).unwrap();
+    assert!(replies.chunks(4).all(|r| r == b":1\r\n"));
+
+    let started = Instant::now();
+    sigterm(p.pid());
+    let status = p
+        .wait_exit(Duration::from_secs(8))
+        .unwrap_or_else(|| panic!("still running 8 s after SIGTERM:\n{}", p.stderr()));
+    assert!(status.success(), "exit status {status}");
+    eprintln!("exited {:?} after SIGTERM", started.elapsed());
+    drop(stuck);
+}
+
+#[test]
+fn bind_ipv4_and_ipv6_loopback() {
+    let v6 = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok();
+    // A port free on both families.
+    let port = loop {
+        let p = free_port();
+        if !v6 || TcpListener::bind((Ipv6Addr::LOCALHOST, p)).is_ok() {
+            break p;
+        }
+    };
+    let mut cmd = fanout();
+    cmd.args(["--port", &port.to_string()]);
+    if v6 {
+        cmd.args(["--bind", "127.0.0.1", "::1"]);
+    } else {
+        eprintln!("no IPv6 loopback on this machine: checking 127.0.0.1 only");
+        cmd.args(["--bind", "127.0.0.1"]);
+    }
+    let mut p = Proc::spawn(cmd);
+    p.wait_ready(local(port));
+    assert!(ping(local(port)));
+    if v6 {
+        let addr = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
+        assert!(ping(addr), "no answer on [::1]:{port}:\n{}", p.stderr());
+        assert_eq!(config_get(port, "bind"), "127.0.0.1 ::1");
+    }
+}
