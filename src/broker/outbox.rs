@@ -65,8 +65,12 @@ struct Queue {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Pushed {
     Queued,
+    /// Queued after dropping this many older messages (drop-oldest policy).
+    QueuedAfterDropping(u64),
     /// Dropped under a drop policy; counted in `dropped`.
     Dropped,
+    /// Dropped, together with this many older messages (drop-oldest, queue full of replies).
+    DroppedAfterDropping(u64),
     /// The connection is closing or closed; nothing was queued.
     Gone,
     /// The connection went over its limit under the disconnect policy and is now closing.
@@ -198,6 +202,7 @@ impl Outbox {
             return Pushed::Gone;
         }
         let after = q.bytes + cost;
+        let mut made_room = 0;
         if limit.hard > 0 && after >= limit.hard {
             match self.policy(settings) {
                 OverflowPolicy::Disconnect => {
@@ -209,11 +214,15 @@ impl Outbox {
                     self.dropped.fetch_add(1, Relaxed);
                     return Pushed::Dropped;
                 }
-                OverflowPolicy::DropOldest
-                    if message && !Self::drop_oldest(&mut q, cost, limit.hard, &self.dropped) =>
-                {
-                    self.dropped.fetch_add(1, Relaxed);
-                    return Pushed::Dropped;
+                OverflowPolicy::DropOldest if message => {
+                    let (n, fits) = Self::drop_oldest(&mut q, cost, limit.hard);
+                    self.dropped.fetch_add(n, Relaxed);
+                    if !fits {
+                        // Only replies are left queued: this message cannot fit either.
+                        self.dropped.fetch_add(1, Relaxed);
+                        return Pushed::DroppedAfterDropping(n);
+                    }
+                    made_room = n;
                 }
                 // Replies are never dropped: they are bounded by the client's own requests.
                 _ => {}
@@ -242,13 +251,18 @@ impl Outbox {
         if was_empty {
             self.writer_wake.notify_one();
         }
-        Pushed::Queued
+        if made_room > 0 {
+            Pushed::QueuedAfterDropping(made_room)
+        } else {
+            Pushed::Queued
+        }
     }
 
     /// Makes room for `cost` more bytes below `hard` by dropping the oldest queued
     /// messages. Frees down to 7/8 of the limit so that a subscriber stuck at the limit
-    /// does not pay a scan on every message. Returns false if not enough could be freed.
-    fn drop_oldest(q: &mut Queue, cost: usize, hard: usize, dropped: &AtomicU64) -> bool {
+    /// does not pay a scan on every message. Returns how many were dropped and whether
+    /// the new message now fits (it may not when the queue holds mostly replies).
+    fn drop_oldest(q: &mut Queue, cost: usize, hard: usize) -> (u64, bool) {
         let target = (hard - hard / 8).saturating_sub(cost);
         let mut freed = 0usize;
         let mut n = 0u64;
@@ -276,8 +290,7 @@ impl Outbox {
             });
         }
         q.bytes -= freed;
-        dropped.fetch_add(n, Relaxed);
-        q.bytes + cost < hard
+        (n, q.bytes + cost < hard)
     }
 
     /// Moves queued frames into `batch` (up to about `max_bytes`) for the writer.

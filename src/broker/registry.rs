@@ -163,7 +163,14 @@ impl Registry {
             }
             match sub.push_message(frame, &self.settings) {
                 Pushed::Queued => delivered += 1,
+                Pushed::QueuedAfterDropping(n) => {
+                    delivered += 1;
+                    crate::stats::Stats::add(&self.stats.messages_dropped, n);
+                }
                 Pushed::Dropped => crate::stats::Stats::add(&self.stats.messages_dropped, 1),
+                Pushed::DroppedAfterDropping(n) => {
+                    crate::stats::Stats::add(&self.stats.messages_dropped, n + 1)
+                }
                 Pushed::Disconnected => {
                     crate::stats::Stats::add(&self.stats.obuf_limit_disconnections, 1)
                 }

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 
-use super::table::{self, Spec};
+use super::table::{self, Arg, Spec};
 use super::{Flow, Session};
 use crate::broker::glob;
 use crate::broker::Namespace;
@@ -481,33 +481,7 @@ fn command_docs(e: &mut Encoder, c: &Spec) {
     e.bulk(c.complexity.as_bytes());
     if has_args {
         e.bulk(b"arguments");
-        e.array(c.args.len());
-        for a in c.args {
-            let n = 2 + a.token.is_some() as usize + (a.optional || a.multiple) as usize;
-            e.map(n + 1);
-            e.bulk(b"name");
-            e.bulk(a.name.as_bytes());
-            e.bulk(b"type");
-            e.bulk(a.kind.as_bytes());
-            e.bulk(b"display_text");
-            e.bulk(a.name.as_bytes());
-            if let Some(t) = a.token {
-                e.bulk(b"token");
-                e.bulk(t.as_bytes());
-            }
-            if a.optional || a.multiple {
-                let flags: Vec<&str> = [(a.optional, "optional"), (a.multiple, "multiple")]
-                    .iter()
-                    .filter(|(on, _)| *on)
-                    .map(|(_, f)| *f)
-                    .collect();
-                e.bulk(b"flags");
-                e.set(flags.len());
-                for f in flags {
-                    e.simple(f);
-                }
-            }
-        }
+        arguments_docs(e, c.args);
     }
     if has_subs {
         e.bulk(b"subcommands");
@@ -515,6 +489,48 @@ fn command_docs(e: &mut Encoder, c: &Spec) {
         for s in c.subcommands {
             e.bulk(s.name.as_bytes());
             command_docs(e, s);
+        }
+    }
+}
+
+/// COMMAND DOCS `arguments`: one map per argument, nested for `oneof` and `block`.
+fn arguments_docs(e: &mut Encoder, args: &[Arg]) {
+    e.array(args.len());
+    for a in args {
+        let display = a.kind != "pure-token" && a.subargs.is_empty();
+        let flags: Vec<&str> = [(a.optional, "optional"), (a.multiple, "multiple")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, f)| *f)
+            .collect();
+        e.map(
+            2 + display as usize
+                + a.token.is_some() as usize
+                + !flags.is_empty() as usize
+                + !a.subargs.is_empty() as usize,
+        );
+        e.bulk(b"name");
+        e.bulk(a.name.as_bytes());
+        e.bulk(b"type");
+        e.bulk(a.kind.as_bytes());
+        if display {
+            e.bulk(b"display_text");
+            e.bulk(a.name.as_bytes());
+        }
+        if let Some(t) = a.token {
+            e.bulk(b"token");
+            e.bulk(t.as_bytes());
+        }
+        if !flags.is_empty() {
+            e.bulk(b"flags");
+            e.set(flags.len());
+            for f in flags {
+                e.simple(f);
+            }
+        }
+        if !a.subargs.is_empty() {
+            e.bulk(b"arguments");
+            arguments_docs(e, a.subargs);
         }
     }
 }

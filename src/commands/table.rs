@@ -26,6 +26,9 @@ pub struct Arg {
     pub token: Option<&'static str>,
     pub optional: bool,
     pub multiple: bool,
+    /// For `oneof` and `block` arguments: what they are made of. redis-cli walks these
+    /// to build its hints and crashes on a `oneof` or `block` without them.
+    pub subargs: &'static [Arg],
 }
 
 impl Spec {
@@ -63,51 +66,59 @@ impl Spec {
     }
 }
 
-const fn a(name: &'static str, kind: &'static str) -> Arg {
+const fn arg(name: &'static str, kind: &'static str, optional: bool, multiple: bool) -> Arg {
     Arg {
         name,
         kind,
         token: None,
-        optional: false,
-        multiple: false,
+        optional,
+        multiple,
+        subargs: &[],
     }
+}
+const fn a(name: &'static str, kind: &'static str) -> Arg {
+    arg(name, kind, false, false)
 }
 const fn many(name: &'static str, kind: &'static str) -> Arg {
-    Arg {
-        name,
-        kind,
-        token: None,
-        optional: false,
-        multiple: true,
-    }
+    arg(name, kind, false, true)
 }
 const fn opt(name: &'static str, kind: &'static str) -> Arg {
-    Arg {
-        name,
-        kind,
-        token: None,
-        optional: true,
-        multiple: false,
-    }
+    arg(name, kind, true, false)
 }
 const fn opt_many(name: &'static str, kind: &'static str) -> Arg {
-    Arg {
-        name,
-        kind,
-        token: None,
-        optional: true,
-        multiple: true,
-    }
+    arg(name, kind, true, true)
 }
-const fn opt_token(name: &'static str, kind: &'static str, token: &'static str) -> Arg {
+/// A literal keyword such as `ON` inside a `oneof`.
+const fn token(name: &'static str, token: &'static str) -> Arg {
     Arg {
         name,
-        kind,
+        kind: "pure-token",
         token: Some(token),
-        optional: true,
+        optional: false,
         multiple: false,
+        subargs: &[],
     }
 }
+/// A `oneof` or `block` argument made of `subargs`, optionally introduced by a token.
+const fn group(
+    name: &'static str,
+    kind: &'static str,
+    token: Option<&'static str>,
+    optional: bool,
+    subargs: &'static [Arg],
+) -> Arg {
+    Arg {
+        name,
+        kind,
+        token,
+        optional,
+        multiple: false,
+        subargs,
+    }
+}
+
+const ON_OFF: &[Arg] = &[token("on", "ON"), token("off", "OFF")];
+const FLUSH_TYPE: &[Arg] = &[token("async", "ASYNC"), token("sync", "SYNC")];
 
 const SUB_FLAGS: &[&str] = &["pubsub", "noscript", "loading", "stale"];
 const PUBSUB_SLOW: &[&str] = &["@pubsub", "@slow"];
@@ -208,7 +219,7 @@ pub static COMMANDS: &[Spec] = &[
         "Reset the connection", "O(1)", &[]),
     spec!("hello", -1, &["noscript", "loading", "stale", "fast", "no_auth", "sentinel", "allow_busy"], CONN_FAST, "connection", "6.0.0",
         "Handshake with Redis", "O(1)",
-        &[opt("protover", "integer"), opt_token("username_password", "block", "AUTH"), opt_token("clientname", "string", "SETNAME")]),
+        &[opt("protover", "integer"), group("username_password", "block", Some("AUTH"), true, &[a("username", "string"), a("password", "string")]), Arg { token: Some("SETNAME"), ..opt("clientname", "string") }]),
     spec!("auth", -2, &["noscript", "loading", "stale", "fast", "no_auth", "sentinel", "allow_busy"], CONN_FAST, "connection", "1.0.0",
         "Authenticate to the server", "O(N) where N is the number of passwords defined for the user",
         &[opt("username", "string"), a("password", "string")]),
@@ -219,17 +230,17 @@ pub static COMMANDS: &[Spec] = &[
         spec!("client|setname", 3, CLIENT_FLAGS, SLOW_CONN, "connection", "2.6.9", "Set the current connection name", "O(1)", &[a("connection-name", "string")]),
         spec!("client|getname", 2, CLIENT_FLAGS, SLOW_CONN, "connection", "2.6.9", "Get the current connection name", "O(1)", &[]),
         spec!("client|setinfo", 4, CLIENT_FLAGS, SLOW_CONN, "connection", "7.2.0", "Set client or connection specific info", "O(1)",
-            &[a("attr", "oneof"), a("value", "string")]),
+            &[group("attr", "oneof", None, false, &[Arg { token: Some("LIB-NAME"), ..a("libname", "string") }, Arg { token: Some("LIB-VER"), ..a("libver", "string") }]), ]),
         spec!("client|info", 2, CLIENT_FLAGS, SLOW_CONN, "connection", "6.2.0", "Returns information about the current client connection.", "O(1)", &[]),
         spec!("client|list", -2, CLIENT_ADMIN, ADMIN_ACL, "connection", "2.4.0", "Get the list of client connections", "O(N) where N is the number of client connections",
-            &[opt_token("normal|master|replica|pubsub", "oneof", "TYPE"), Arg { name: "client-id", kind: "integer", token: Some("ID"), optional: true, multiple: true }]),
+            &[group("client-type", "oneof", Some("TYPE"), true, &[token("normal", "NORMAL"), token("master", "MASTER"), token("replica", "REPLICA"), token("pubsub", "PUBSUB")]), Arg { name: "client-id", kind: "integer", token: Some("ID"), optional: true, multiple: true, subargs: &[] }]),
         spec!("client|kill", -3, CLIENT_ADMIN, ADMIN_ACL, "connection", "2.4.0", "Kill the connection of a client", "O(N) where N is the number of client connections",
-            &[a("filter", "oneof")]),
-        spec!("client|reply", 3, CLIENT_FLAGS, SLOW_CONN, "connection", "3.2.0", "Instruct the server whether to reply to commands", "O(1)", &[a("on|off|skip", "oneof")]),
-        spec!("client|no-evict", 3, CLIENT_ADMIN, ADMIN_ACL, "connection", "7.0.0", "Set client eviction mode for the current connection", "O(1)", &[a("enabled", "oneof")]),
-        spec!("client|no-touch", 3, CLIENT_FLAGS, SLOW_CONN, "connection", "7.2.0", "Controls whether commands sent by the client will alter the LRU/LFU of the keys they access.", "O(1)", &[a("enabled", "oneof")]),
+            &[group("filter", "oneof", None, false, &[Arg { token: Some("ID"), ..opt("client-id", "integer") }, Arg { token: Some("TYPE"), ..opt("client-type", "string") }, Arg { token: Some("USER"), ..opt("username", "string") }, Arg { token: Some("ADDR"), ..opt("ip:port", "string") }, Arg { token: Some("LADDR"), ..opt("ip:port", "string") }, Arg { token: Some("SKIPME"), ..opt("yes/no", "string") }])]),
+        spec!("client|reply", 3, CLIENT_FLAGS, SLOW_CONN, "connection", "3.2.0", "Instruct the server whether to reply to commands", "O(1)", &[group("action", "oneof", None, false, &[token("on", "ON"), token("off", "OFF"), token("skip", "SKIP")])]),
+        spec!("client|no-evict", 3, CLIENT_ADMIN, ADMIN_ACL, "connection", "7.0.0", "Set client eviction mode for the current connection", "O(1)", &[group("enabled", "oneof", None, false, ON_OFF)]),
+        spec!("client|no-touch", 3, CLIENT_FLAGS, SLOW_CONN, "connection", "7.2.0", "Controls whether commands sent by the client will alter the LRU/LFU of the keys they access.", "O(1)", &[group("enabled", "oneof", None, false, ON_OFF)]),
         spec!("client|overflow", -2, CLIENT_FLAGS, SLOW_CONN, "connection", "fanout 0.1.0",
-            "Get or set this connection's pubsub overflow policy (default|disconnect|drop-newest|drop-oldest)", "O(1)", &[opt("policy", "oneof")]),
+            "Get or set this connection's pubsub overflow policy (default|disconnect|drop-newest|drop-oldest)", "O(1)", &[group("policy", "oneof", None, true, &[token("default", "DEFAULT"), token("disconnect", "DISCONNECT"), token("drop-newest", "DROP-NEWEST"), token("drop-oldest", "DROP-OLDEST")])]),
         spec!("client|help", 2, &["loading", "stale"], SLOW_CONN, "connection", "5.0.0", "Show helpful text about the different subcommands", "O(1)", &[]),
     ]),
     // COMMAND alone lists every command, so unlike other containers its arity is -1.
@@ -240,7 +251,7 @@ pub static COMMANDS: &[Spec] = &[
         spec!("command|info", -2, &["loading", "stale"], &["@slow", "@connection"], "server", "2.8.13", "Get array of specific Redis command details, or all when no argument is given.", "O(N) where N is the number of commands to look up",
             &[opt_many("command-name", "string")]),
         spec!("command|list", -2, &["loading", "stale"], &["@slow", "@connection"], "server", "7.0.0", "Get an array of Redis command names", "O(N) where N is the total number of Redis commands",
-            &[opt_token("filterby", "oneof", "FILTERBY")]),
+            &[group("filterby", "oneof", Some("FILTERBY"), true, &[Arg { token: Some("MODULE"), ..a("module-name", "string") }, Arg { token: Some("ACLCAT"), ..a("category", "string") }, Arg { token: Some("PATTERN"), ..a("pattern", "pattern") }])]),
         spec!("command|getkeys", -3, &["loading", "stale"], &["@slow", "@connection"], "server", "2.8.13", "Extract keys given a full Redis command", "O(N) where N is the number of arguments to the command",
             &[a("command", "string"), opt_many("arg", "string")]),
         spec!("command|help", 2, &["loading", "stale"], &["@slow", "@connection"], "server", "5.0.0", "Show helpful text about the different subcommands", "O(1)", &[]),
@@ -251,15 +262,15 @@ pub static COMMANDS: &[Spec] = &[
         spec!("config|get", -3, CLIENT_ADMIN, CONFIG_ACL, "server", "2.0.0", "Get the values of configuration parameters", "O(N) when N is the number of configuration parameters provided",
             &[many("parameter", "string")]),
         spec!("config|set", -4, CLIENT_ADMIN, CONFIG_ACL, "server", "2.0.0", "Set configuration parameters to the given values", "O(N) when N is the number of configuration parameters provided",
-            &[many("parameter value", "block")]),
+            &[Arg { multiple: true, ..group("data", "block", None, false, &[a("parameter", "string"), a("value", "string")]) }]),
         spec!("config|resetstat", 2, CLIENT_ADMIN, CONFIG_ACL, "server", "2.0.0", "Reset the stats returned by INFO", "O(1)", &[]),
         spec!("config|help", 2, &["loading", "stale"], &["@slow"], "server", "5.0.0", "Show helpful text about the different subcommands", "O(1)", &[]),
     ]),
     spec!("flushall", -1, &["write"], &["@keyspace", "@write", "@slow", "@dangerous"], "server", "1.0.0",
-        "Remove all keys from all databases (fanout keeps no keys: a no-op)", "O(1)", &[opt("flush-type", "oneof")]),
+        "Remove all keys from all databases (fanout keeps no keys: a no-op)", "O(1)", &[group("flush-type", "oneof", None, true, FLUSH_TYPE)]),
     container!("function", "scripting", "7.0.0", "A container for function commands", &[
         spec!("function|flush", -2, &["noscript", "write"], &["@write", "@slow", "@scripting"], "scripting", "7.0.0",
-            "Deleting all functions (fanout has none: a no-op)", "O(N) where N is the number of functions deleted", &[opt("flush-type", "oneof")]),
+            "Deleting all functions (fanout has none: a no-op)", "O(N) where N is the number of functions deleted", &[group("flush-type", "oneof", None, true, FLUSH_TYPE)]),
     ]),
     spec!("debug", -2, &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous"], "server", "1.0.0",
         "A container for debugging commands (disabled, as in Redis by default)", "Depends on subcommand.", &[]),

@@ -37,10 +37,14 @@ const READ_CHUNK: usize = 16 * 1024;
 const MAX_READ_RESERVE: usize = 1024 * 1024;
 
 /// Serves one accepted connection until it closes.
+///
+/// `shutdown` asks the connection to send what it has queued and close; `hard_stop`
+/// (once the shutdown grace period is over) makes its writer give up at once.
 pub async fn serve(
     broker: Arc<Broker>,
     stream: TcpStream,
     shutdown: CancellationToken,
+    hard_stop: CancellationToken,
     tracker: TaskTracker,
 ) {
     let peer = stream
@@ -63,7 +67,12 @@ pub async fn serve(
     tracing::debug!(client = id, addr = %client.peer, "accepted");
 
     let (rd, wr) = stream.into_split();
-    tracker.spawn(write_loop(outbox.clone(), wr, broker.stats.clone()));
+    tracker.spawn(write_loop(
+        outbox.clone(),
+        wr,
+        broker.stats.clone(),
+        hard_stop,
+    ));
 
     let mut session = Session::new(broker.clone(), client);
     read_loop(&mut session, rd, &shutdown).await;
@@ -165,7 +174,12 @@ async fn read_loop(session: &mut Session, rd: OwnedReadHalf, shutdown: &Cancella
     }
 }
 
-async fn write_loop(outbox: Arc<Outbox>, mut wr: OwnedWriteHalf, stats: Arc<Stats>) {
+async fn write_loop(
+    outbox: Arc<Outbox>,
+    mut wr: OwnedWriteHalf,
+    stats: Arc<Stats>,
+    hard_stop: CancellationToken,
+) {
     let mut batch: Vec<Bytes> = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
     loop {
@@ -176,6 +190,7 @@ async fn write_loop(outbox: Arc<Outbox>, mut wr: OwnedWriteHalf, stats: Arc<Stat
                 tokio::select! {
                     _ = outbox.wait() => {}
                     _ = outbox.gone.cancelled() => return,
+                    _ = hard_stop.cancelled() => return,
                 }
             }
             Take::Close => {
@@ -187,6 +202,7 @@ async fn write_loop(outbox: Arc<Outbox>, mut wr: OwnedWriteHalf, stats: Arc<Stat
                 let result = tokio::select! {
                     r = write_batch(&mut wr, &batch, &mut buf) => r,
                     _ = outbox.gone.cancelled() => return,
+                    _ = hard_stop.cancelled() => return,
                 };
                 batch.clear();
                 match result {

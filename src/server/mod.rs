@@ -128,12 +128,14 @@ impl Server {
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         let tracker = TaskTracker::new();
         let accept_stop = CancellationToken::new();
+        let hard_stop = CancellationToken::new();
         for listener in self.listeners {
             tokio::spawn(accept_loop(
                 listener,
                 self.broker.clone(),
                 accept_stop.clone(),
                 self.shutdown.clone(),
+                hard_stop.clone(),
                 tracker.clone(),
             ));
         }
@@ -174,6 +176,7 @@ async fn accept_loop(
     broker: Arc<Broker>,
     stop: CancellationToken,
     shutdown: CancellationToken,
+    hard_stop: CancellationToken,
     tracker: TaskTracker,
 ) {
     loop {
@@ -199,6 +202,7 @@ async fn accept_loop(
                     broker.clone(),
                     stream,
                     shutdown.clone(),
+                    hard_stop.clone(),
                     tracker.clone(),
                 ));
             }
