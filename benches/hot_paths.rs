@@ -55,15 +55,7 @@ fn encode(c: &mut Criterion) {
     let payload = vec![b'x'; 64];
     let mut g = c.benchmark_group("encode");
     g.bench_function("message_64b_resp2", |b| {
-        b.iter(|| {
-            black_box(message_frame(
-                Proto::Resp2,
-                b"message",
-                None,
-                b"news.tech",
-                &payload,
-            ))
-        })
+        b.iter(|| black_box(message_frame(Proto::Resp2, b"message", None, b"news.tech", &payload)))
     });
     g.bench_function("pmessage_64b_resp3", |b| {
         b.iter(|| {
@@ -85,12 +77,7 @@ fn globs(c: &mut Criterion) {
         b.iter(|| black_box(glob::matches(b"news.*", b"news.sports.football")))
     });
     g.bench_function("class_and_qmark", |b| {
-        b.iter(|| {
-            black_box(glob::matches(
-                b"user:[0-9]?:*:inbox",
-                b"user:42:device:inbox",
-            ))
-        })
+        b.iter(|| black_box(glob::matches(b"user:[0-9]?:*:inbox", b"user:42:device:inbox")))
     });
     let subject = vec![b'a'; 4096];
     g.bench_function("hostile_stars_4k", |b| {
@@ -102,9 +89,7 @@ fn globs(c: &mut Criterion) {
 fn registry_with(n_subs: usize) -> (Registry, Vec<Arc<Outbox>>) {
     let settings = Arc::new(Settings::default());
     let reg = Registry::new(settings, Arc::new(Stats::default()));
-    let subs: Vec<Arc<Outbox>> = (0..n_subs as u64)
-        .map(|i| Arc::new(Outbox::new(i + 1)))
-        .collect();
+    let subs: Vec<Arc<Outbox>> = (0..n_subs as u64).map(|i| Arc::new(Outbox::new(i + 1))).collect();
     for s in &subs {
         s.set_pubsub_mode(true);
         reg.subscribe(Namespace::Global, b"bench", s);
@@ -129,13 +114,15 @@ fn publish(c: &mut Criterion) {
         let (reg, subs) = registry_with(n);
         let mut batch = Vec::new();
         let mut to_self = Vec::new();
+        let mut wakes = Vec::new();
         g.throughput(Throughput::Elements(16 * n as u64));
         g.bench_with_input(BenchmarkId::new("subscribers", n), &n, |b, _| {
             b.iter(|| {
                 // 16 publishes per drain, as a writer would find several messages queued.
                 for _ in 0..16 {
-                    black_box(reg.publish(Namespace::Global, b"bench", &payload, 0, &mut to_self));
+                    black_box(reg.publish(Namespace::Global, b"bench", &payload, 0, &mut to_self, &mut wakes));
                 }
+                wakes.clear();
                 drain(&subs, &mut batch);
             })
         });
@@ -148,19 +135,20 @@ fn publish(c: &mut Criterion) {
         let sub = Arc::new(Outbox::new(1));
         sub.set_pubsub_mode(true);
         for i in 0..n {
-            reg.patterns
-                .subscribe(format!("bench:{i}:*").as_bytes(), &sub);
+            reg.patterns.subscribe(format!("bench:{i}:*").as_bytes(), &sub);
         }
         let channels: Vec<Vec<u8>> = (0..256)
             .map(|i| format!("bench:{}:x", i * 37 % n).into_bytes())
             .collect();
         let mut batch = Vec::new();
         let mut to_self = Vec::new();
+        let mut wakes = Vec::new();
         let mut i = 0;
         g.bench_with_input(BenchmarkId::new("publish_one_match", n), &n, |b, _| {
             b.iter(|| {
                 i = (i + 1) % channels.len();
-                black_box(reg.publish(Namespace::Global, &channels[i], &payload, 0, &mut to_self));
+                black_box(reg.publish(Namespace::Global, &channels[i], &payload, 0, &mut to_self, &mut wakes));
+                wakes.clear();
                 drain(std::slice::from_ref(&sub), &mut batch);
             })
         });

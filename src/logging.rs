@@ -29,15 +29,9 @@ pub fn init(loglevel: &str, format: &str) {
     let (filter, handle) = reload::Layer::new(filter_for(loglevel));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let result = if format == "json" {
-        tracing_subscriber::registry()
-            .with(filter)
-            .with(fmt.json())
-            .try_init()
+        tracing_subscriber::registry().with(filter).with(fmt.json()).try_init()
     } else {
-        tracing_subscriber::registry()
-            .with(filter)
-            .with(fmt)
-            .try_init()
+        tracing_subscriber::registry().with(filter).with(fmt).try_init()
     };
     if result.is_ok() {
         let _ = RELOAD.set(handle);

@@ -54,14 +54,12 @@ fn cli() -> Command {
 /// so each later source overrides the earlier ones.
 fn load(matches: &clap::ArgMatches) -> Result<(Settings, Option<std::path::PathBuf>), String> {
     let settings = Settings::default();
-    let file = matches
-        .get_one::<String>("config-file")
-        .map(std::path::PathBuf::from);
+    let file = matches.get_one::<String>("config-file").map(std::path::PathBuf::from);
     if let Some(path) = &file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("can't open config file '{}': {e}", path.display()))?;
-        let (known, unknown) = config::parse_file(&text)
-            .map_err(|e| format!("config file '{}': {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("can't open config file '{}': {e}", path.display()))?;
+        let (known, unknown) =
+            config::parse_file(&text).map_err(|e| format!("config file '{}': {e}", path.display()))?;
         if !unknown.is_empty() {
             eprintln!(
                 "warning: config file '{}': ignoring unknown directives: {}",
@@ -78,17 +76,13 @@ fn load(matches: &clap::ArgMatches) -> Result<(Settings, Option<std::path::PathB
     for d in DIRECTIVES {
         let var = format!("FANOUT_{}", d.name.to_ascii_uppercase().replace('-', "_"));
         if let Ok(v) = std::env::var(&var) {
-            settings
-                .set(d.name, &v)
-                .map_err(|e| format!("{var}={v}: {e}"))?;
+            settings.set(d.name, &v).map_err(|e| format!("{var}={v}: {e}"))?;
         }
     }
     for d in DIRECTIVES {
         if let Some(values) = matches.get_many::<String>(d.name) {
             let v = values.cloned().collect::<Vec<_>>().join(" ");
-            settings
-                .set(d.name, &v)
-                .map_err(|e| format!("--{} {v}: {e}", d.name))?;
+            settings.set(d.name, &v).map_err(|e| format!("--{} {v}: {e}", d.name))?;
         }
     }
     Ok((settings, file))
@@ -119,10 +113,8 @@ fn healthcheck(args: &[String]) -> ExitCode {
             .next()
             .ok_or("no address")?;
         let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(timeout))
-            .map_err(|e| e.to_string())?;
-        s.set_write_timeout(Some(timeout))
-            .map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+        s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
         s.write_all(b"PING\r\n").map_err(|e| e.to_string())?;
         let mut buf = [0u8; 64];
         let n = s.read(&mut buf).map_err(|e| e.to_string())?;
@@ -163,10 +155,7 @@ fn main() -> ExitCode {
         &settings.get("loglevel").unwrap_or_default(),
         &settings.get("log-format").unwrap_or_default(),
     );
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -198,10 +187,7 @@ fn main() -> ExitCode {
 /// Resolves on SIGINT or SIGTERM.
 async fn stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
         // Without signal handlers we can still serve; we just cannot stop gracefully.
         return std::future::pending().await;
     };

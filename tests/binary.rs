@@ -31,10 +31,7 @@ mod support_bin {
     pub fn fanout() -> Command {
         let mut cmd = Command::new(BIN);
         for d in DIRECTIVES {
-            cmd.env_remove(format!(
-                "FANOUT_{}",
-                d.name.to_ascii_uppercase().replace('-', "_")
-            ));
+            cmd.env_remove(format!("FANOUT_{}", d.name.to_ascii_uppercase().replace('-', "_")));
         }
         cmd.env_remove("RUST_LOG");
         cmd.stdin(Stdio::null());
@@ -134,11 +131,7 @@ mod support_bin {
     pub fn config_get(port: u16, name: &str) -> String {
         let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
         let mut con = client.get_connection().unwrap();
-        let reply: Vec<String> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg(name)
-            .query(&mut con)
-            .unwrap();
+        let reply: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(name).query(&mut con).unwrap();
         assert_eq!(reply.len(), 2, "CONFIG GET {name}: {reply:?}");
         reply[1].clone()
     }
@@ -190,8 +183,7 @@ mod support_bin {
     pub fn subscriber(addr: SocketAddr, ch: &str) -> TcpStream {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(format!("SUBSCRIBE {ch}\r\n").as_bytes())
-            .unwrap();
+        s.write_all(format!("SUBSCRIBE {ch}\r\n").as_bytes()).unwrap();
         let expected = format!("*3\r\n$9\r\nsubscribe\r\n${}\r\n{ch}\r\n:1\r\n", ch.len());
         let mut buf = vec![0u8; expected.len()];
         s.read_exact(&mut buf).unwrap();
@@ -235,10 +227,7 @@ fn help_lists_every_directive() {
 fn maxclients_with(config: &str, env: Option<&str>, args: &[&str]) -> String {
     let dir = TempDir::new("precedence");
     let port = free_port();
-    let file = dir.file(
-        "fanout.conf",
-        &format!("# test config\nport {port}\n{config}\n"),
-    );
+    let file = dir.file("fanout.conf", &format!("# test config\nport {port}\n{config}\n"));
     let mut cmd = fanout();
     cmd.arg(&file).args(args);
     if let Some(v) = env {
@@ -351,13 +340,7 @@ fn healthcheck_against_running_server_and_nothing() {
     let dead = free_port();
     let started = Instant::now();
     let out = Command::new(BIN)
-        .args([
-            "healthcheck",
-            "--port",
-            &dead.to_string(),
-            "--timeout-ms",
-            "1000",
-        ])
+        .args(["healthcheck", "--port", &dead.to_string(), "--timeout-ms", "1000"])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -376,13 +359,7 @@ fn healthcheck_gives_up_on_a_silent_listener_within_its_timeout() {
     let port = silent.local_addr().unwrap().port();
     let started = Instant::now();
     let out = Command::new(BIN)
-        .args([
-            "healthcheck",
-            "--port",
-            &port.to_string(),
-            "--timeout-ms",
-            "500",
-        ])
+        .args(["healthcheck", "--port", &port.to_string(), "--timeout-ms", "500"])
         .output()
         .unwrap();
     let took = started.elapsed();
@@ -408,11 +385,7 @@ fn sigterm_exits_cleanly_and_subscribers_see_eof() {
     let status = p
         .wait_exit(Duration::from_secs(5))
         .unwrap_or_else(|| panic!("still running 5 s after SIGTERM:\n{}", p.stderr()));
-    assert!(
-        status.success(),
-        "exit status {status} after SIGTERM:\n{}",
-        p.stderr()
-    );
+    assert!(status.success(), "exit status {status} after SIGTERM:\n{}", p.stderr());
     assert_eq!(eof, Ok(0), "the subscriber did not get a clean EOF");
     eprintln!("exited {:?} after SIGTERM", started.elapsed());
 }
@@ -427,20 +400,12 @@ fn sigterm_with_a_stuck_subscriber_exits_after_shutdown_timeout() {
     // A subscriber that never reads, with a few MB queued for it.
     let stuck = subscriber(local(port), "news");
     let mut publisher = TcpStream::connect(local(port)).unwrap();
-    publisher
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    publisher.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let payload = vec![b'x'; 256 * 1024];
     let n = 40;
     let mut req = Vec::new();
     for _ in 0..n {
-        req.extend_from_slice(
-            format!(
-                "*3\r\n$7\r\nPUBLISH\r\n$4\r\nnews\r\n${}\r\n",
-                payload.len()
-            )
-            .as_bytes(),
-        );
+        req.extend_from_slice(format!("*3\r\n$7\r\nPUBLISH\r\n$4\r\nnews\r\n${}\r\n", payload.len()).as_bytes());
         req.extend_from_slice(&payload);
         req.extend_from_slice(b"\r\n");
     }

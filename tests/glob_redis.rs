@@ -65,10 +65,7 @@ impl Server {
                     }
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer PING"
-            );
+            assert!(Instant::now() < deadline, "redis-server did not answer PING");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -240,10 +237,7 @@ impl Rng {
 fn server_has_signed_char(conn: &mut Conn) -> bool {
     let info = conn.call(&[b"INFO", b"server"]).bulk();
     let info = String::from_utf8_lossy(&info);
-    let os = info
-        .lines()
-        .find_map(|line| line.strip_prefix("os:"))
-        .unwrap_or("");
+    let os = info.lines().find_map(|line| line.strip_prefix("os:")).unwrap_or("");
     let signed = os.contains("x86") || os.contains("i686") || os.contains("i386");
     if !signed {
         eprintln!("server os {os:?} is not x86; skipping patterns with bytes >= 0x80");
@@ -531,13 +525,7 @@ fn nocase_agrees_with_function_list_and_command_list() {
             libraries.insert(vec![x, y]);
         }
     }
-    for name in [
-        "Hello_World",
-        "hello_world",
-        "HELLO",
-        "maxmemory",
-        "Max_Memory_9",
-    ] {
+    for name in ["Hello_World", "hello_world", "HELLO", "maxmemory", "Max_Memory_9"] {
         libraries.insert(name.as_bytes().to_vec());
     }
     let libraries: Vec<Vec<u8>> = libraries.into_iter().collect();
@@ -602,9 +590,7 @@ fn nocase_agrees_with_function_list_and_command_list() {
     }
 
     // Command names are fixed and lower case; upper-case patterns exercise the folding.
-    let commands: Vec<Vec<u8>> = bulk_set(conn.call(&[b"COMMAND", b"LIST"]))
-        .into_iter()
-        .collect();
+    let commands: Vec<Vec<u8>> = bulk_set(conn.call(&[b"COMMAND", b"LIST"])).into_iter().collect();
     let mut command_patterns: BTreeSet<Vec<u8>> = [
         &b"CONFIG*"[..],
         b"config|*",
@@ -627,13 +613,8 @@ fn nocase_agrees_with_function_list_and_command_list() {
             failures.push(format!(
                 "COMMAND LIST FILTERBY PATTERN {:?}: only Redis {:?}, only we {:?}",
                 printable(pattern),
-                redis
-                    .difference(&ours)
-                    .map(|n| printable(n))
-                    .collect::<Vec<_>>(),
-                ours.difference(&redis)
-                    .map(|n| printable(n))
-                    .collect::<Vec<_>>()
+                redis.difference(&ours).map(|n| printable(n)).collect::<Vec<_>>(),
+                ours.difference(&redis).map(|n| printable(n)).collect::<Vec<_>>()
             ));
         }
     }
@@ -657,12 +638,8 @@ fn deep_star_patterns_agree_with_redis() {
     subscriber.subscribe_all(b"SUBSCRIBE", std::slice::from_ref(&channel));
     let mut query = server.connect();
 
-    let redis_matches = |query: &mut Conn, pattern: &[u8]| {
-        !query
-            .call(&[b"PUBSUB", b"CHANNELS", pattern])
-            .array()
-            .is_empty()
-    };
+    let redis_matches =
+        |query: &mut Conn, pattern: &[u8]| !query.call(&[b"PUBSUB", b"CHANNELS", pattern]).array().is_empty();
 
     let at_limit = b"*a".repeat(1000);
     let mut trailing = at_limit.clone();

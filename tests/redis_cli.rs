@@ -122,10 +122,7 @@ mod support_cli {
             if let Some(status) = kid.0.try_wait().unwrap() {
                 break status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "redis-cli {args:?} still running after 10 s"
-            );
+            assert!(Instant::now() < deadline, "redis-cli {args:?} still running after 10 s");
             std::thread::sleep(Duration::from_millis(10));
         };
         (status, out.join().unwrap(), err.join().unwrap())

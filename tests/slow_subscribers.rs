@@ -158,10 +158,7 @@ fn message_seq(v: &Value, size: usize) -> Result<u64, String> {
         return Err(format!("expected a message array, got {v:?}"));
     };
     let [Value::Bulk(Some(kind)), Value::Bulk(Some(ch)), Value::Bulk(Some(p))] = &items[..] else {
-        return Err(format!(
-            "expected 3 bulk strings, got {} items",
-            items.len()
-        ));
+        return Err(format!("expected 3 bulk strings, got {} items", items.len()));
     };
     if kind != b"message" || ch != CH.as_bytes() {
         return Err(format!(
@@ -214,10 +211,7 @@ async fn start(limit: &str) -> TestServer {
     settings.set("client-output-buffer-limit", limit).unwrap();
     let server = fanout::server::Server::bind(settings, None).await.unwrap();
     let (addrs, _broker, stop) = server.spawn();
-    TestServer {
-        addr: addrs[0],
-        stop,
-    }
+    TestServer { addr: addrs[0], stop }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -447,11 +441,7 @@ impl Publisher {
     async fn publish(&mut self, n: usize, size: usize) {
         let mut out = Vec::with_capacity(n * (size + 64));
         for _ in 0..n {
-            out.extend_from_slice(&resp::command(&[
-                b"PUBLISH",
-                CH.as_bytes(),
-                &payload(self.next, size),
-            ]));
+            out.extend_from_slice(&resp::command(&[b"PUBLISH", CH.as_bytes(), &payload(self.next, size)]));
             self.next += 1;
         }
         self.raw.s.write_all(&out).await.unwrap();
@@ -493,9 +483,7 @@ impl Admin {
     async fn client(&mut self, id: u64) -> Option<String> {
         let list: String = self.query(&["CLIENT", "LIST"]).await;
         let prefix = format!("id={id} ");
-        list.lines()
-            .find(|l| l.starts_with(&prefix))
-            .map(str::to_string)
+        list.lines().find(|l| l.starts_with(&prefix)).map(str::to_string)
     }
 
     async fn info_stat(&mut self, name: &str) -> u64 {
@@ -533,15 +521,10 @@ impl Rig {
     async fn new(limit: &str, policy: &str) -> Rig {
         let server = start(limit).await;
         let mut admin = Admin::connect(server.addr).await;
-        let ok: String = admin
-            .query(&["CONFIG", "SET", "pubsub-overflow-policy", policy])
-            .await;
+        let ok: String = admin.query(&["CONFIG", "SET", "pubsub-overflow-policy", policy]).await;
         assert_eq!(ok, "OK");
         let publisher = Publisher::connect(server.addr).await;
-        let fast = vec![
-            Fast::connect(server.addr).await,
-            Fast::connect(server.addr).await,
-        ];
+        let fast = vec![Fast::connect(server.addr).await, Fast::connect(server.addr).await];
         Rig {
             server,
             admin,
@@ -610,20 +593,12 @@ async fn hard_limit_disconnects_the_slow_subscriber_only() {
     }
 
     assert!(rig.admin.client(slow.id).await.is_none());
-    assert!(
-        max_omem < HARD_1MB,
-        "omem {max_omem} seen at or over the hard limit"
-    );
+    assert!(max_omem < HARD_1MB, "omem {max_omem} seen at or over the hard limit");
     assert_eq!(
-        rig.admin
-            .info_stat("client_output_buffer_limit_disconnections")
-            .await,
+        rig.admin.info_stat("client_output_buffer_limit_disconnections").await,
         1
     );
-    assert_eq!(
-        rig.admin.info_stat("pubsub_published_messages").await,
-        rig.published()
-    );
+    assert_eq!(rig.admin.info_stat("pubsub_published_messages").await, rig.published());
     rig.assert_fast_complete();
     // PUBLISH counted three receivers until the disconnect, two afterwards.
     let r = &rig.publisher.receivers;
@@ -664,9 +639,7 @@ async fn soft_limit_disconnects_after_traffic_stops() {
     );
     assert_eq!(rig.published(), published);
     assert_eq!(
-        rig.admin
-            .info_stat("client_output_buffer_limit_disconnections")
-            .await,
+        rig.admin.info_stat("client_output_buffer_limit_disconnections").await,
         1
     );
     rig.assert_fast_complete();
@@ -688,10 +661,7 @@ async fn flood_with_drops(rig: &mut Rig, slow: &Slow) -> (String, u64) {
         max_omem = max_omem.max(field(&line, "omem"));
     }
     let line = rig.admin.client(slow.id).await.expect("disconnected");
-    eprintln!(
-        "published {}, largest omem {max_omem}, now: {line}",
-        rig.published()
-    );
+    eprintln!("published {}, largest omem {max_omem}, now: {line}", rig.published());
     (line, max_omem)
 }
 
@@ -713,9 +683,7 @@ async fn drop_newest_keeps_the_slow_subscriber_and_whole_frames() {
     let info_dropped = rig.admin.info_stat("pubsub_dropped_messages").await;
     assert!(info_dropped > 0);
     assert_eq!(
-        rig.admin
-            .info_stat("client_output_buffer_limit_disconnections")
-            .await,
+        rig.admin.info_stat("client_output_buffer_limit_disconnections").await,
         0
     );
     rig.assert_fast_complete();
@@ -726,10 +694,7 @@ async fn drop_newest_keeps_the_slow_subscriber_and_whole_frames() {
     assert_increasing(&seqs);
     // The oldest messages were kept, the newest ones dropped.
     assert_eq!(seqs[0], 0);
-    assert!(
-        *seqs.last().unwrap() < rig.published() - 1,
-        "nothing new dropped"
-    );
+    assert!(*seqs.last().unwrap() < rig.published() - 1, "nothing new dropped");
     // Every message was either received or counted as dropped.
     let line = rig.admin.client(slow.id).await.expect("still connected");
     let dropped = field(&line, "dropped");
@@ -758,9 +723,7 @@ async fn drop_oldest_keeps_the_slow_subscriber_and_the_newest_messages() {
     assert!(field(&line, "omem") < HARD_1MB, "{line}");
     assert!(field(&line, "dropped") > 0, "{line}");
     assert_eq!(
-        rig.admin
-            .info_stat("client_output_buffer_limit_disconnections")
-            .await,
+        rig.admin.info_stat("client_output_buffer_limit_disconnections").await,
         0
     );
     rig.assert_fast_complete();
@@ -799,39 +762,21 @@ async fn client_overflow_overrides_the_server_policy() {
     let mut probe = Raw::connect(rig.server.addr).await;
     let bulk = |s: &str| Value::Bulk(Some(s.as_bytes().to_vec()));
     let ok = Value::Simple(b"OK".to_vec());
-    assert_eq!(
-        probe.call(&[b"CLIENT", b"OVERFLOW"]).await,
-        bulk("disconnect")
-    );
-    assert_eq!(
-        probe.call(&[b"CLIENT", b"OVERFLOW", b"drop-oldest"]).await,
-        ok
-    );
-    assert_eq!(
-        probe.call(&[b"CLIENT", b"OVERFLOW"]).await,
-        bulk("drop-oldest")
-    );
+    assert_eq!(probe.call(&[b"CLIENT", b"OVERFLOW"]).await, bulk("disconnect"));
+    assert_eq!(probe.call(&[b"CLIENT", b"OVERFLOW", b"drop-oldest"]).await, ok);
+    assert_eq!(probe.call(&[b"CLIENT", b"OVERFLOW"]).await, bulk("drop-oldest"));
     assert_eq!(probe.call(&[b"CLIENT", b"OVERFLOW", b"default"]).await, ok);
-    assert_eq!(
-        probe.call(&[b"CLIENT", b"OVERFLOW"]).await,
-        bulk("disconnect")
-    );
+    assert_eq!(probe.call(&[b"CLIENT", b"OVERFLOW"]).await, bulk("disconnect"));
     assert!(matches!(
         probe.call(&[b"CLIENT", b"OVERFLOW", b"sometimes"]).await,
         Value::Error(_)
     ));
-    assert_eq!(
-        probe.call(&[b"CLIENT", b"OVERFLOW"]).await,
-        bulk("disconnect")
-    );
+    assert_eq!(probe.call(&[b"CLIENT", b"OVERFLOW"]).await, bulk("disconnect"));
 
     // One slow subscriber opts into drop-newest; another follows the server.
     let (mut kept, replies) = Slow::connect_with_replies(
         rig.server.addr,
-        &[
-            &[b"CLIENT", b"OVERFLOW", b"drop-newest"],
-            &[b"CLIENT", b"OVERFLOW"],
-        ],
+        &[&[b"CLIENT", b"OVERFLOW", b"drop-newest"], &[b"CLIENT", b"OVERFLOW"]],
     )
     .await;
     assert_eq!(replies, vec![ok, bulk("drop-newest")]);
@@ -853,16 +798,11 @@ async fn client_overflow_overrides_the_server_policy() {
     assert!(field(&line, "omem") < HARD_1MB, "{line}");
     assert!(field(&line, "dropped") > 0, "{line}");
     assert_eq!(
-        rig.admin
-            .info_stat("client_output_buffer_limit_disconnections")
-            .await,
+        rig.admin.info_stat("client_output_buffer_limit_disconnections").await,
         1
     );
     rig.assert_fast_complete();
-    let seqs = kept
-        .drain()
-        .await
-        .expect("the drop-newest subscriber's stream");
+    let seqs = kept.drain().await.expect("the drop-newest subscriber's stream");
     assert_increasing(&seqs);
     assert_eq!(seqs.first(), Some(&0));
 }
@@ -888,10 +828,7 @@ async fn publish_never_waits_for_a_stuck_subscriber() {
 
     assert_eq!(publisher.receivers.len(), n);
     assert!(publisher.receivers.iter().all(|&k| k == 1));
-    let line = admin
-        .client(slow.id)
-        .await
-        .expect("stuck subscriber listed");
+    let line = admin.client(slow.id).await.expect("stuck subscriber listed");
     // Most of the 16 MB is waiting in its outbox, not in kernel buffers.
     assert!(field(&line, "omem") > 4 * 1024 * 1024, "{line}");
 }

@@ -792,10 +792,7 @@ mod tests {
     }
 
     fn no_specials() -> impl Strategy<Value = Vec<u8>> {
-        prop::collection::vec(
-            any::<u8>().prop_filter("special", |b| !b"*?[\\".contains(b)),
-            0..24,
-        )
+        prop::collection::vec(any::<u8>().prop_filter("special", |b| !b"*?[\\".contains(b)), 0..24)
     }
 
     proptest! {

@@ -54,8 +54,7 @@ impl PatternIndex {
         }
         let pattern = Bytes::copy_from_slice(pattern);
         let prefix = Bytes::from(glob::literal_prefix(&pattern).to_vec());
-        t.subscribers
-            .insert(pattern.clone(), Arc::from([sub.clone()]));
+        t.subscribers.insert(pattern.clone(), Arc::from([sub.clone()]));
         let same_prefix = t.by_prefix.entry(prefix.clone()).or_default();
         same_prefix.push(pattern);
         if same_prefix.len() == 1 {
@@ -150,10 +149,7 @@ mod tests {
                 b"news.sports.*".to_vec()
             ]
         );
-        assert_eq!(
-            matches_of(&idx, b"*lit"),
-            vec![b"*".to_vec(), b"\\*lit".to_vec()]
-        );
+        assert_eq!(matches_of(&idx, b"*lit"), vec![b"*".to_vec(), b"\\*lit".to_vec()]);
         assert!(matches_of(&idx, b"").is_empty());
         idx.unsubscribe(b"news.*", 1);
         assert_eq!(idx.len(), 7);

@@ -2,10 +2,10 @@
 //! pattern -> subscribers.
 //!
 //! Channels live in sharded maps (`DashMap`), so publishing on one channel never waits
-//! on a global lock. Each channel's subscriber set is an immutable `Arc<[..]>` replaced
-//! on subscribe and unsubscribe (copy-on-write): a publish clones the `Arc` under the
-//! shard's read lock, releases the lock, and delivers without holding anything.
-//! Subscribing is rare next to publishing, so paying a copy there is the right trade.
+//! on a global lock, and publishes share a shard's read lock. Each channel's subscriber
+//! set is an immutable `Arc<[..]>` replaced on subscribe and unsubscribe (copy-on-write),
+//! so those pay the copy, not the publish. A publish holds the read lock while it queues
+//! (never across an await) so that unsubscribing is a clean cut: see [`Registry::publish`].
 //!
 //! A connection owns its own subscription sets; the registry holds only the reverse map,
 //! and the connection removes itself from every entry it added when it goes away.
@@ -52,18 +52,18 @@ struct Frames<'a> {
 
 impl Frames<'_> {
     fn get(&mut self, proto: Proto) -> &Bytes {
-        let (kind, pattern, channel, payload) =
-            (self.kind, self.pattern, self.channel, self.payload);
-        self.encoded[proto.index()]
-            .get_or_insert_with(|| message_frame(proto, kind, pattern, channel, payload))
+        let (kind, pattern, channel, payload) = (self.kind, self.pattern, self.channel, self.payload);
+        self.encoded[proto.index()].get_or_insert_with(|| message_frame(proto, kind, pattern, channel, payload))
     }
 }
 
 impl Registry {
     pub fn new(settings: Arc<Settings>, stats: Arc<Stats>) -> Registry {
         Registry {
-            channels: DashMap::new(),
-            shard_channels: DashMap::new(),
+            // More shards than cores: subscribing to one channel then rarely waits on a
+            // publish to an unrelated channel that happens to share its shard.
+            channels: DashMap::with_shard_amount(64),
+            shard_channels: DashMap::with_shard_amount(64),
             patterns: PatternIndex::default(),
             settings,
             stats,
@@ -103,7 +103,8 @@ impl Registry {
     ///
     /// Frames for the publisher itself (a RESP3 client publishing to a channel it is
     /// subscribed to) go to `to_self` instead, so the caller can write its `:N` reply
-    /// before them, as Redis 7.2 does.
+    /// before them, as Redis 7.2 does. Subscribers whose writers must be woken are
+    /// added to `wakes`; the caller wakes them once its batch of requests is done.
     pub fn publish(
         &self,
         ns: Namespace,
@@ -111,15 +112,21 @@ impl Registry {
         payload: &[u8],
         publisher: u64,
         to_self: &mut Vec<Bytes>,
+        wakes: &mut Vec<Arc<Outbox>>,
     ) -> usize {
         crate::stats::Stats::add(&self.stats.messages_published, 1);
         let kind: &[u8] = match ns {
             Namespace::Global => b"message",
             Namespace::Shard => b"smessage",
         };
-        let subs = self.map(ns).get(channel).map(|e| e.value().clone());
         let mut delivered = 0;
-        if let Some(subs) = subs {
+        // The shard's read lock is held while this publish queues its frames (it never
+        // awaits). An UNSUBSCRIBE takes the write lock to remove its connection, so once
+        // its confirmation is queued no publish still working from the old subscriber set
+        // can queue a message behind it. Without this a client could read a message after
+        // its unsubscribe confirmation, which Redis never sends and RESP2 clients
+        // mistake for the reply to their next command.
+        if let Some(subs) = self.map(ns).get(channel) {
             let mut frames = Frames {
                 kind,
                 pattern: None,
@@ -127,7 +134,7 @@ impl Registry {
                 payload,
                 encoded: [None, None],
             };
-            delivered += self.deliver(&subs, &mut frames, publisher, to_self);
+            delivered += self.deliver(&subs, &mut frames, publisher, to_self, wakes);
         }
         // Patterns never see shard channels.
         if ns == Namespace::Global && !self.patterns.is_empty() {
@@ -139,7 +146,7 @@ impl Registry {
                     payload,
                     encoded: [None, None],
                 };
-                delivered += self.deliver(subs, &mut frames, publisher, to_self);
+                delivered += self.deliver(subs, &mut frames, publisher, to_self, wakes);
             });
         }
         crate::stats::Stats::add(&self.stats.messages_delivered, delivered as u64);
@@ -152,6 +159,7 @@ impl Registry {
         frames: &mut Frames,
         publisher: u64,
         to_self: &mut Vec<Bytes>,
+        wakes: &mut Vec<Arc<Outbox>>,
     ) -> usize {
         let mut delivered = 0;
         for sub in subs {
@@ -161,19 +169,15 @@ impl Registry {
                 delivered += 1;
                 continue;
             }
-            match sub.push_message(frame, &self.settings) {
+            match sub.push_message(frame, &self.settings, wakes) {
                 Pushed::Queued => delivered += 1,
                 Pushed::QueuedAfterDropping(n) => {
                     delivered += 1;
                     crate::stats::Stats::add(&self.stats.messages_dropped, n);
                 }
                 Pushed::Dropped => crate::stats::Stats::add(&self.stats.messages_dropped, 1),
-                Pushed::DroppedAfterDropping(n) => {
-                    crate::stats::Stats::add(&self.stats.messages_dropped, n + 1)
-                }
-                Pushed::Disconnected => {
-                    crate::stats::Stats::add(&self.stats.obuf_limit_disconnections, 1)
-                }
+                Pushed::DroppedAfterDropping(n) => crate::stats::Stats::add(&self.stats.messages_dropped, n + 1),
+                Pushed::Disconnected => crate::stats::Stats::add(&self.stats.obuf_limit_disconnections, 1),
                 Pushed::Gone => {}
             }
         }
@@ -201,10 +205,7 @@ impl Registry {
 
 /// A copy of `subs` with `sub` appended.
 pub(super) fn with(subs: &[Arc<Outbox>], sub: &Arc<Outbox>) -> Subscribers {
-    subs.iter()
-        .cloned()
-        .chain(std::iter::once(sub.clone()))
-        .collect()
+    subs.iter().cloned().chain(std::iter::once(sub.clone())).collect()
 }
 
 /// A copy of `subs` without connection `id`.

@@ -47,13 +47,9 @@ fn has_type(c: &ClientHandle, t: ClientType) -> bool {
     }
 }
 
+/// A CLIENT KILL ID: a strict integer of at least 1.
 fn parse_id(b: &[u8]) -> Option<u64> {
-    std::str::from_utf8(b)
-        .ok()?
-        .parse::<i64>()
-        .ok()
-        .filter(|&n| n >= 1)
-        .map(|n| n as u64)
+    super::parse_i64(b).filter(|&n| n >= 1).map(|n| n as u64)
 }
 
 fn on_off(b: &[u8]) -> Option<bool> {
@@ -89,25 +85,18 @@ impl KillFilter {
                 return Err("ERR syntax error".into());
             };
             match args[i].to_ascii_lowercase().as_slice() {
-                b"id" => {
-                    f.id = Some(parse_id(value).ok_or("ERR client-id should be greater than 0")?)
-                }
+                b"id" => f.id = Some(parse_id(value).ok_or("ERR client-id should be greater than 0")?),
                 b"type" => {
-                    f.kind = Some(client_type(value).ok_or_else(|| {
-                        format!(
-                            "ERR Unknown client type '{}'",
-                            String::from_utf8_lossy(value)
-                        )
-                    })?)
+                    f.kind = Some(
+                        client_type(value)
+                            .ok_or_else(|| format!("ERR Unknown client type '{}'", String::from_utf8_lossy(value)))?,
+                    )
                 }
                 b"addr" => f.addr = Some(value.clone()),
                 b"laddr" => f.laddr = Some(value.clone()),
                 b"user" => {
                     if &value[..] != b"default" {
-                        return Err(format!(
-                            "ERR No such user '{}'",
-                            String::from_utf8_lossy(value)
-                        ));
+                        return Err(format!("ERR No such user '{}'", String::from_utf8_lossy(value)));
                     }
                     f.user = Some(value.clone());
                 }
@@ -123,14 +112,8 @@ impl KillFilter {
         (!self.skip_me || c.id() != me)
             && self.id.is_none_or(|id| c.id() == id)
             && self.kind.is_none_or(|t| has_type(c, t))
-            && self
-                .addr
-                .as_ref()
-                .is_none_or(|a| a[..] == *c.peer.as_bytes())
-            && self
-                .laddr
-                .as_ref()
-                .is_none_or(|a| a[..] == *c.local.as_bytes())
+            && self.addr.as_ref().is_none_or(|a| a[..] == *c.peer.as_bytes())
+            && self.laddr.as_ref().is_none_or(|a| a[..] == *c.local.as_bytes())
     }
 }
 
@@ -153,8 +136,7 @@ impl Session {
             }
             "client|setname" => match validate_name(&args[2], "Client names") {
                 Ok(()) => {
-                    self.client.info.lock().unwrap().name =
-                        (!args[2].is_empty()).then(|| args[2].clone());
+                    self.client.info.lock().unwrap().name = (!args[2].is_empty()).then(|| args[2].clone());
                     self.ok();
                 }
                 Err(e) => self.error(&e),
@@ -260,10 +242,7 @@ impl Session {
     fn client_setinfo(&mut self, attr: &Bytes, value: &Bytes) {
         let lib_name = attr.eq_ignore_ascii_case(b"lib-name");
         if !lib_name && !attr.eq_ignore_ascii_case(b"lib-ver") {
-            let msg = format!(
-                "ERR Unrecognized option '{}'",
-                String::from_utf8_lossy(attr)
-            );
+            let msg = format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(attr));
             self.error(&msg);
             return;
         }
@@ -288,10 +267,7 @@ impl Session {
             clients
         } else if args.len() == 4 && args[2].eq_ignore_ascii_case(b"type") {
             let Some(t) = client_type(&args[3]) else {
-                let msg = format!(
-                    "ERR Unknown client type '{}'",
-                    String::from_utf8_lossy(&args[3])
-                );
+                let msg = format!("ERR Unknown client type '{}'", String::from_utf8_lossy(&args[3]));
                 self.error(&msg);
                 return;
             };
@@ -299,7 +275,8 @@ impl Session {
         } else if args.len() > 3 && args[2].eq_ignore_ascii_case(b"id") {
             let mut ids = Vec::new();
             for a in &args[3..] {
-                match parse_id(a) {
+                // Any integer is accepted; ids that cannot exist simply match nobody.
+                match super::parse_i64(a) {
                     Some(id) => ids.push(id),
                     None => {
                         self.error("ERR Invalid client ID");
@@ -308,7 +285,8 @@ impl Session {
                 }
             }
             ids.iter()
-                .filter_map(|id| self.broker.clients.get(*id))
+                .filter(|&&id| id > 0)
+                .filter_map(|&id| self.broker.clients.get(id as u64))
                 .collect()
         } else {
             self.error("ERR syntax error");

@@ -96,10 +96,7 @@ impl Session {
     pub(super) fn hello(&mut self, args: &[Bytes]) -> Flow {
         let mut version = None;
         if let Some(v) = args.get(1) {
-            match std::str::from_utf8(v)
-                .ok()
-                .and_then(|s| s.parse::<i64>().ok())
-            {
+            match super::parse_i64(v) {
                 None => {
                     self.error("ERR Protocol version is not an integer or out of range");
                     return Flow::Continue;
@@ -128,10 +125,7 @@ impl Session {
                 name = Some(args[j + 1].clone());
                 j += 2;
             } else {
-                let msg = format!(
-                    "ERR Syntax error in HELLO option '{}'",
-                    String::from_utf8_lossy(opt)
-                );
+                let msg = format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(opt));
                 self.error(&msg);
                 return Flow::Continue;
             }
@@ -174,10 +168,7 @@ impl Session {
     }
 
     pub(super) fn select(&mut self, args: &[Bytes]) -> Flow {
-        match std::str::from_utf8(&args[1])
-            .ok()
-            .and_then(|s| s.parse::<i64>().ok())
-        {
+        match super::parse_i64(&args[1]) {
             None => self.error("ERR value is not an integer or out of range"),
             Some(n) if n < 0 || n as u64 >= self.broker.settings.databases() => {
                 self.error("ERR DB index is out of range")

@@ -62,6 +62,9 @@ pub struct Session {
     pub patterns: HashSet<Bytes>,
     pub shard_channels: HashSet<Bytes>,
     pub authenticated: bool,
+    /// Subscribers this connection's publishes queued messages for, whose writers it
+    /// still has to wake (see [`Outbox::push_message`]); woken by [`Session::flush`].
+    pub wakes: Vec<Arc<Outbox>>,
 }
 
 impl Session {
@@ -79,6 +82,7 @@ impl Session {
             patterns: HashSet::new(),
             shard_channels: HashSet::new(),
             authenticated,
+            wakes: Vec::new(),
         }
     }
 
@@ -123,11 +127,18 @@ impl Session {
         self.channels.len() + self.patterns.len() + self.shard_channels.len()
     }
 
-    /// Hands the replies gathered so far to the outbox.
+    /// Hands the replies gathered so far to the outbox and wakes the writers of the
+    /// subscribers this connection published to.
     pub fn flush(&mut self) {
         if !self.out.is_empty() {
             let bytes = self.out.split().freeze();
             self.client.outbox.push_reply(bytes, &self.broker.settings);
+        }
+        for o in self.wakes.drain(..) {
+            o.wake();
+        }
+        if self.wakes.capacity() > 1024 {
+            self.wakes = Vec::new();
         }
     }
 
@@ -153,7 +164,10 @@ impl Session {
         };
         let Some(spec) = table::lookup(name) else {
             if name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:") {
-                tracing::warn!(client = self.id(), "Possible SECURITY ATTACK detected: a HTTP request was sent to fanout; connection aborted");
+                tracing::warn!(
+                    client = self.id(),
+                    "Possible SECURITY ATTACK detected: a HTTP request was sent to fanout; connection aborted"
+                );
                 return Flow::CloseNow;
             }
             let msg = unknown_command(name, &args[1..]);
@@ -192,10 +206,7 @@ impl Session {
         let flow = if !self.authenticated && !spec.no_auth() {
             self.error("NOAUTH Authentication required.");
             Flow::Continue
-        } else if self.proto == Proto::Resp2
-            && self.subscription_count() > 0
-            && !spec.is_pubsub_context_allowed()
-        {
+        } else if self.proto == Proto::Resp2 && self.subscription_count() > 0 && !spec.is_pubsub_context_allowed() {
             let msg = format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                 spec.name
@@ -214,9 +225,7 @@ impl Session {
             "publish" => self.publish(crate::broker::Namespace::Global, args),
             "spublish" => self.publish(crate::broker::Namespace::Shard, args),
             "subscribe" | "psubscribe" | "ssubscribe" => self.subscribe(spec.name, &args[1..]),
-            "unsubscribe" | "punsubscribe" | "sunsubscribe" => {
-                self.unsubscribe(spec.name, &args[1..])
-            }
+            "unsubscribe" | "punsubscribe" | "sunsubscribe" => self.unsubscribe(spec.name, &args[1..]),
             "pubsub|channels"
             | "pubsub|shardchannels"
             | "pubsub|numsub"
@@ -246,9 +255,7 @@ impl Session {
                 Flow::Continue
             }
             name if name.starts_with("client|") => self.client_command(name, args),
-            name if name.starts_with("command|") || name == "command" => {
-                self.command_command(name, args)
-            }
+            name if name.starts_with("command|") || name == "command" => self.command_command(name, args),
             name if name.starts_with("config|") => self.config_command(name, args),
             // A container called without a subcommand that passed its arity (`COMMAND`
             // alone is the only such case and is handled above).
@@ -312,6 +319,21 @@ impl Session {
     }
 }
 
+/// Parses an integer argument as Redis's `string2ll` does: an optional `-` and digits,
+/// no `+`, no leading zeros (`01`, `-0` are refused), no spaces.
+pub fn parse_i64(b: &[u8]) -> Option<i64> {
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    let valid = match digits {
+        [] => false,
+        [b'0'] => digits.len() == b.len(),
+        [first, ..] => *first != b'0' && digits.iter().all(u8::is_ascii_digit),
+    };
+    if !valid {
+        return None;
+    }
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
 /// Redis's unknown-command text: the name cut to 128 bytes, then each argument quoted
 /// while the argument text is shorter than 128 characters, each cut to the room left.
 fn unknown_command(name: &[u8], args: &[Bytes]) -> String {
@@ -342,12 +364,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn strict_integers() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-12"), Some(-12));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        for bad in [
+            &b""[..],
+            b"-",
+            b"+1",
+            b"01",
+            b"-0",
+            b" 1",
+            b"1 ",
+            b"1.0",
+            b"9223372036854775808",
+        ] {
+            assert_eq!(parse_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
     fn unknown_command_text() {
         assert_eq!(
-            unknown_command(
-                b"NOSUCH",
-                &[Bytes::from_static(b"a"), Bytes::from_static(b"b")]
-            ),
+            unknown_command(b"NOSUCH", &[Bytes::from_static(b"a"), Bytes::from_static(b"b")]),
             "ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' "
         );
         assert_eq!(

@@ -105,10 +105,11 @@ impl Session {
 
     pub(super) fn publish(&mut self, ns: Namespace, args: &[Bytes]) -> Flow {
         let mut to_self = Vec::new();
+        let id = self.id();
         let n = self
             .broker
             .registry
-            .publish(ns, &args[1], &args[2], self.id(), &mut to_self);
+            .publish(ns, &args[1], &args[2], id, &mut to_self, &mut self.wakes);
         self.reply().integer(n as i64);
         // Redis 7.2 order: the publisher's reply, then its own copies of the message.
         for frame in to_self {
@@ -129,7 +130,11 @@ impl Session {
                     self.error(&msg);
                     return Flow::Continue;
                 }
-                let ns = if sub == "pubsub|channels" { Namespace::Global } else { Namespace::Shard };
+                let ns = if sub == "pubsub|channels" {
+                    Namespace::Global
+                } else {
+                    Namespace::Shard
+                };
                 let list = reg.channels(ns, args.get(2).map(|p| &p[..]));
                 let mut e = self.reply();
                 e.array(list.len());
@@ -138,7 +143,11 @@ impl Session {
                 }
             }
             "pubsub|numsub" | "pubsub|shardnumsub" => {
-                let ns = if sub == "pubsub|numsub" { Namespace::Global } else { Namespace::Shard };
+                let ns = if sub == "pubsub|numsub" {
+                    Namespace::Global
+                } else {
+                    Namespace::Shard
+                };
                 let counts: Vec<usize> = args[2..].iter().map(|c| reg.numsub(ns, c)).collect();
                 let mut e = self.reply();
                 e.array(2 * counts.len());

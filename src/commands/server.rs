@@ -32,11 +32,7 @@ fn process_usage() -> (u64, f64, f64) {
     let page = 4096;
     let rss = std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-        })
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
         .map_or(0, |pages| pages * page);
     let (user, sys) = std::fs::read_to_string("/proc/self/stat")
         .ok()
@@ -103,10 +99,7 @@ impl Session {
                 kv("redis_git_dirty", &0);
                 kv("redis_build_id", &"fanout");
                 kv("redis_mode", &"standalone");
-                kv(
-                    "os",
-                    &format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
-                );
+                kv("os", &format!("{} {}", std::env::consts::OS, std::env::consts::ARCH));
                 kv("arch_bits", &(usize::BITS));
                 kv("multiplexing_api", &"epoll");
                 kv("process_id", &std::process::id());
@@ -140,11 +133,7 @@ impl Session {
             "clients" => {
                 let clients = b.clients.all();
                 let pubsub = clients.iter().filter(|c| c.is_pubsub()).count();
-                let max_out = clients
-                    .iter()
-                    .map(|c| c.outbox.usage().0)
-                    .max()
-                    .unwrap_or(0);
+                let max_out = clients.iter().map(|c| c.outbox.usage().0).max().unwrap_or(0);
                 kv("connected_clients", &clients.len());
                 kv("cluster_connections", &0);
                 kv("maxclients", &b.settings.maxclients.load(Relaxed));
@@ -174,35 +163,20 @@ impl Session {
                 kv("aof_rewrite_in_progress", &0);
             }
             "stats" => {
-                kv(
-                    "total_connections_received",
-                    &Stats::get(&st.connections_received),
-                );
-                kv(
-                    "total_commands_processed",
-                    &Stats::get(&st.commands_processed),
-                );
+                kv("total_connections_received", &Stats::get(&st.connections_received));
+                kv("total_commands_processed", &Stats::get(&st.commands_processed));
                 kv("instantaneous_ops_per_sec", &0);
                 kv("total_net_input_bytes", &Stats::get(&st.net_input_bytes));
                 kv("total_net_output_bytes", &Stats::get(&st.net_output_bytes));
-                kv(
-                    "rejected_connections",
-                    &Stats::get(&st.rejected_connections),
-                );
+                kv("rejected_connections", &Stats::get(&st.rejected_connections));
                 kv("expired_keys", &0);
                 kv("evicted_keys", &0);
                 kv("evicted_clients", &0);
                 kv("keyspace_hits", &0);
                 kv("keyspace_misses", &0);
-                kv(
-                    "pubsub_channels",
-                    &b.registry.channel_count(Namespace::Global),
-                );
+                kv("pubsub_channels", &b.registry.channel_count(Namespace::Global));
                 kv("pubsub_patterns", &b.registry.patterns.len());
-                kv(
-                    "pubsubshard_channels",
-                    &b.registry.channel_count(Namespace::Shard),
-                );
+                kv("pubsubshard_channels", &b.registry.channel_count(Namespace::Shard));
                 kv("total_error_replies", &Stats::get(&st.error_replies));
                 kv(
                     "client_query_buffer_limit_disconnections",
@@ -212,14 +186,8 @@ impl Session {
                     "client_output_buffer_limit_disconnections",
                     &Stats::get(&st.obuf_limit_disconnections),
                 );
-                kv(
-                    "pubsub_published_messages",
-                    &Stats::get(&st.messages_published),
-                );
-                kv(
-                    "pubsub_delivered_messages",
-                    &Stats::get(&st.messages_delivered),
-                );
+                kv("pubsub_published_messages", &Stats::get(&st.messages_published));
+                kv("pubsub_delivered_messages", &Stats::get(&st.messages_delivered));
                 kv("pubsub_dropped_messages", &Stats::get(&st.messages_dropped));
                 kv("auth_failures", &Stats::get(&st.auth_failures));
             }
@@ -241,23 +209,27 @@ impl Session {
     pub(super) fn config_command(&mut self, sub: &str, args: &[Bytes]) -> Flow {
         match sub {
             "config|get" => {
-                let mut pairs: Vec<(&str, String)> = Vec::new();
+                // (name as shown, directive, value); a name asked for without glob
+                // characters is shown as the client wrote it, as Redis does.
+                let mut pairs: Vec<(Vec<u8>, &str, String)> = Vec::new();
                 for pattern in &args[2..] {
+                    let literal = !pattern.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
                     for d in DIRECTIVES {
-                        if glob::matches_nocase(pattern, d.name.as_bytes())
-                            && !pairs.iter().any(|(n, _)| *n == d.name)
-                        {
-                            pairs.push((
-                                d.name,
-                                self.broker.settings.get(d.name).unwrap_or_default(),
-                            ));
+                        let seen = pairs.iter().any(|(_, n, _)| *n == d.name);
+                        if !seen && glob::matches_nocase(pattern, d.name.as_bytes()) {
+                            let shown = if literal {
+                                pattern.to_vec()
+                            } else {
+                                d.name.as_bytes().to_vec()
+                            };
+                            pairs.push((shown, d.name, self.broker.settings.get(d.name).unwrap_or_default()));
                         }
                     }
                 }
                 let mut e = self.reply();
                 e.map(pairs.len());
-                for (k, v) in pairs {
-                    e.bulk(k.as_bytes());
+                for (k, _, v) in pairs {
+                    e.bulk(&k);
                     e.bulk(v.as_bytes());
                 }
             }
@@ -299,7 +271,9 @@ impl Session {
                         .iter()
                         .any(|(n, _): &(String, String)| n.eq_ignore_ascii_case(&name))
                     {
-                        let msg = format!("ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter");
+                        let msg = format!(
+                            "ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+                        );
                         self.error(&msg);
                         return;
                     }
@@ -312,14 +286,14 @@ impl Session {
                     checked.push((name, value));
                 }
                 Some(_) => {
-                    let msg = format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config");
+                    let msg = format!(
+                        "ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
+                    );
                     self.error(&msg);
                     return;
                 }
                 None => {
-                    let msg = format!(
-                        "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
-                    );
+                    let msg = format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'");
                     self.error(&msg);
                     return;
                 }
@@ -345,8 +319,12 @@ impl Session {
             }
             "command|count" => self.reply().integer(table::COMMANDS.len() as i64),
             "command|info" => {
-                let found: Vec<Option<&'static Spec>> =
-                    args[2..].iter().map(|n| find_spec(n)).collect();
+                // With no names, every command, as COMMAND alone.
+                let found: Vec<Option<&'static Spec>> = if args.len() == 2 {
+                    table::COMMANDS.iter().map(Some).collect()
+                } else {
+                    args[2..].iter().map(|n| find_spec(n)).collect()
+                };
                 let mut e = self.reply();
                 e.array(found.len());
                 for f in found {
@@ -372,7 +350,11 @@ impl Session {
             "command|list" => {
                 let filter = match args.len() {
                     2 => None,
-                    5 if args[2].eq_ignore_ascii_case(b"filterby") => {
+                    5 if args[2].eq_ignore_ascii_case(b"filterby")
+                        && [&b"module"[..], b"aclcat", b"pattern"]
+                            .iter()
+                            .any(|k| args[3].eq_ignore_ascii_case(k)) =>
+                    {
                         Some((args[3].to_ascii_lowercase(), args[4].clone()))
                     }
                     _ => {
@@ -385,10 +367,7 @@ impl Session {
                         None => true,
                         Some((kind, v)) => match kind.as_slice() {
                             b"module" => false,
-                            b"aclcat" => c
-                                .acl
-                                .iter()
-                                .any(|a| a.as_bytes()[1..].eq_ignore_ascii_case(v)),
+                            b"aclcat" => c.acl.iter().any(|a| a.as_bytes()[1..].eq_ignore_ascii_case(v)),
                             b"pattern" => glob::matches_nocase(v, c.name.as_bytes()),
                             _ => false,
                         },
@@ -458,8 +437,8 @@ fn command_info(e: &mut Encoder, c: &Spec) {
     for a in c.acl {
         e.simple(a);
     }
-    e.array(0);
-    e.array(0);
+    e.set(0);
+    e.set(0);
     e.array(c.subcommands.len());
     for s in c.subcommands {
         command_info(e, s);

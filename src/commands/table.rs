@@ -278,9 +278,7 @@ pub static COMMANDS: &[Spec] = &[
 
 /// Looks a command up by name, ignoring case.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    COMMANDS
-        .iter()
-        .find(|c| c.name.as_bytes().eq_ignore_ascii_case(name))
+    COMMANDS.iter().find(|c| c.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// Every command and subcommand, for COMMAND COUNT and COMMAND LIST.

@@ -28,12 +28,7 @@ pub struct Directive {
     pub help: &'static str,
 }
 
-const fn d(
-    name: &'static str,
-    default: &'static str,
-    mutable: bool,
-    help: &'static str,
-) -> Directive {
+const fn d(name: &'static str, default: &'static str, mutable: bool, help: &'static str) -> Directive {
     Directive {
         name,
         default,
@@ -44,12 +39,7 @@ const fn d(
 }
 
 pub const DIRECTIVES: &[Directive] = &[
-    d(
-        "port",
-        "6379",
-        false,
-        "TCP port to listen on (0 picks a free port)",
-    ),
+    d("port", "6379", false, "TCP port to listen on (0 picks a free port)"),
     Directive {
         name: "bind",
         default: "127.0.0.1",
@@ -57,18 +47,8 @@ pub const DIRECTIVES: &[Directive] = &[
         multi: true,
         help: "addresses to listen on, several allowed (IPv4 or IPv6)",
     },
-    d(
-        "maxclients",
-        "10000",
-        true,
-        "most connections served at once",
-    ),
-    d(
-        "loglevel",
-        "notice",
-        true,
-        "debug, verbose, notice or warning",
-    ),
+    d("maxclients", "10000", true, "most connections served at once"),
+    d("loglevel", "notice", true, "debug, verbose, notice or warning"),
     d("log-format", "text", false, "text or json"),
     d(
         "proto-max-bulk-len",
@@ -94,12 +74,7 @@ pub const DIRECTIVES: &[Directive] = &[
         true,
         "over the pubsub hard limit: disconnect, drop-newest or drop-oldest",
     ),
-    d(
-        "requirepass",
-        "",
-        true,
-        "password for the default user (empty: none)",
-    ),
+    d("requirepass", "", true, "password for the default user (empty: none)"),
     d(
         "timeout",
         "0",
@@ -125,12 +100,30 @@ pub const DIRECTIVES: &[Directive] = &[
         true,
         "seconds to let queued output drain on SIGINT/SIGTERM",
     ),
+    // Accepted so that redis.conf files, tools and test runners that read or set them keep
+    // working; fanout keeps no keys, so they have nothing to act on.
+    d(
+        "save",
+        "",
+        true,
+        "compatibility: fanout persists nothing; accepted and ignored",
+    ),
+    d(
+        "appendonly",
+        "no",
+        true,
+        "compatibility: fanout persists nothing; only 'no' is accepted",
+    ),
+    d(
+        "notify-keyspace-events",
+        "",
+        true,
+        "compatibility: fanout has no keyspace; only '' is accepted",
+    ),
 ];
 
 pub fn directive(name: &str) -> Option<&'static Directive> {
-    DIRECTIVES
-        .iter()
-        .find(|d| d.name.eq_ignore_ascii_case(name))
+    DIRECTIVES.iter().find(|d| d.name.eq_ignore_ascii_case(name))
 }
 
 /// What to do with a message for a subscriber whose output buffer is at its hard limit.
@@ -251,13 +244,9 @@ fn parse_obuf(v: &str) -> Result<Vec<(usize, [u64; 3])>, String> {
             "normal" => 0,
             "replica" | "slave" => 1,
             "pubsub" => 2,
-            _ => {
-                return Err("Invalid client class specified in buffer limit configuration.".into())
-            }
+            _ => return Err("Invalid client class specified in buffer limit configuration.".into()),
         };
-        let bad = || {
-            "Error in hard, soft or soft_seconds setting in buffer limit configuration.".to_string()
-        };
+        let bad = || "Error in hard, soft or soft_seconds setting in buffer limit configuration.".to_string();
         let hard = parse_memory(g[1]).ok_or_else(bad)?;
         let soft = parse_memory(g[2]).ok_or_else(bad)?;
         let secs = g[3].parse::<u64>().map_err(|_| bad())?;
@@ -332,21 +321,16 @@ impl Settings {
                 )
             }
             "pubsub-overflow-policy" => {
-                let p = OverflowPolicy::parse(value).ok_or(
-                    "argument must be one of the following: disconnect, drop-newest, drop-oldest",
-                )?;
+                let p = OverflowPolicy::parse(value)
+                    .ok_or("argument must be one of the following: disconnect, drop-newest, drop-oldest")?;
                 self.overflow_policy.store(p as u8, Relaxed);
                 p.name().to_string()
             }
             "loglevel" => {
                 let v = value.to_ascii_lowercase();
-                if !matches!(
-                    v.as_str(),
-                    "debug" | "verbose" | "notice" | "warning" | "nothing"
-                ) {
+                if !matches!(v.as_str(), "debug" | "verbose" | "notice" | "warning" | "nothing") {
                     return Err(
-                        "argument(s) must be one of the following: debug, verbose, notice, warning, nothing"
-                            .into(),
+                        "argument(s) must be one of the following: debug, verbose, notice, warning, nothing".into(),
                     );
                 }
                 v
@@ -359,9 +343,20 @@ impl Settings {
                 v
             }
             "requirepass" => {
-                *self.requirepass.lock().unwrap() =
-                    (!value.is_empty()).then(|| value.as_bytes().to_vec());
+                *self.requirepass.lock().unwrap() = (!value.is_empty()).then(|| value.as_bytes().to_vec());
                 value.to_string()
+            }
+            "appendonly" => {
+                if !value.eq_ignore_ascii_case("no") {
+                    return Err("fanout keeps no data to persist: appendonly must stay 'no'".into());
+                }
+                "no".to_string()
+            }
+            "notify-keyspace-events" => {
+                if !value.is_empty() {
+                    return Err("fanout has no keyspace, so it has no keyspace events to notify".into());
+                }
+                String::new()
             }
             _ => value.to_string(),
         };
@@ -384,9 +379,7 @@ impl Settings {
     }
 
     pub fn port(&self) -> u16 {
-        self.get("port")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(6379)
+        self.get("port").and_then(|p| p.parse().ok()).unwrap_or(6379)
     }
 
     pub fn binds(&self) -> Vec<String> {
@@ -398,9 +391,7 @@ impl Settings {
     }
 
     pub fn databases(&self) -> u64 {
-        self.get("databases")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(16)
+        self.get("databases").and_then(|p| p.parse().ok()).unwrap_or(16)
     }
 }
 
@@ -417,8 +408,7 @@ pub fn parse_file(text: &str) -> Result<ParsedFile, String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let words = split_config_line(line)
-            .ok_or_else(|| format!("line {}: unbalanced quotes", lineno + 1))?;
+        let words = split_config_line(line).ok_or_else(|| format!("line {}: unbalanced quotes", lineno + 1))?;
         let Some((name, rest)) = words.split_first() else {
             continue;
         };
@@ -510,28 +500,24 @@ mod tests {
             .unwrap_err()
             .contains("soft_seconds"));
         assert!(s
-            .set(
-                "client-output-buffer-limit",
-                "pubsub 1 1 1 normal 10mbs 1 1"
-            )
+            .set("client-output-buffer-limit", "pubsub 1 1 1 normal 10mbs 1 1")
             .is_err());
         assert_eq!(s.obuf_pubsub.hard.load(Relaxed), 32 * 1024 * 1024);
     }
 
     #[test]
     fn config_file_lines() {
-        let (known, unknown) = parse_file(
-            "# c\nport 7000\nbind 127.0.0.1 ::1\nrequirepass \"a b\"\nsave \"\"\nnosuch 1\n",
-        )
-        .unwrap();
+        let (known, unknown) =
+            parse_file("# c\nport 7000\nbind 127.0.0.1 ::1\nrequirepass \"a b\"\nsave \"\"\nnosuch 1\n").unwrap();
         assert_eq!(
             known,
             vec![
                 ("port".to_string(), "7000".to_string()),
                 ("bind".to_string(), "127.0.0.1 ::1".to_string()),
-                ("requirepass".to_string(), "a b".to_string())
+                ("requirepass".to_string(), "a b".to_string()),
+                ("save".to_string(), "".to_string())
             ]
         );
-        assert_eq!(unknown, vec!["save".to_string(), "nosuch".to_string()]);
+        assert_eq!(unknown, vec!["nosuch".to_string()]);
     }
 }

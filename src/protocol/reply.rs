@@ -98,8 +98,7 @@ impl<'a> Encoder<'a> {
     pub fn error_bytes(&mut self, msg: &[u8]) {
         self.out.put_u8(b'-');
         for &b in msg {
-            self.out
-                .put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
+            self.out.put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
         }
         self.out.put_slice(b"\r\n");
     }
@@ -174,13 +173,7 @@ impl<'a> Encoder<'a> {
 ///
 /// `kind` is `message`, `smessage` or `pmessage`; `pattern` is given for `pmessage`.
 /// The result is shared by every subscriber that speaks `proto`.
-pub fn message_frame(
-    proto: Proto,
-    kind: &[u8],
-    pattern: Option<&[u8]>,
-    channel: &[u8],
-    payload: &[u8],
-) -> Bytes {
+pub fn message_frame(proto: Proto, kind: &[u8], pattern: Option<&[u8]>, channel: &[u8], payload: &[u8]) -> Bytes {
     let parts = 2 + pattern.is_some() as usize;
     let mut out = BytesMut::with_capacity(
         16 + 3 * 16 + kind.len() + channel.len() + payload.len() + pattern.map_or(0, |p| p.len()),
@@ -224,15 +217,9 @@ mod tests {
         assert_eq!(enc(Proto::Resp3, |e| e.null()), b"_\r\n");
         assert_eq!(enc(Proto::Resp2, |e| e.map(7)), b"*14\r\n");
         assert_eq!(enc(Proto::Resp3, |e| e.map(7)), b"%7\r\n");
-        assert_eq!(
-            enc(Proto::Resp3, |e| e.verbatim(b"ab")),
-            b"=6\r\ntxt:ab\r\n"
-        );
+        assert_eq!(enc(Proto::Resp3, |e| e.verbatim(b"ab")), b"=6\r\ntxt:ab\r\n");
         assert_eq!(enc(Proto::Resp2, |e| e.integer(-12)), b":-12\r\n");
         assert_eq!(enc(Proto::Resp2, |e| e.integer(0)), b":0\r\n");
-        assert_eq!(
-            enc(Proto::Resp2, |e| e.error("ERR a\r\nb")),
-            b"-ERR a  b\r\n"
-        );
+        assert_eq!(enc(Proto::Resp2, |e| e.error("ERR a\r\nb")), b"-ERR a  b\r\n");
     }
 }

@@ -243,11 +243,7 @@ impl RequestParser {
     ///
     /// After an error the connection must be closed; the parser is reset, and `buf` is left
     /// where the error was found.
-    pub fn next(
-        &mut self,
-        buf: &mut BytesMut,
-        limits: &Limits,
-    ) -> Result<Option<Request>, ProtocolError> {
+    pub fn next(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, ProtocolError> {
         let result = self.parse(buf, limits);
         if result.is_err() {
             *self = RequestParser::new();
@@ -262,11 +258,7 @@ impl RequestParser {
         self.wanted
     }
 
-    fn parse(
-        &mut self,
-        buf: &mut BytesMut,
-        limits: &Limits,
-    ) -> Result<Option<Request>, ProtocolError> {
+    fn parse(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, ProtocolError> {
         self.wanted = 0;
         loop {
             match self.phase {
@@ -342,11 +334,7 @@ impl RequestParser {
     }
 
     /// Consumes the `*N` header. `false`: incomplete.
-    fn multibulk_header(
-        &mut self,
-        buf: &mut BytesMut,
-        limits: &Limits,
-    ) -> Result<bool, ProtocolError> {
+    fn multibulk_header(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<bool, ProtocolError> {
         let Some(cr) = self.header_line(buf, ProtocolError::TooBigMultibulkCountString)? else {
             return Ok(false);
         };
@@ -379,8 +367,7 @@ impl RequestParser {
             let len = match self.bulk_len {
                 Some(len) => len,
                 None => {
-                    let Some(cr) = self.header_line(buf, ProtocolError::TooBigBulkCountString)?
-                    else {
+                    let Some(cr) = self.header_line(buf, ProtocolError::TooBigBulkCountString)? else {
                         return Ok(false);
                     };
                     // Redis only looks at the first byte once it has the whole line, so a
@@ -422,11 +409,7 @@ impl RequestParser {
 
     /// Finds the `\r` ending a `*N` / `$N` header at the front of `buf`. Redis assumes the byte
     /// after it is `\n` without checking, but does wait for it to arrive.
-    fn header_line(
-        &mut self,
-        buf: &BytesMut,
-        too_big: ProtocolError,
-    ) -> Result<Option<usize>, ProtocolError> {
+    fn header_line(&mut self, buf: &BytesMut, too_big: ProtocolError) -> Result<Option<usize>, ProtocolError> {
         match self.scan.find(buf, b'\r') {
             LineEnd::Found(cr) if cr + 2 <= buf.len() => Ok(Some(cr)),
             LineEnd::Found(_) | LineEnd::Missing => Ok(None),
@@ -643,10 +626,7 @@ mod tests {
     fn star_selects_multibulk_anything_else_inline() {
         assert_eq!(one(b"*1\r\n$4\r\nPING\r\n"), words(&[b"PING"]));
         // `$` does not start a multibulk element on its own: it is an inline word.
-        assert_eq!(
-            args_of(b"$4\r\nPING\r\n"),
-            vec![words(&[b"$4"]), words(&[b"PING"])]
-        );
+        assert_eq!(args_of(b"$4\r\nPING\r\n"), vec![words(&[b"$4"]), words(&[b"PING"])]);
     }
 
     // Multibulk
@@ -751,10 +731,7 @@ mod tests {
         assert_eq!(e.message_bytes(), b"Protocol error: expected '$', got ' '");
         // Bytes >= 0x80 go out raw.
         let e = ProtocolError::ExpectedDollar(0xff);
-        assert_eq!(
-            e.message_bytes(),
-            b"Protocol error: expected '$', got '\xff'"
-        );
+        assert_eq!(e.message_bytes(), b"Protocol error: expected '$', got '\xff'");
     }
 
     #[test]
@@ -882,8 +859,7 @@ mod tests {
         // Exactly 64 KB may wait for its newline.
         let mut ok = vec![b'a'; PROTO_INLINE_MAX_SIZE];
         ok.push(b'\n');
-        let (reqs, err) =
-            parse_chunked(&ok, &[PROTO_INLINE_MAX_SIZE, ok.len()], &Limits::default());
+        let (reqs, err) = parse_chunked(&ok, &[PROTO_INLINE_MAX_SIZE, ok.len()], &Limits::default());
         assert_eq!(err, None);
         assert_eq!(reqs[0].args[0].len(), PROTO_INLINE_MAX_SIZE);
         assert_eq!(reqs[0].wire_len, PROTO_INLINE_MAX_SIZE + 1);
@@ -893,11 +869,7 @@ mod tests {
         let mut late = vec![b'a'; PROTO_INLINE_MAX_SIZE + 1];
         late.push(b'\n');
         assert_eq!(args_of(&late)[0][0].len(), PROTO_INLINE_MAX_SIZE + 1);
-        let (reqs, err) = parse_chunked(
-            &late,
-            &[PROTO_INLINE_MAX_SIZE + 1, late.len()],
-            &Limits::default(),
-        );
+        let (reqs, err) = parse_chunked(&late, &[PROTO_INLINE_MAX_SIZE + 1, late.len()], &Limits::default());
         assert!(reqs.is_empty());
         assert_eq!(err, Some(ProtocolError::TooBigInlineRequest));
     }
@@ -913,10 +885,7 @@ mod tests {
 
     #[test]
     fn inline_words_split_on_whitespace() {
-        assert_eq!(
-            one(b"  SET\tkey   value \n"),
-            words(&[b"SET", b"key", b"value"])
-        );
+        assert_eq!(one(b"  SET\tkey   value \n"), words(&[b"SET", b"key", b"value"]));
         // \v and \f separate words only between them, not inside one.
         assert_eq!(one(b"\x0ba\x0bb \x0cc\n"), words(&[b"a\x0bb", b"c"]));
     }
@@ -962,8 +931,7 @@ mod tests {
 
     #[test]
     fn pipelined_mixed_requests_come_out_in_order() {
-        let input =
-            b"PING\r\n*2\r\n$9\r\nSUBSCRIBE\r\n$2\r\nch\r\n\r\nECHO \"x y\"\n*1\r\n$4\r\nQUIT\r\n";
+        let input = b"PING\r\n*2\r\n$9\r\nSUBSCRIBE\r\n$2\r\nch\r\n\r\nECHO \"x y\"\n*1\r\n$4\r\nQUIT\r\n";
         assert_eq!(
             args_of(input),
             vec![
@@ -984,10 +952,7 @@ mod tests {
         let publish = parser.next(&mut buf, &limits).unwrap().unwrap();
         let echo = parser.next(&mut buf, &limits).unwrap().unwrap();
         for arg in publish.args.iter().chain(&echo.args) {
-            assert!(
-                range.contains(&(arg.as_ptr() as usize)),
-                "{arg:?} was copied"
-            );
+            assert!(range.contains(&(arg.as_ptr() as usize)), "{arg:?} was copied");
         }
     }
 

@@ -24,7 +24,7 @@ use crate::stats::Stats;
 
 /// The writer takes at most this much from the outbox per round, so the bytes it holds
 /// in flight (still counted as the client's output) stay bounded.
-const MAX_TAKE: usize = 256 * 1024;
+const MAX_TAKE: usize = 64 * 1024;
 /// Frames smaller than this are copied into one buffer and sent with one write; larger
 /// ones are written straight from their shared `Bytes`.
 const COALESCE_BELOW: usize = 16 * 1024;
@@ -42,24 +42,18 @@ const MAX_READ_RESERVE: usize = 1024 * 1024;
 /// (once the shutdown grace period is over) makes its writer give up at once.
 pub async fn serve(
     broker: Arc<Broker>,
+    id: u64,
     stream: TcpStream,
     shutdown: CancellationToken,
     hard_stop: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let local = stream
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let local = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let fd = stream.as_raw_fd() as i64;
     let _ = stream.set_nodelay(true);
     super::set_keepalive(&stream, broker.settings.tcp_keepalive.load(Relaxed));
 
-    let id = broker.next_client_id.fetch_add(1, Relaxed);
     let outbox = Arc::new(Outbox::new(id));
     let client = Arc::new(ClientHandle::new(outbox.clone(), peer, local, fd));
     broker.clients.insert(client.clone());
@@ -67,12 +61,7 @@ pub async fn serve(
     tracing::debug!(client = id, addr = %client.peer, "accepted");
 
     let (rd, wr) = stream.into_split();
-    tracker.spawn(write_loop(
-        outbox.clone(),
-        wr,
-        broker.stats.clone(),
-        hard_stop,
-    ));
+    tracker.spawn(write_loop(outbox.clone(), wr, broker.stats.clone(), hard_stop));
 
     let mut session = Session::new(broker.clone(), client);
     read_loop(&mut session, rd, &shutdown).await;
@@ -174,19 +163,15 @@ async fn read_loop(session: &mut Session, rd: OwnedReadHalf, shutdown: &Cancella
     }
 }
 
-async fn write_loop(
-    outbox: Arc<Outbox>,
-    mut wr: OwnedWriteHalf,
-    stats: Arc<Stats>,
-    hard_stop: CancellationToken,
-) {
+async fn write_loop(outbox: Arc<Outbox>, mut wr: OwnedWriteHalf, stats: Arc<Stats>, hard_stop: CancellationToken) {
     let mut batch: Vec<Bytes> = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
     loop {
         match outbox.take(&mut batch, MAX_TAKE) {
             Take::Idle => {
-                // An idle connection keeps no write buffer.
+                // An idle connection keeps no write buffer and no batch.
                 buf = Vec::new();
+                batch = Vec::new();
                 tokio::select! {
                     _ = outbox.wait() => {}
                     _ = outbox.gone.cancelled() => return,
@@ -222,11 +207,7 @@ async fn write_loop(
 
 /// Writes a batch of frames with as few syscalls as it can: small frames are copied
 /// into one buffer (a memcpy is far cheaper than a syscall), large ones go out as they are.
-async fn write_batch(
-    wr: &mut OwnedWriteHalf,
-    batch: &[Bytes],
-    buf: &mut Vec<u8>,
-) -> std::io::Result<usize> {
+async fn write_batch(wr: &mut OwnedWriteHalf, batch: &[Bytes], buf: &mut Vec<u8>) -> std::io::Result<usize> {
     let mut sent = 0;
     for frame in batch {
         if frame.len() >= COALESCE_BELOW {

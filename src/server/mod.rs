@@ -59,15 +59,9 @@ pub(crate) fn set_keepalive(stream: &TcpStream, secs: u64) {
 
 impl Server {
     /// Binds every `bind` address on `port`. Fails if any cannot be bound.
-    pub async fn bind(
-        settings: Arc<Settings>,
-        config_file: Option<std::path::PathBuf>,
-    ) -> io::Result<Server> {
+    pub async fn bind(settings: Arc<Settings>, config_file: Option<std::path::PathBuf>) -> io::Result<Server> {
         let port = settings.port();
-        let backlog: i32 = settings
-            .get("tcp-backlog")
-            .and_then(|b| b.parse().ok())
-            .unwrap_or(511);
+        let backlog: i32 = settings.get("tcp-backlog").and_then(|b| b.parse().ok()).unwrap_or(511);
         let mut listeners = Vec::new();
         for host in settings.binds() {
             // Redis accepts a leading `-` meaning "skip if unavailable".
@@ -78,33 +72,23 @@ impl Server {
             let ip: IpAddr = match host.as_str() {
                 "*" => IpAddr::from([0, 0, 0, 0]),
                 "::*" => "::".parse().unwrap(),
-                h => h.parse().map_err(|_| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!("invalid bind address '{h}'"),
-                    )
-                })?,
+                h => h
+                    .parse()
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid bind address '{h}'")))?,
             };
             // With port 0 every listener after the first reuses the first one's port.
-            let p = listeners.first().map_or(port, |l: &TcpListener| {
-                l.local_addr().map_or(port, |a| a.port())
-            });
+            let p = listeners
+                .first()
+                .map_or(port, |l: &TcpListener| l.local_addr().map_or(port, |a| a.port()));
             match listen(SocketAddr::new(ip, p), backlog) {
                 Ok(l) => listeners.push(l),
                 Err(e) if optional => tracing::warn!("could not bind {host}:{p}: {e}"),
-                Err(e) => {
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!("could not bind {host}:{p}: {e}"),
-                    ))
-                }
+                Err(e) => return Err(io::Error::new(e.kind(), format!("could not bind {host}:{p}: {e}"))),
             }
         }
         let broker = Broker::new(settings, config_file);
         if let Some(l) = listeners.first() {
-            broker
-                .tcp_port
-                .store(l.local_addr()?.port() as u64, Relaxed);
+            broker.tcp_port.store(l.local_addr()?.port() as u64, Relaxed);
         }
         Ok(Server {
             broker,
@@ -114,10 +98,7 @@ impl Server {
     }
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect()
+        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
     }
 
     pub fn broker(&self) -> &Arc<Broker> {
@@ -148,9 +129,7 @@ impl Server {
         tracker.close();
         let grace = Duration::from_secs(self.broker.settings.shutdown_timeout.load(Relaxed));
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-            tracing::warn!(
-                "output still queued after {grace:?}; closing the remaining connections"
-            );
+            tracing::warn!("output still queued after {grace:?}; closing the remaining connections");
             for c in self.broker.clients.all() {
                 c.outbox.kill();
             }
@@ -198,8 +177,11 @@ async fn accept_loop(
                     });
                     continue;
                 }
+                // Ids are handed out here, in accept order, as Redis does.
+                let id = broker.next_client_id.fetch_add(1, Relaxed);
                 tracker.spawn(connection::serve(
                     broker.clone(),
+                    id,
                     stream,
                     shutdown.clone(),
                     hard_stop.clone(),

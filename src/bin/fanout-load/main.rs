@@ -1,0 +1,622 @@
+//! `fanout-load`: load generator for Redis-protocol pub/sub servers (fanout,
+//! redis-server, anything that speaks RESP2 PUBLISH/SUBSCRIBE/PSUBSCRIBE).
+//!
+//! It talks RESP over plain TCP and does not use the fanout library, so the
+//! same binary measures both servers. Every run is bounded (warm-up +
+//! `--duration`, setup and drain timeouts), prints a human table on stdout
+//! followed by one JSON line with every figure (progress goes to stderr).
+//!
+//! Scenarios:
+//! - `fanout`   S subscribers on one channel, P publishers, payload size,
+//!   pipeline depth; publish rate, delivered rate, delivered fraction
+//!   (delivered / published*S) and the sum of PUBLISH replies.
+//! - `channels` N subscriber connections each on its own channel, publishers
+//!   publish to random channels (pipelined).
+//! - `patterns` N PSUBSCRIBE patterns `bench:{i}:*` spread over a few
+//!   connections; publishes to `bench:{random i}:x` match exactly one.
+//! - `latency`  open-loop publisher at `--rate` msgs/s; each payload carries
+//!   its *intended* send time; p50/p90/p99/p99.9/max in microseconds.
+//! - `conns`    N idle subscribers (`c:{i}`); server RSS per connection,
+//!   then one message per channel, all must arrive.
+//! - `slowsub`  fast subscribers plus one that never reads; fast delivered
+//!   rate, server RSS max, and whether the server closed the slow one.
+//! - `compare <scenario> ...` alternates a scenario between a fanout and a
+//!   redis-server (`--fanout-port`, `--redis-port`), medians and ratios.
+//!
+//! `--server-pid PID` adds server CPU microseconds per delivered message,
+//! CPU % and RSS (from /proc/PID/stat and /proc/PID/status).
+//!
+//! Notes: runs with many connections need `ulimit -n` above the connection
+//! count for this tool (it raises its soft limit to the hard limit itself
+//! with `prlimit` when it can) and for the server (redis-server also needs
+//! `--maxclients` above 10000). Use a fresh server per scenario: after a
+//! 10,000-pattern run redis-server 7.0 keeps an empty but large pattern
+//! table that every later PUBLISH scans (about 10x slower PUBLISH).
+//!
+//! Example:
+//!
+//! ```text
+//! redis-server --port 7301 --save '' --appendonly no --daemonize no &
+//! fanout-load fanout --port 7301 --subscribers 100 --payload 64 --pipeline 32 \
+//!     --duration 10 --server-pid $!
+//! fanout-load compare fanout --subscribers 100 --pipeline 32 --fanout-port 7300 \
+//!     --redis-port 7302 --start-fanout target/release/fanout \
+//!     --start-redis /usr/bin/redis-server --runs 3
+//! ```
+
+mod compare;
+mod latency;
+mod net;
+mod report;
+mod resp;
+mod scenarios;
+mod sys;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::net::{Pick, SubSpec, Target};
+use crate::report::{Report, Val};
+use crate::scenarios::{Opts, Plan};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fanout-load",
+    version,
+    about = "Pub/sub load generator for Redis-protocol servers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// Options accepted by every scenario (anywhere on the command line).
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// Server host (loopback only in this project's tests).
+    #[arg(long, global = true, default_value = "127.0.0.1")]
+    host: String,
+    /// Server port.
+    #[arg(long, global = true, default_value_t = 6379)]
+    port: u16,
+    /// Measured window in seconds (default 10; slowsub 30).
+    #[arg(long, global = true)]
+    duration: Option<f64>,
+    /// Warm-up before the measured window, seconds.
+    #[arg(long, global = true, default_value_t = 1.0)]
+    warmup: f64,
+    /// Longest drain wait after publishers stop, seconds.
+    #[arg(long, global = true, default_value_t = 2.0)]
+    grace: f64,
+    /// Server PID, for CPU per delivered message and RSS (/proc).
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
+    /// Timeout of each TCP connect, seconds.
+    #[arg(long, global = true, default_value_t = 5.0)]
+    connect_timeout: f64,
+    /// Timeout for all subscribers to connect and confirm, seconds.
+    #[arg(long, global = true, default_value_t = 60.0)]
+    setup_timeout: f64,
+    /// Connections being opened at the same time during setup.
+    #[arg(long, global = true, default_value_t = 256)]
+    connect_concurrency: usize,
+    /// Tokio worker threads (default: one per core).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    #[command(flatten)]
+    Run(Scenario),
+    /// Alternate a scenario between a fanout server and a redis-server.
+    Compare(CompareArgs),
+}
+
+#[derive(Subcommand, Debug, Clone)]
+enum Scenario {
+    /// S subscribers on one channel, P closed-loop publishers.
+    Fanout(FanoutArgs),
+    /// N subscribers each on its own channel; publishes to random channels.
+    Channels(ChannelsArgs),
+    /// N PSUBSCRIBE patterns over a few connections; each publish matches one.
+    Patterns(PatternsArgs),
+    /// Open-loop fixed-rate publisher; end-to-end latency percentiles.
+    Latency(LatencyArgs),
+    /// N idle subscriber connections: server memory per connection.
+    Conns(ConnsArgs),
+    /// Fast subscribers plus one that never reads.
+    Slowsub(SlowsubArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct FanoutArgs {
+    /// Subscriber connections on the channel.
+    #[arg(long, default_value_t = 10)]
+    subscribers: usize,
+    /// Publisher connections.
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    /// Payload bytes.
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// PUBLISH requests in flight per publisher (one write per batch).
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
+    /// Channel name.
+    #[arg(long, default_value = "bench:fanout")]
+    channel: String,
+}
+
+#[derive(Args, Debug, Clone)]
+struct ChannelsArgs {
+    /// Channels, one subscriber connection each.
+    #[arg(long, default_value_t = 10000)]
+    channels: usize,
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    #[arg(long, default_value_t = 32)]
+    pipeline: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+struct PatternsArgs {
+    /// Patterns `bench:{i}:*`.
+    #[arg(long, default_value_t = 1000)]
+    patterns: usize,
+    /// Subscriber connections the patterns are divided among.
+    #[arg(long, default_value_t = 10)]
+    pattern_conns: usize,
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    #[arg(long, default_value_t = 32)]
+    pipeline: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+struct LatencyArgs {
+    /// Messages per second (open loop).
+    #[arg(long, default_value_t = 10000.0)]
+    rate: f64,
+    #[arg(long, default_value_t = 10)]
+    subscribers: usize,
+    /// Payload bytes (at least 16: the send-time stamp).
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    #[arg(long, default_value = "bench:latency")]
+    channel: String,
+}
+
+#[derive(Args, Debug, Clone)]
+struct ConnsArgs {
+    /// Idle subscriber connections, each on channel `c:{i}`.
+    #[arg(long, default_value_t = 10000)]
+    conns: usize,
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+struct SlowsubArgs {
+    /// Subscribers that keep up.
+    #[arg(long, default_value_t = 4)]
+    fast: usize,
+    #[arg(long, default_value_t = 2)]
+    publishers: usize,
+    #[arg(long, default_value_t = 1024)]
+    payload: usize,
+    #[arg(long, default_value_t = 32)]
+    pipeline: usize,
+    #[arg(long, default_value = "bench:slowsub")]
+    channel: String,
+}
+
+#[derive(Args, Debug, Clone)]
+struct CompareArgs {
+    #[command(subcommand)]
+    scenario: Scenario,
+    /// Port of the fanout server (required).
+    #[arg(long, global = true)]
+    fanout_port: Option<u16>,
+    /// Port of the redis-server (required).
+    #[arg(long, global = true)]
+    redis_port: Option<u16>,
+    /// PID of the fanout server (CPU/RSS figures).
+    #[arg(long, global = true)]
+    fanout_pid: Option<u32>,
+    /// PID of the redis-server (CPU/RSS figures).
+    #[arg(long, global = true)]
+    redis_pid: Option<u32>,
+    /// Runs per server, alternating fanout, redis, fanout, ...
+    #[arg(long, global = true, default_value_t = 3)]
+    runs: usize,
+    /// Pause between runs, seconds.
+    #[arg(long, global = true, default_value_t = 1.0)]
+    pause: f64,
+    /// Start this fanout binary with `--port <fanout-port>` (killed at the end).
+    #[arg(long, global = true)]
+    start_fanout: Option<PathBuf>,
+    /// Start this redis-server with `--port <redis-port> --save '' --appendonly no`.
+    #[arg(long, global = true)]
+    start_redis: Option<PathBuf>,
+    /// Extra argument for the started fanout (repeatable).
+    #[arg(long, global = true, allow_hyphen_values = true)]
+    fanout_arg: Vec<String>,
+    /// Extra argument for the started redis-server (repeatable).
+    #[arg(long, global = true, allow_hyphen_values = true)]
+    redis_arg: Vec<String>,
+}
+
+impl Scenario {
+    fn name(&self) -> &'static str {
+        match self {
+            Scenario::Fanout(_) => "fanout",
+            Scenario::Channels(_) => "channels",
+            Scenario::Patterns(_) => "patterns",
+            Scenario::Latency(_) => "latency",
+            Scenario::Conns(_) => "conns",
+            Scenario::Slowsub(_) => "slowsub",
+        }
+    }
+
+    fn default_duration(&self) -> f64 {
+        match self {
+            Scenario::Slowsub(_) => 30.0,
+            _ => 10.0,
+        }
+    }
+
+    /// Client sockets this scenario opens.
+    fn connections(&self) -> u64 {
+        (match self {
+            Scenario::Fanout(a) => a.subscribers + a.publishers,
+            Scenario::Channels(a) => a.channels + a.publishers,
+            Scenario::Patterns(a) => a.pattern_conns + a.publishers,
+            Scenario::Latency(a) => a.subscribers + 2,
+            Scenario::Conns(a) => a.conns + 1,
+            Scenario::Slowsub(a) => a.fast + 1 + a.publishers,
+        }) as u64
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let pos = |v: usize, what: &str| {
+            if v == 0 {
+                Err(format!("{what} must be at least 1"))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            Scenario::Fanout(a) => {
+                pos(a.publishers, "--publishers")?;
+                pos(a.pipeline, "--pipeline")
+            }
+            Scenario::Channels(a) => {
+                pos(a.channels, "--channels")?;
+                pos(a.publishers, "--publishers")?;
+                pos(a.pipeline, "--pipeline")
+            }
+            Scenario::Patterns(a) => {
+                pos(a.patterns, "--patterns")?;
+                pos(a.pattern_conns, "--pattern-conns")?;
+                pos(a.publishers, "--publishers")?;
+                pos(a.pipeline, "--pipeline")
+            }
+            Scenario::Latency(a) => {
+                if !(a.rate > 0.0 && a.rate <= 10_000_000.0) {
+                    return Err("--rate must be in (0, 10000000]".into());
+                }
+                Ok(())
+            }
+            Scenario::Conns(a) => pos(a.conns, "--conns"),
+            Scenario::Slowsub(a) => {
+                pos(a.publishers, "--publishers")?;
+                pos(a.pipeline, "--pipeline")
+            }
+        }
+    }
+}
+
+fn base_report(sc: &Scenario, o: &Opts) -> Report {
+    let mut r = Report::new(sc.name());
+    r.param("port", Val::Int(o.target.port as i64));
+    let int = |v: usize| Val::Int(v as i64);
+    match sc {
+        Scenario::Fanout(a) => {
+            r.param("subscribers", int(a.subscribers));
+            r.param("publishers", int(a.publishers));
+            r.param("payload", int(a.payload));
+            r.param("pipeline", int(a.pipeline));
+        }
+        Scenario::Channels(a) => {
+            r.param("channels", int(a.channels));
+            r.param("publishers", int(a.publishers));
+            r.param("payload", int(a.payload));
+            r.param("pipeline", int(a.pipeline));
+        }
+        Scenario::Patterns(a) => {
+            r.param("patterns", int(a.patterns));
+            r.param("pattern_conns", int(a.pattern_conns.min(a.patterns)));
+            r.param("publishers", int(a.publishers));
+            r.param("payload", int(a.payload));
+            r.param("pipeline", int(a.pipeline));
+        }
+        Scenario::Latency(a) => {
+            r.param("rate", Val::Float(a.rate, 1));
+            r.param("subscribers", int(a.subscribers));
+            r.param("payload", int(a.payload.max(latency::STAMP_LEN)));
+        }
+        Scenario::Conns(a) => {
+            r.param("conns", int(a.conns));
+            r.param("payload", int(a.payload));
+        }
+        Scenario::Slowsub(a) => {
+            r.param("fast_subscribers", int(a.fast));
+            r.param("publishers", int(a.publishers));
+            r.param("payload", int(a.payload));
+            r.param("pipeline", int(a.pipeline));
+        }
+    }
+    if !matches!(sc, Scenario::Conns(_)) {
+        r.param("duration_s", Val::Float(o.duration.as_secs_f64(), 3));
+        r.param("warmup_s", Val::Float(o.warmup.as_secs_f64(), 3));
+    }
+    r
+}
+
+fn subscribe_one(channel: &str) -> SubSpec {
+    SubSpec {
+        cmd: resp::cmd(&["SUBSCRIBE", channel]),
+        confirms: 1,
+    }
+}
+
+/// Runs one scenario once against `o.target`, bounded by an overall deadline.
+async fn run_scenario(sc: &Scenario, o: Opts) -> Result<Report, String> {
+    let budget = o.setup_timeout * 2 + o.warmup + o.duration + o.grace + Duration::from_secs(30);
+    let report = base_report(sc, &o);
+    if let Some(pid) = o.server_pid {
+        if !sys::Probe::server(pid).exists() {
+            return Err(format!("--server-pid {pid}: no such process"));
+        }
+        sys::warn_server_nofile(pid, sc.connections() + 32);
+    }
+    net::ping(&o.target).await?;
+    let fut = async {
+        match sc {
+            Scenario::Fanout(a) => {
+                let plan = Plan {
+                    report,
+                    subs: (0..a.subscribers).map(|_| subscribe_one(&a.channel)).collect(),
+                    sub_bufsize: 64 * 1024,
+                    fan: a.subscribers as u64,
+                    pick: Pick::Fixed(a.channel.clone().into_bytes()),
+                    payload: a.payload,
+                    pipeline: a.pipeline,
+                    publishers: a.publishers,
+                    slow: None,
+                };
+                scenarios::run_pubsub(&o, plan).await
+            }
+            Scenario::Channels(a) => {
+                let plan = Plan {
+                    report,
+                    subs: (0..a.channels).map(|i| subscribe_one(&format!("ch:{i}"))).collect(),
+                    sub_bufsize: 8 * 1024,
+                    fan: 1,
+                    pick: Pick::Random {
+                        prefix: b"ch:".to_vec(),
+                        suffix: Vec::new(),
+                        n: a.channels as u64,
+                    },
+                    payload: a.payload,
+                    pipeline: a.pipeline,
+                    publishers: a.publishers,
+                    slow: None,
+                };
+                scenarios::run_pubsub(&o, plan).await
+            }
+            Scenario::Patterns(a) => {
+                let conns = a.pattern_conns.min(a.patterns);
+                let subs = (0..conns)
+                    .map(|c| {
+                        let mut args = vec!["PSUBSCRIBE".to_string()];
+                        args.extend((c..a.patterns).step_by(conns).map(|i| format!("bench:{i}:*")));
+                        SubSpec {
+                            confirms: args.len() - 1,
+                            cmd: resp::cmd(&args),
+                        }
+                    })
+                    .collect();
+                let plan = Plan {
+                    report,
+                    subs,
+                    sub_bufsize: 64 * 1024,
+                    fan: 1,
+                    pick: Pick::Random {
+                        prefix: b"bench:".to_vec(),
+                        suffix: b":x".to_vec(),
+                        n: a.patterns as u64,
+                    },
+                    payload: a.payload,
+                    pipeline: a.pipeline,
+                    publishers: a.publishers,
+                    slow: None,
+                };
+                scenarios::run_pubsub(&o, plan).await
+            }
+            Scenario::Slowsub(a) => {
+                let plan = Plan {
+                    report,
+                    subs: (0..a.fast).map(|_| subscribe_one(&a.channel)).collect(),
+                    sub_bufsize: 64 * 1024,
+                    fan: a.fast as u64,
+                    pick: Pick::Fixed(a.channel.clone().into_bytes()),
+                    payload: a.payload,
+                    pipeline: a.pipeline,
+                    publishers: a.publishers,
+                    slow: Some(subscribe_one(&a.channel)),
+                };
+                scenarios::run_pubsub(&o, plan).await
+            }
+            Scenario::Latency(a) => {
+                let args = latency::LatencyArgs {
+                    rate: a.rate,
+                    subscribers: a.subscribers,
+                    payload: a.payload,
+                    channel: a.channel.clone(),
+                };
+                latency::run_latency(&o, args, report).await
+            }
+            Scenario::Conns(a) => scenarios::run_conns(&o, a.conns, a.payload, report).await,
+        }
+    };
+    tokio::time::timeout(budget, fut)
+        .await
+        .map_err(|_| format!("run exceeded its overall deadline of {budget:?}"))?
+}
+
+fn secs(v: f64, what: &str) -> Result<Duration, String> {
+    if (0.0..=86_400.0).contains(&v) {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(format!("{what} must be between 0 and 86400 seconds"))
+    }
+}
+
+fn opts(c: &Common, sc: &Scenario) -> Result<Opts, String> {
+    let duration = secs(c.duration.unwrap_or(sc.default_duration()), "--duration")?;
+    if duration.is_zero() && !matches!(sc, Scenario::Conns(_)) {
+        return Err("--duration must be > 0".into());
+    }
+    Ok(Opts {
+        target: Target {
+            host: c.host.clone(),
+            port: c.port,
+            connect_timeout: secs(c.connect_timeout, "--connect-timeout")?,
+        },
+        server_pid: c.server_pid,
+        duration,
+        warmup: secs(c.warmup, "--warmup")?,
+        grace: secs(c.grace, "--grace")?,
+        setup_timeout: secs(c.setup_timeout, "--setup-timeout")?,
+        concurrency: c.connect_concurrency.max(1),
+    })
+}
+
+async fn real_main(cli: Cli) -> Result<(), String> {
+    match cli.cmd {
+        Cmd::Run(sc) => {
+            sc.validate()?;
+            let o = opts(&cli.common, &sc)?;
+            sys::ensure_nofile(sc.connections() + 64)?;
+            eprintln!("fanout-load {} against {}:{}", sc.name(), o.target.host, o.target.port);
+            let r = run_scenario(&sc, o).await?;
+            print!("{}", r.table());
+            println!("{}", r.json());
+            Ok(())
+        }
+        Cmd::Compare(c) => {
+            let sc = c.scenario.clone();
+            sc.validate()?;
+            let base = opts(&cli.common, &sc)?;
+            let (Some(fport), Some(rport)) = (c.fanout_port, c.redis_port) else {
+                return Err("compare needs --fanout-port and --redis-port".into());
+            };
+            if fport == rport {
+                return Err("--fanout-port and --redis-port must differ".into());
+            }
+            sys::ensure_nofile(sc.connections() + 64)?;
+            let target = |port| Target {
+                port,
+                ..base.target.clone()
+            };
+            // Started servers live in these guards: dropped (killed) on any exit.
+            let mut fanout_child = None;
+            let mut redis_child = None;
+            if let Some(p) = &c.start_fanout {
+                let mut args = vec!["--port".to_string(), fport.to_string()];
+                args.extend(c.fanout_arg.iter().cloned());
+                fanout_child = Some(compare::start_server("fanout", p, &args, &target(fport)).await?);
+            }
+            if let Some(p) = &c.start_redis {
+                let mut args: Vec<String> = ["--port", &rport.to_string(), "--save", "", "--appendonly", "no"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                if base.target.host.parse::<std::net::IpAddr>().is_ok() {
+                    // Keep the started server on the address we test (loopback).
+                    args.extend(["--bind".to_string(), base.target.host.clone()]);
+                }
+                if sc.connections() + 32 > 10_000 {
+                    // redis-server's default maxclients (10000) is too low.
+                    args.extend(["--maxclients".to_string(), (sc.connections() + 128).to_string()]);
+                }
+                args.extend(c.redis_arg.iter().cloned());
+                redis_child = Some(compare::start_server("redis", p, &args, &target(rport)).await?);
+            }
+            let sides = [
+                compare::Side {
+                    name: "fanout",
+                    port: fport,
+                    pid: fanout_child.as_ref().map(|g| g.pid()).or(c.fanout_pid),
+                },
+                compare::Side {
+                    name: "redis",
+                    port: rport,
+                    pid: redis_child.as_ref().map(|g| g.pid()).or(c.redis_pid),
+                },
+            ];
+            let pause = secs(c.pause, "--pause")?;
+            let res = compare::compare(&base, sides, c.runs.max(1), pause, |o| run_scenario(&sc, o)).await;
+            drop(fanout_child);
+            drop(redis_child);
+            let (table, json) = res?;
+            print!("{table}");
+            println!("{json}");
+            Ok(())
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(t) = cli.common.threads {
+        rt.worker_threads(t.max(1));
+    }
+    let rt = match rt.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: tokio runtime: {e}");
+            std::process::exit(2);
+        }
+    };
+    let code = rt.block_on(async {
+        tokio::select! {
+            r = real_main(cli) => match r {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    1
+                }
+            },
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("interrupted");
+                130
+            }
+        }
+    });
+    // Do not wait for stray tasks or threads (they are all bounded anyway).
+    rt.shutdown_timeout(Duration::from_millis(200));
+    std::process::exit(code);
+}
