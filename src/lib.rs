@@ -18,11 +18,13 @@
 //! * [`commands`]: the command table and one file per command family.
 //! * [`server`]: the listener, the connection tasks, periodic checks and shutdown.
 //! * [`stats`]: server-wide counters as plain atomics.
+//! * [`metrics`]: Prometheus metrics read from those at scrape time (`metrics-addr`).
 
 pub mod broker;
 pub mod commands;
 pub mod config;
 pub mod logging;
+pub mod metrics;
 pub mod protocol;
 pub mod server;
 pub mod stats;

@@ -17,6 +17,12 @@ pub struct Stats {
     pub obuf_limit_disconnections: AtomicU64,
     pub qbuf_limit_disconnections: AtomicU64,
     pub auth_failures: AtomicU64,
+    /// Clients closed by CLIENT KILL.
+    pub killed_disconnections: AtomicU64,
+    /// Clients closed by the idle `timeout`.
+    pub timeout_disconnections: AtomicU64,
+    /// Calls per command, by position in the command table (metrics).
+    pub command_calls: crate::metrics::CommandCalls,
 }
 
 impl Stats {
@@ -43,8 +49,11 @@ impl Stats {
             &self.obuf_limit_disconnections,
             &self.qbuf_limit_disconnections,
             &self.auth_failures,
+            &self.killed_disconnections,
+            &self.timeout_disconnections,
         ] {
             c.store(0, Relaxed);
         }
+        self.command_calls.reset();
     }
 }

@@ -310,6 +310,7 @@ impl Session {
                 return super::Flow::Continue;
             };
             self.ok();
+            crate::stats::Stats::add(&self.broker.stats.killed_disconnections, 1);
             if c.id() == me {
                 return Flow::CloseAfterReply;
             }
@@ -334,6 +335,7 @@ impl Session {
             }
         }
         self.reply().integer(killed);
+        crate::stats::Stats::add(&self.broker.stats.killed_disconnections, killed as u64);
         if killed_me {
             Flow::CloseAfterReply
         } else {

@@ -221,6 +221,7 @@ impl Session {
     }
 
     fn run(&mut self, spec: &'static Spec, args: &[Bytes]) -> Flow {
+        self.broker.stats.command_calls.count(spec);
         match spec.name {
             "publish" => self.publish(crate::broker::Namespace::Global, args),
             "spublish" => self.publish(crate::broker::Namespace::Shard, args),

@@ -100,6 +100,12 @@ pub const DIRECTIVES: &[Directive] = &[
         true,
         "seconds to let queued output drain on SIGINT/SIGTERM",
     ),
+    d(
+        "metrics-addr",
+        "",
+        false,
+        "HOST:PORT to serve Prometheus metrics on at GET /metrics (empty: off)",
+    ),
     // Accepted so that redis.conf files, tools and test runners that read or set them keep
     // working; fanout keeps no keys, so they have nothing to act on.
     d(
@@ -341,6 +347,13 @@ impl Settings {
                     return Err("argument must be text or json".into());
                 }
                 v
+            }
+            "metrics-addr" => {
+                let v = value.trim();
+                if !v.is_empty() && !crate::metrics::valid_addr(v) {
+                    return Err("argument must be HOST:PORT, or empty to turn metrics off".into());
+                }
+                v.to_string()
             }
             "requirepass" => {
                 *self.requirepass.lock().unwrap() = (!value.is_empty()).then(|| value.as_bytes().to_vec());

@@ -32,6 +32,8 @@ const CRON_INTERVAL: Duration = Duration::from_millis(100);
 pub struct Server {
     broker: Arc<Broker>,
     listeners: Vec<TcpListener>,
+    /// The `metrics-addr` listener, when metrics are on.
+    metrics: Option<TcpListener>,
     shutdown: CancellationToken,
 }
 
@@ -86,6 +88,14 @@ impl Server {
                 Err(e) => return Err(io::Error::new(e.kind(), format!("could not bind {host}:{p}: {e}"))),
             }
         }
+        let metrics = match settings.get("metrics-addr").filter(|a| !a.is_empty()) {
+            Some(addr) => Some(
+                TcpListener::bind(addr.as_str())
+                    .await
+                    .map_err(|e| io::Error::new(e.kind(), format!("could not bind metrics-addr {addr}: {e}")))?,
+            ),
+            None => None,
+        };
         let broker = Broker::new(settings, config_file);
         if let Some(l) = listeners.first() {
             broker.tcp_port.store(l.local_addr()?.port() as u64, Relaxed);
@@ -93,12 +103,18 @@ impl Server {
         Ok(Server {
             broker,
             listeners,
+            metrics,
             shutdown: CancellationToken::new(),
         })
     }
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
+    /// Where `GET /metrics` is served, when `metrics-addr` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn broker(&self) -> &Arc<Broker> {
@@ -121,6 +137,13 @@ impl Server {
             ));
         }
         tokio::spawn(cron(self.broker.clone(), accept_stop.clone()));
+        if let Some(listener) = self.metrics {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!("serving Prometheus metrics at http://{addr}/metrics");
+            }
+            let registry = crate::metrics::registry(self.broker.clone());
+            tokio::spawn(crate::metrics::http::serve(listener, registry, accept_stop.clone()));
+        }
         stop.await;
 
         tracing::info!("shutting down: no longer accepting, draining connections");
@@ -218,6 +241,7 @@ async fn cron(broker: Arc<Broker>, stop: CancellationToken) {
                 let idle = c.info.lock().unwrap().last_active.elapsed();
                 if idle.as_secs() >= timeout {
                     tracing::debug!(client = c.id(), "closing idle client (timeout)");
+                    Stats::add(&broker.stats.timeout_disconnections, 1);
                     broker.clients.kill(&c);
                 }
             }

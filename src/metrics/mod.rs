@@ -1,0 +1,280 @@
+//! Prometheus metrics, served at `GET /metrics` on `metrics-addr` (off by default).
+//!
+//! Nothing here sits on a hot path. The counters are the plain atomics of
+//! [`Stats`](crate::stats::Stats), bumped where things happen; the gauges (clients,
+//! subscriptions, output buffers) are computed from the client table and the registry.
+//! Both are read only when a scrape arrives, by [`BrokerCollector`], a
+//! `prometheus-client` collector that the crate calls on every encode.
+//!
+//! * [`http`]: the small HTTP/1 responder (bounded in time, size and connections).
+//! * [`commands`]: per-command call counters, indexed by position in the command table.
+
+pub mod commands;
+pub mod http;
+
+use std::fmt;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+pub use commands::CommandCalls;
+
+use crate::broker::{Broker, Namespace};
+use crate::stats::Stats;
+
+/// Whether `v` is a `metrics-addr` value: `HOST:PORT` or `[IPv6]:PORT`. The host is
+/// resolved when the server binds it.
+pub fn valid_addr(v: &str) -> bool {
+    if v.parse::<std::net::SocketAddr>().is_ok() {
+        return true;
+    }
+    match v.rsplit_once(':') {
+        Some((host, port)) => {
+            !host.is_empty()
+                && !host.contains(':')
+                && !host.contains(char::is_whitespace)
+                && port.parse::<u16>().is_ok()
+        }
+        None => false,
+    }
+}
+
+/// A registry whose only member reads `broker` at each scrape.
+pub fn registry(broker: Arc<Broker>) -> Registry {
+    let mut r = Registry::default();
+    r.register_collector(Box::new(BrokerCollector { broker }));
+    r
+}
+
+/// Renders the metrics in the Prometheus text format (0.0.4), or in OpenMetrics.
+pub fn render(registry: &Registry, openmetrics: bool) -> String {
+    let mut out = String::with_capacity(8 * 1024);
+    let result = if openmetrics {
+        prometheus_client::encoding::text::encode(&mut out, registry)
+    } else {
+        prometheus_client::encoding::prometheus_text::encode(&mut out, registry)
+    };
+    // Writing to a String cannot fail, and our collector never returns an error itself.
+    debug_assert!(result.is_ok());
+    out
+}
+
+/// Reads the broker's counters and gauges on each scrape.
+pub struct BrokerCollector {
+    broker: Arc<Broker>,
+}
+
+impl fmt::Debug for BrokerCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrokerCollector").finish_non_exhaustive()
+    }
+}
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> fmt::Result {
+    let m = ConstCounter::new(v);
+    m.encode(e.encode_descriptor(name, help, None, m.metric_type())?)
+}
+
+fn gauge<N>(e: &mut DescriptorEncoder, name: &str, help: &str, v: N) -> fmt::Result
+where
+    N: prometheus_client::encoding::EncodeGaugeValue,
+{
+    let m = ConstGauge::new(v);
+    m.encode(e.encode_descriptor(name, help, None, m.metric_type())?)
+}
+
+/// One metric family with a single label.
+fn family<'a>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    label: &str,
+    values: impl IntoIterator<Item = (&'a str, u64)>,
+) -> fmt::Result {
+    let mut m = e.encode_descriptor(name, help, None, kind)?;
+    for (value, v) in values {
+        let labels = [(label, value)];
+        let series = m.encode_family(&labels)?;
+        match kind {
+            MetricType::Counter => ConstCounter::new(v).encode(series)?,
+            _ => ConstGauge::new(v).encode(series)?,
+        }
+    }
+    Ok(())
+}
+
+impl Collector for BrokerCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        let b = &self.broker;
+        let st = &b.stats;
+        let get = Stats::get;
+
+        let clients = b.clients.all();
+        let (mut sub, mut psub, mut ssub, mut pubsub_clients, mut queued) = (0, 0, 0, 0, 0);
+        for c in &clients {
+            queued += c.outbox.usage().0 as u64;
+            let i = c.info.lock().unwrap();
+            sub += i.sub as u64;
+            psub += i.psub as u64;
+            ssub += i.ssub as u64;
+            if i.sub + i.psub + i.ssub > 0 {
+                pubsub_clients += 1u64;
+            }
+        }
+
+        let info = [
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("redis_version", crate::REDIS_VERSION),
+        ];
+        ConstGauge::new(1i64).encode(
+            e.encode_descriptor(
+                "fanout_build_info",
+                "fanout's version and the Redis version it reports, as labels; always 1",
+                None,
+                MetricType::Gauge,
+            )?
+            .encode_family(&info)?,
+        )?;
+        gauge(
+            &mut e,
+            "fanout_uptime_seconds",
+            "Seconds since the server started",
+            b.started.elapsed().as_secs_f64(),
+        )?;
+
+        gauge(
+            &mut e,
+            "fanout_connected_clients",
+            "Client connections open now",
+            clients.len() as u64,
+        )?;
+        gauge(
+            &mut e,
+            "fanout_pubsub_clients",
+            "Connected clients with at least one subscription",
+            pubsub_clients,
+        )?;
+        family(
+            &mut e,
+            "fanout_subscriptions",
+            "Subscriptions held by connected clients, by kind (channel: SUBSCRIBE, pattern: PSUBSCRIBE, shard: SSUBSCRIBE)",
+            MetricType::Gauge,
+            "kind",
+            [("channel", sub), ("pattern", psub), ("shard", ssub)],
+        )?;
+        gauge(
+            &mut e,
+            "fanout_channels",
+            "Channels with at least one subscriber",
+            b.registry.channel_count(Namespace::Global) as u64,
+        )?;
+        gauge(
+            &mut e,
+            "fanout_shard_channels",
+            "Shard channels with at least one subscriber",
+            b.registry.channel_count(Namespace::Shard) as u64,
+        )?;
+        gauge(
+            &mut e,
+            "fanout_patterns",
+            "Distinct patterns with at least one subscriber",
+            b.registry.patterns.len() as u64,
+        )?;
+        gauge(
+            &mut e,
+            "fanout_output_buffer_bytes",
+            "Bytes queued in client output buffers, not yet written to their sockets",
+            queued,
+        )?;
+
+        counter(
+            &mut e,
+            "fanout_messages_published",
+            "Messages published (PUBLISH and SPUBLISH), whether or not anyone received them",
+            get(&st.messages_published),
+        )?;
+        counter(
+            &mut e,
+            "fanout_messages_delivered",
+            "Messages queued for subscribers: one per receiving subscription",
+            get(&st.messages_delivered),
+        )?;
+        counter(
+            &mut e,
+            "fanout_messages_dropped",
+            "Messages discarded for subscribers over their output buffer limit (drop-newest and drop-oldest policies)",
+            get(&st.messages_dropped),
+        )?;
+        family(
+            &mut e,
+            "fanout_disconnects",
+            "Clients closed by the server, by reason",
+            MetricType::Counter,
+            "reason",
+            [
+                ("output_buffer", get(&st.obuf_limit_disconnections)),
+                ("query_buffer", get(&st.qbuf_limit_disconnections)),
+                ("killed", get(&st.killed_disconnections)),
+                ("timeout", get(&st.timeout_disconnections)),
+            ],
+        )?;
+
+        counter(
+            &mut e,
+            "fanout_connections_received",
+            "Connections accepted",
+            get(&st.connections_received),
+        )?;
+        counter(
+            &mut e,
+            "fanout_rejected_connections",
+            "Connections refused because maxclients was reached",
+            get(&st.rejected_connections),
+        )?;
+        counter(
+            &mut e,
+            "fanout_auth_failures",
+            "Failed AUTH and HELLO AUTH attempts",
+            get(&st.auth_failures),
+        )?;
+        counter(
+            &mut e,
+            "fanout_net_input_bytes",
+            "Bytes read from client sockets",
+            get(&st.net_input_bytes),
+        )?;
+        counter(
+            &mut e,
+            "fanout_net_output_bytes",
+            "Bytes written to client sockets",
+            get(&st.net_output_bytes),
+        )?;
+        counter(
+            &mut e,
+            "fanout_commands_processed",
+            "Requests processed, including refused and unknown ones",
+            get(&st.commands_processed),
+        )?;
+        counter(
+            &mut e,
+            "fanout_error_replies",
+            "Error replies sent",
+            get(&st.error_replies),
+        )?;
+        family(
+            &mut e,
+            "fanout_command_calls",
+            "Commands run, by full name (publish, client|list), as INFO commandstats calls",
+            MetricType::Counter,
+            "command",
+            st.command_calls.snapshot(),
+        )?;
+        Ok(())
+    }
+}
