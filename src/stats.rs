@@ -21,6 +21,7 @@ pub struct Stats {
     pub killed_disconnections: AtomicU64,
     /// Clients closed by the idle `timeout`.
     pub timeout_disconnections: AtomicU64,
+    pub instantaneous: Instantaneous,
     /// Calls per command, by position in the command table (metrics).
     pub command_calls: crate::metrics::CommandCalls,
 }
@@ -55,5 +56,52 @@ impl Stats {
             c.store(0, Relaxed);
         }
         self.command_calls.reset();
+    }
+}
+
+/// INFO's `instantaneous_*` figures: rates over the last 16 samples (1.6 s at the cron's
+/// 100 ms), as Redis computes them, published as plain atomics.
+#[derive(Default)]
+pub struct Instantaneous {
+    pub ops_per_sec: AtomicU64,
+    /// Kilobytes per second, times 100 (INFO prints two decimals).
+    pub input_kbps_x100: AtomicU64,
+    pub output_kbps_x100: AtomicU64,
+}
+
+/// Kept by the periodic task; feeds [`Instantaneous`].
+#[derive(Default)]
+pub struct RateSampler {
+    /// (when, commands, bytes in, bytes out)
+    samples: std::collections::VecDeque<(std::time::Instant, u64, u64, u64)>,
+}
+
+impl RateSampler {
+    const SAMPLES: usize = 16;
+
+    pub fn sample(&mut self, stats: &Stats) {
+        let now = (
+            std::time::Instant::now(),
+            Stats::get(&stats.commands_processed),
+            Stats::get(&stats.net_input_bytes),
+            Stats::get(&stats.net_output_bytes),
+        );
+        self.samples.push_back(now);
+        if self.samples.len() > Self::SAMPLES {
+            self.samples.pop_front();
+        }
+        let first = self.samples[0];
+        let secs = now.0.duration_since(first.0).as_secs_f64();
+        if secs <= 0.0 {
+            return;
+        }
+        // A CONFIG RESETSTAT in the window makes a counter go backwards: report 0.
+        let rate = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
+        let inst = &stats.instantaneous;
+        inst.ops_per_sec.store(rate(first.1, now.1).round() as u64, Relaxed);
+        inst.input_kbps_x100
+            .store((rate(first.2, now.2) / 1024.0 * 100.0).round() as u64, Relaxed);
+        inst.output_kbps_x100
+            .store((rate(first.3, now.3) / 1024.0 * 100.0).round() as u64, Relaxed);
     }
 }

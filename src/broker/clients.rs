@@ -39,15 +39,18 @@ pub struct ClientHandle {
     pub peer: String,
     pub local: String,
     pub fd: i64,
+    /// Connected through the Unix socket (`U` in CLIENT LIST flags).
+    pub unix: bool,
     pub created: Instant,
     pub info: Mutex<ClientInfo>,
 }
 
 impl ClientHandle {
-    pub fn new(outbox: Arc<Outbox>, peer: String, local: String, fd: i64) -> ClientHandle {
+    pub fn new(outbox: Arc<Outbox>, peer: String, local: String, fd: i64, unix: bool) -> ClientHandle {
         let now = Instant::now();
         ClientHandle {
             outbox,
+            unix,
             peer,
             local,
             fd,
@@ -102,6 +105,9 @@ impl ClientHandle {
         }
         if i.no_touch {
             flags.push('T');
+        }
+        if self.unix {
+            flags.push('U');
         }
         if flags.is_empty() {
             flags.push('N');

@@ -50,6 +50,22 @@ impl Session {
 
     pub(super) fn subscribe(&mut self, cmd: &'static str, names: &[Bytes]) -> Flow {
         let family = Family::of(cmd);
+        let limit = self
+            .broker
+            .settings
+            .max_subscriptions
+            .load(std::sync::atomic::Ordering::Relaxed) as usize;
+        if limit > 0 {
+            let set = self.set_of(family);
+            let new: std::collections::HashSet<&Bytes> = names.iter().filter(|n| !set.contains(*n)).collect();
+            if self.subscription_count() + new.len() > limit {
+                let msg = format!(
+                    "ERR max-subscriptions-per-client reached: this connection may hold at most {limit} subscriptions"
+                );
+                self.error(&msg);
+                return Flow::Continue;
+            }
+        }
         let mut added = Vec::new();
         for name in names {
             if self.set_of(family).insert(name.clone()) {

@@ -165,7 +165,11 @@ impl Session {
             "stats" => {
                 kv("total_connections_received", &Stats::get(&st.connections_received));
                 kv("total_commands_processed", &Stats::get(&st.commands_processed));
-                kv("instantaneous_ops_per_sec", &0);
+                let inst = &st.instantaneous;
+                kv("instantaneous_ops_per_sec", &inst.ops_per_sec.load(Relaxed));
+                let kbps = |v: &std::sync::atomic::AtomicU64| format!("{:.2}", v.load(Relaxed) as f64 / 100.0);
+                kv("instantaneous_input_kbps", &kbps(&inst.input_kbps_x100));
+                kv("instantaneous_output_kbps", &kbps(&inst.output_kbps_x100));
                 kv("total_net_input_bytes", &Stats::get(&st.net_input_bytes));
                 kv("total_net_output_bytes", &Stats::get(&st.net_output_bytes));
                 kv("rejected_connections", &Stats::get(&st.rejected_connections));

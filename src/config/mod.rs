@@ -10,7 +10,7 @@
 //! so reading them never takes a lock.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Mutex;
 
 pub mod units;
@@ -99,6 +99,30 @@ pub const DIRECTIVES: &[Directive] = &[
         "10",
         true,
         "seconds to let queued output drain on SIGINT/SIGTERM",
+    ),
+    d(
+        "protected-mode",
+        "yes",
+        true,
+        "with no password set, serve only loopback and Unix-socket clients",
+    ),
+    d(
+        "max-subscriptions-per-client",
+        "0",
+        true,
+        "most channels + patterns + shard channels per connection (0: no limit)",
+    ),
+    d(
+        "unixsocket",
+        "",
+        false,
+        "also listen on this Unix socket path (empty: none)",
+    ),
+    d(
+        "unixsocketperm",
+        "",
+        false,
+        "permissions of the Unix socket, octal (e.g. 700; empty: umask)",
     ),
     d(
         "metrics-addr",
@@ -204,6 +228,8 @@ pub struct Settings {
     pub timeout: AtomicU64,
     pub tcp_keepalive: AtomicU64,
     pub shutdown_timeout: AtomicU64,
+    pub protected_mode: AtomicBool,
+    pub max_subscriptions: AtomicU64,
     /// Everything else, as the normalised text CONFIG GET shows.
     text: Mutex<BTreeMap<&'static str, String>>,
     requirepass: Mutex<Option<Vec<u8>>>,
@@ -222,6 +248,8 @@ impl Default for Settings {
             timeout: AtomicU64::new(0),
             tcp_keepalive: AtomicU64::new(0),
             shutdown_timeout: AtomicU64::new(0),
+            protected_mode: AtomicBool::new(true),
+            max_subscriptions: AtomicU64::new(0),
             text: Mutex::new(BTreeMap::new()),
             requirepass: Mutex::new(None),
         };
@@ -229,6 +257,14 @@ impl Default for Settings {
             s.set(d.name, d.default).expect("defaults are valid");
         }
         s
+    }
+}
+
+fn parse_yes_no(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("argument must be 'yes' or 'no'".into()),
     }
 }
 
@@ -347,6 +383,22 @@ impl Settings {
                     return Err("argument must be text or json".into());
                 }
                 v
+            }
+            "protected-mode" => {
+                let on = parse_yes_no(value)?;
+                self.protected_mode.store(on, Relaxed);
+                if on { "yes" } else { "no" }.to_string()
+            }
+            "max-subscriptions-per-client" => {
+                let n = parse_u64(value)?;
+                self.max_subscriptions.store(n, Relaxed);
+                n.to_string()
+            }
+            "unixsocketperm" => {
+                if !value.is_empty() && u32::from_str_radix(value, 8).is_err() {
+                    return Err("argument must be an octal number such as 700".into());
+                }
+                value.to_string()
             }
             "metrics-addr" => {
                 let v = value.trim();

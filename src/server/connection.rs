@@ -5,22 +5,22 @@
 //! stops its own commands from being read, and so that publishers on other connections
 //! only ever touch the outbox, never the socket.
 
-use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::broker::outbox::Take;
 use crate::broker::{Broker, ClientHandle, Outbox};
 use crate::commands::{Flow, Session};
 use crate::protocol::request::{Limits, RequestParser};
 use crate::stats::Stats;
+
+use super::transport::{Accepted, ReadHalf};
 
 /// The writer takes at most this much from the outbox per round, so the bytes it holds
 /// in flight (still counted as the client's output) stay bounded.
@@ -40,28 +40,29 @@ const MAX_READ_RESERVE: usize = 1024 * 1024;
 ///
 /// `shutdown` asks the connection to send what it has queued and close; `hard_stop`
 /// (once the shutdown grace period is over) makes its writer give up at once.
-pub async fn serve(
+pub async fn serve<R: ReadHalf, W: AsyncWrite + Unpin + Send + 'static>(
     broker: Arc<Broker>,
     id: u64,
-    stream: TcpStream,
+    conn: Accepted<R, W>,
     shutdown: CancellationToken,
     hard_stop: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let local = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    let fd = stream.as_raw_fd() as i64;
-    let _ = stream.set_nodelay(true);
-    super::set_keepalive(&stream, broker.settings.tcp_keepalive.load(Relaxed));
-
+    let Accepted {
+        rd,
+        wr,
+        peer,
+        local,
+        fd,
+        unix,
+    } = conn;
     let outbox = Arc::new(Outbox::new(id));
-    let client = Arc::new(ClientHandle::new(outbox.clone(), peer, local, fd));
+    let client = Arc::new(ClientHandle::new(outbox.clone(), peer, local, fd, unix));
     broker.clients.insert(client.clone());
     Stats::add(&broker.stats.connections_received, 1);
-    tracing::debug!(client = id, addr = %client.peer, "accepted");
+    tracing::debug!("accepted");
 
-    let (rd, wr) = stream.into_split();
-    tracker.spawn(write_loop(outbox.clone(), wr, broker.stats.clone(), hard_stop));
+    tracker.spawn(write_loop(outbox.clone(), wr, broker.stats.clone(), hard_stop).in_current_span());
 
     let mut session = Session::new(broker.clone(), client);
     read_loop(&mut session, rd, &shutdown).await;
@@ -82,7 +83,7 @@ pub async fn serve(
     tracing::debug!(client = id, "closed");
 }
 
-async fn read_loop(session: &mut Session, rd: OwnedReadHalf, shutdown: &CancellationToken) {
+async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &CancellationToken) {
     let outbox = session.outbox().clone();
     let broker = session.broker.clone();
     let settings = &broker.settings;
@@ -163,7 +164,12 @@ async fn read_loop(session: &mut Session, rd: OwnedReadHalf, shutdown: &Cancella
     }
 }
 
-async fn write_loop(outbox: Arc<Outbox>, mut wr: OwnedWriteHalf, stats: Arc<Stats>, hard_stop: CancellationToken) {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    outbox: Arc<Outbox>,
+    mut wr: W,
+    stats: Arc<Stats>,
+    hard_stop: CancellationToken,
+) {
     let mut batch: Vec<Bytes> = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
     loop {
@@ -207,7 +213,7 @@ async fn write_loop(outbox: Arc<Outbox>, mut wr: OwnedWriteHalf, stats: Arc<Stat
 
 /// Writes a batch of frames with as few syscalls as it can: small frames are copied
 /// into one buffer (a memcpy is far cheaper than a syscall), large ones go out as they are.
-async fn write_batch(wr: &mut OwnedWriteHalf, batch: &[Bytes], buf: &mut Vec<u8>) -> std::io::Result<usize> {
+async fn write_batch<W: AsyncWrite + Unpin>(wr: &mut W, batch: &[Bytes], buf: &mut Vec<u8>) -> std::io::Result<usize> {
     let mut sent = 0;
     for frame in batch {
         if frame.len() >= COALESCE_BELOW {

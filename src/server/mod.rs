@@ -5,6 +5,7 @@
 //! has queued and close, waits up to `shutdown-timeout` for that, then drops the rest.
 
 pub mod connection;
+pub mod transport;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -12,14 +13,15 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
 use crate::config::Settings;
 use crate::stats::Stats;
+use tracing::Instrument;
+use transport::Listener;
 
 pub use crate::logging::set_log_level;
 
@@ -31,7 +33,7 @@ const CRON_INTERVAL: Duration = Duration::from_millis(100);
 
 pub struct Server {
     broker: Arc<Broker>,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     /// The `metrics-addr` listener, when metrics are on.
     metrics: Option<TcpListener>,
     shutdown: CancellationToken,
@@ -51,20 +53,12 @@ fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-/// Applies `tcp-keepalive` (seconds; 0 leaves keepalive off).
-pub(crate) fn set_keepalive(stream: &TcpStream, secs: u64) {
-    if secs > 0 {
-        let ka = socket2::TcpKeepalive::new().with_time(Duration::from_secs(secs));
-        let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&ka);
-    }
-}
-
 impl Server {
     /// Binds every `bind` address on `port`. Fails if any cannot be bound.
     pub async fn bind(settings: Arc<Settings>, config_file: Option<std::path::PathBuf>) -> io::Result<Server> {
         let port = settings.port();
         let backlog: i32 = settings.get("tcp-backlog").and_then(|b| b.parse().ok()).unwrap_or(511);
-        let mut listeners = Vec::new();
+        let mut listeners: Vec<TcpListener> = Vec::new();
         for host in settings.binds() {
             // Redis accepts a leading `-` meaning "skip if unavailable".
             let (optional, host) = match host.strip_prefix('-') {
@@ -96,9 +90,16 @@ impl Server {
             ),
             None => None,
         };
+        let mut listeners: Vec<Listener> = listeners.into_iter().map(Listener::Tcp).collect();
+        if let Some(path) = settings.get("unixsocket").filter(|p| !p.is_empty()) {
+            let perm = settings.get("unixsocketperm").unwrap_or_default();
+            let l = transport::bind_unix(&path, &perm)
+                .map_err(|e| io::Error::new(e.kind(), format!("could not bind unixsocket {path}: {e}")))?;
+            listeners.push(l);
+        }
         let broker = Broker::new(settings, config_file);
-        if let Some(l) = listeners.first() {
-            broker.tcp_port.store(l.local_addr()?.port() as u64, Relaxed);
+        if let Some(addr) = listeners.iter().find_map(Listener::tcp_addr) {
+            broker.tcp_port.store(addr.port() as u64, Relaxed);
         }
         Ok(Server {
             broker,
@@ -109,7 +110,7 @@ impl Server {
     }
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+        self.listeners.iter().filter_map(Listener::tcp_addr).collect()
     }
 
     /// Where `GET /metrics` is served, when `metrics-addr` is set.
@@ -126,6 +127,14 @@ impl Server {
         let tracker = TaskTracker::new();
         let accept_stop = CancellationToken::new();
         let hard_stop = CancellationToken::new();
+        let unix_paths: Vec<std::path::PathBuf> = self
+            .listeners
+            .iter()
+            .filter_map(|l| match l {
+                Listener::Unix(_, p) => Some(p.clone()),
+                Listener::Tcp(_) => None,
+            })
+            .collect();
         for listener in self.listeners {
             tokio::spawn(accept_loop(
                 listener,
@@ -153,10 +162,11 @@ impl Server {
         let grace = Duration::from_secs(self.broker.settings.shutdown_timeout.load(Relaxed));
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             tracing::warn!("output still queued after {grace:?}; closing the remaining connections");
-            for c in self.broker.clients.all() {
-                c.outbox.kill();
-            }
+            hard_stop.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
+        }
+        for l in &unix_paths {
+            let _ = std::fs::remove_file(l);
         }
         tracing::info!("fanout is now ready to exit, bye bye...");
     }
@@ -174,7 +184,7 @@ impl Server {
 }
 
 async fn accept_loop(
-    listener: TcpListener,
+    listener: Listener,
     broker: Arc<Broker>,
     stop: CancellationToken,
     shutdown: CancellationToken,
@@ -184,37 +194,103 @@ async fn accept_loop(
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,
-            r = listener.accept() => r,
+            r = listener.accept(&broker) => r,
         };
-        match accepted {
-            Ok((stream, _)) => {
-                if broker.clients.len() as u64 >= broker.settings.maxclients.load(Relaxed) {
-                    Stats::add(&broker.stats.rejected_connections, 1);
-                    tokio::spawn(async move {
-                        let mut stream = stream;
-                        let _ = tokio::time::timeout(
-                            Duration::from_secs(1),
-                            stream.write_all(b"-ERR max number of clients reached\r\n"),
-                        )
-                        .await;
-                    });
-                    continue;
-                }
-                // Ids are handed out here, in accept order, as Redis does.
-                let id = broker.next_client_id.fetch_add(1, Relaxed);
-                tracker.spawn(connection::serve(
-                    broker.clone(),
-                    id,
-                    stream,
-                    shutdown.clone(),
-                    hard_stop.clone(),
-                    tracker.clone(),
-                ));
-            }
+        let conn = match accepted {
+            Ok(conn) => conn,
             Err(e) => {
                 // Typically EMFILE/ENFILE: back off so we do not spin, then keep serving.
                 tracing::error!("accept failed: {e}; retrying");
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let refusal: Option<&'static [u8]> = if broker.clients.len() as u64 >= broker.settings.maxclients.load(Relaxed)
+        {
+            Stats::add(&broker.stats.rejected_connections, 1);
+            Some(b"-ERR max number of clients reached\r\n")
+        } else if broker.settings.protected_mode.load(Relaxed)
+            && broker.settings.requirepass().is_none()
+            && !conn.is_local()
+        {
+            tracing::warn!(addr = %conn.peer(), "refused a non-loopback client: protected mode is on and no password is set");
+            Some(DENIED)
+        } else {
+            None
+        };
+        // Ids are handed out here, in accept order, as Redis does.
+        let id = if refusal.is_some() {
+            0
+        } else {
+            broker.next_client_id.fetch_add(1, Relaxed)
+        };
+        let (broker, shutdown, hard_stop, t) = (broker.clone(), shutdown.clone(), hard_stop.clone(), tracker.clone());
+        macro_rules! serve {
+            ($conn:expr) => {
+                if let Some(line) = refusal {
+                    tokio::spawn(transport::refuse($conn.wr, line));
+                } else {
+                    let span = tracing::info_span!("conn", client = id, addr = %$conn.peer);
+                    tracker.spawn(connection::serve(broker, id, $conn, shutdown, hard_stop, t).instrument(span));
+                }
+            };
+        }
+        match conn {
+            Conn::Tcp(c) => serve!(c),
+            Conn::Unix(c) => serve!(c),
+        }
+    }
+}
+
+/// A connection just accepted, of either kind.
+enum Conn {
+    Tcp(transport::TcpConn),
+    Unix(transport::UnixConn),
+}
+
+impl Conn {
+    fn peer(&self) -> &str {
+        match self {
+            Conn::Tcp(c) => &c.peer,
+            Conn::Unix(c) => &c.peer,
+        }
+    }
+
+    /// Loopback or Unix socket: who protected mode still serves.
+    fn is_local(&self) -> bool {
+        match self {
+            Conn::Tcp(c) => c.peer.parse::<SocketAddr>().is_ok_and(|a| match a.ip() {
+                IpAddr::V4(ip) => ip.is_loopback(),
+                IpAddr::V6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+            }),
+            Conn::Unix(_) => true,
+        }
+    }
+}
+
+/// Redis's protected-mode refusal, word for word, so operators find the same advice.
+const DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+impl Listener {
+    fn tcp_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().ok(),
+            Listener::Unix(..) => None,
+        }
+    }
+
+    async fn accept(&self, broker: &Broker) -> io::Result<Conn> {
+        match self {
+            Listener::Tcp(l) => {
+                let (stream, _) = l.accept().await?;
+                Ok(Conn::Tcp(transport::tcp(
+                    stream,
+                    broker.settings.tcp_keepalive.load(Relaxed),
+                )))
+            }
+            Listener::Unix(l, path) => {
+                let (stream, _) = l.accept().await?;
+                Ok(Conn::Unix(transport::unix(stream, path)))
             }
         }
     }
@@ -226,11 +302,13 @@ async fn accept_loop(
 async fn cron(broker: Arc<Broker>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(CRON_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rates = crate::stats::RateSampler::default();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        rates.sample(&broker.stats);
         let timeout = broker.settings.timeout.load(Relaxed);
         for c in broker.clients.all() {
             if c.outbox.soft_limit_expired(&broker.settings) {

@@ -1,0 +1,126 @@
+//! The sockets fanout serves: TCP and Unix domain sockets.
+//!
+//! A connection needs two things from its socket's read half: to wait until bytes are
+//! readable and then to read them into a buffer it allocates only at that moment (so an
+//! idle connection holds no read buffer). [`ReadHalf`] names exactly that, and the write
+//! half is any `AsyncWrite`, so the connection code is written once for both kinds.
+
+use std::future::Future;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncWrite;
+use tokio::net::{tcp, unix, TcpListener, TcpStream, UnixListener, UnixStream};
+
+pub trait ReadHalf: Send + Sync + 'static {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
+    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize>;
+}
+
+impl ReadHalf for tcp::OwnedReadHalf {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        tcp::OwnedReadHalf::readable(self)
+    }
+    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        tcp::OwnedReadHalf::try_read_buf(self, buf)
+    }
+}
+
+impl ReadHalf for unix::OwnedReadHalf {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        unix::OwnedReadHalf::readable(self)
+    }
+    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        unix::OwnedReadHalf::try_read_buf(self, buf)
+    }
+}
+
+/// An accepted connection, split, with what CLIENT LIST shows about its socket.
+pub struct Accepted<R, W> {
+    pub rd: R,
+    pub wr: W,
+    pub peer: String,
+    pub local: String,
+    pub fd: i64,
+    pub unix: bool,
+}
+
+pub type TcpConn = Accepted<tcp::OwnedReadHalf, tcp::OwnedWriteHalf>;
+pub type UnixConn = Accepted<unix::OwnedReadHalf, unix::OwnedWriteHalf>;
+
+/// Applies `tcp-keepalive` (seconds; 0 leaves keepalive off).
+fn set_keepalive(stream: &TcpStream, secs: u64) {
+    if secs > 0 {
+        let ka = socket2::TcpKeepalive::new().with_time(Duration::from_secs(secs));
+        let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&ka);
+    }
+}
+
+pub fn tcp(stream: TcpStream, keepalive_secs: u64) -> TcpConn {
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let local = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let fd = stream.as_raw_fd() as i64;
+    // Replies and messages are already coalesced per flush; Nagle would only add delay.
+    let _ = stream.set_nodelay(true);
+    set_keepalive(&stream, keepalive_secs);
+    let (rd, wr) = stream.into_split();
+    Accepted {
+        rd,
+        wr,
+        peer,
+        local,
+        fd,
+        unix: false,
+    }
+}
+
+/// Unix-socket clients show as `<path>:0`, as in Redis.
+pub fn unix(stream: UnixStream, path: &std::path::Path) -> UnixConn {
+    let fd = stream.as_raw_fd() as i64;
+    let addr = format!("{}:0", path.display());
+    let (rd, wr) = stream.into_split();
+    Accepted {
+        rd,
+        wr,
+        peer: addr.clone(),
+        local: addr,
+        fd,
+        unix: true,
+    }
+}
+
+/// A listening socket of either kind.
+pub enum Listener {
+    Tcp(TcpListener),
+    /// The listener and its path, removed again at shutdown.
+    Unix(UnixListener, PathBuf),
+}
+
+/// Binds `unixsocket` with `unixsocketperm` (octal, e.g. `700`; empty keeps the umask's).
+/// A stale socket file left by a previous run is replaced.
+pub fn bind_unix(path: &str, perm: &str) -> io::Result<Listener> {
+    let path = PathBuf::from(path);
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| {
+        use std::os::unix::fs::FileTypeExt;
+        m.file_type().is_socket()
+    }) {
+        let _ = std::fs::remove_file(&path);
+    }
+    let listener = UnixListener::bind(&path)?;
+    if !perm.is_empty() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = u32::from_str_radix(perm, 8)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid unixsocketperm '{perm}'")))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(Listener::Unix(listener, path))
+}
+
+/// Writes one line to a connection being turned away (maxclients), bounded in time.
+pub async fn refuse<W: AsyncWrite + Unpin>(mut wr: W, line: &'static [u8]) {
+    use tokio::io::AsyncWriteExt;
+    let _ = tokio::time::timeout(Duration::from_secs(1), wr.write_all(line)).await;
+}
