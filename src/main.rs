@@ -173,6 +173,7 @@ fn main() -> ExitCode {
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             addrs = ?server.local_addrs(),
+            tls_addrs = ?server.tls_addrs(),
             maxclients = settings.get("maxclients").unwrap_or_default(),
             client_output_buffer_limit = settings.get("client-output-buffer-limit").unwrap_or_default(),
             pubsub_overflow_policy = settings.get("pubsub-overflow-policy").unwrap_or_default(),

@@ -238,5 +238,7 @@ async fn write_batch<W: AsyncWrite + Unpin>(wr: &mut W, batch: &[Bytes], buf: &m
         sent += buf.len();
         buf.clear();
     }
+    // A no-op on sockets; TLS may still hold encrypted bytes that did not fit the socket.
+    wr.flush().await?;
     Ok(sent)
 }
