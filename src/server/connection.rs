@@ -71,6 +71,7 @@ pub async fn serve<R: ReadHalf, W: AsyncWrite + Unpin + Send + 'static>(
     read_loop(&mut session, rd, &shutdown).await;
     session.drop_subscriptions();
     broker.clients.remove(id);
+    broker.clients.release_slot();
     if outbox.overflowed.load(Relaxed) {
         if let Some(held_back) = super::OVERFLOW_LOG.allow() {
             let c = &session.client;

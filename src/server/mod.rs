@@ -205,8 +205,9 @@ async fn accept_loop(
                 continue;
             }
         };
-        let refusal: Option<&'static [u8]> = if broker.clients.len() as u64 >= broker.settings.maxclients.load(Relaxed)
-        {
+        // Counted here, at accept, not when the connection's task registers itself: a
+        // burst of connections must not slip past maxclients before their tasks run.
+        let refusal: Option<&'static [u8]> = if !broker.clients.reserve_slot(broker.settings.maxclients.load(Relaxed)) {
             Stats::add(&broker.stats.rejected_connections, 1);
             Some(b"-ERR max number of clients reached\r\n")
         } else if broker.settings.protected_mode.load(Relaxed)
@@ -214,6 +215,7 @@ async fn accept_loop(
             && !conn.is_local()
         {
             tracing::warn!(addr = %conn.peer(), "refused a non-loopback client: protected mode is on and no password is set");
+            broker.clients.release_slot();
             Some(DENIED)
         } else {
             None
