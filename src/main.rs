@@ -155,7 +155,21 @@ fn main() -> ExitCode {
         &settings.get("loglevel").unwrap_or_default(),
         &settings.get("log-format").unwrap_or_default(),
     );
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let threads: usize = settings.get("threads").and_then(|t| t.parse().ok()).unwrap_or(0);
+    let threads = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    };
+    // One thread: a current-thread runtime, with no cross-thread wake-ups at all.
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");

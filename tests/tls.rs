@@ -509,6 +509,17 @@ async fn silent_handshakers_do_not_block_accepting_and_count_as_clients() {
         matches!(raw_call(&mut c, b"PING\r\n").await, Ok(r) if r == b"+PONG\r\n")
     })
     .await;
+    // Failed handshakes give their slots back too.
+    for _ in 0..3 {
+        if let Ok(mut c) = raw_tls(&pki, srv.tls, Cert::Rogue).await {
+            assert!(raw_call(&mut c, b"PING\r\n").await.is_err());
+        }
+    }
+    common::wait_until("failed handshakes' slots to be freed", || async {
+        let mut c = raw_tls(&pki, srv.tls, Cert::Good).await.unwrap();
+        matches!(raw_call(&mut c, b"PING\r\n").await, Ok(r) if r == b"+PONG\r\n")
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

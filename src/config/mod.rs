@@ -89,6 +89,12 @@ pub const DIRECTIVES: &[Directive] = &[
     ),
     d("tcp-backlog", "511", false, "listen backlog"),
     d(
+        "threads",
+        "0",
+        false,
+        "worker threads serving connections (0: one per core, 1: a single-threaded runtime)",
+    ),
+    d(
         "databases",
         "16",
         false,
@@ -322,7 +328,7 @@ impl Settings {
     pub fn set(&self, name: &str, value: &str) -> Result<(), String> {
         let d = directive(name).ok_or_else(|| format!("Unknown option '{name}'"))?;
         let normalised = match d.name {
-            "port" | "tcp-backlog" | "databases" => {
+            "port" | "tcp-backlog" | "databases" | "threads" => {
                 let n = parse_u64(value)?;
                 if d.name == "port" && n > 65535 {
                     return Err("argument must be between 0 and 65535 inclusive".into());

@@ -37,8 +37,6 @@ pub struct Server {
     listeners: Vec<Listener>,
     /// The `metrics-addr` listener, when metrics are on.
     metrics: Option<TcpListener>,
-    /// Shared by the TLS listeners, when `tls-port` is on.
-    tls: Option<Arc<tls::TlsContext>>,
     shutdown: CancellationToken,
 }
 
@@ -139,7 +137,6 @@ impl Server {
             broker,
             listeners,
             metrics,
-            tls,
             shutdown: CancellationToken::new(),
         })
     }
@@ -189,7 +186,6 @@ impl Server {
                 self.shutdown.clone(),
                 hard_stop.clone(),
                 tracker.clone(),
-                self.tls.clone(),
             ));
         }
         tokio::spawn(cron(self.broker.clone(), accept_stop.clone()));
@@ -237,7 +233,6 @@ async fn accept_loop(
     shutdown: CancellationToken,
     hard_stop: CancellationToken,
     tracker: TaskTracker,
-    tls: Option<Arc<tls::TlsContext>>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -253,11 +248,9 @@ async fn accept_loop(
                 continue;
             }
         };
-        // Clients still in their TLS handshake count: they are not in the table yet.
-        let handshaking = tls.as_ref().map_or(0, |t| t.handshaking());
-        let refusal: Option<&'static [u8]> = if (broker.clients.len() + handshaking) as u64
-            >= broker.settings.maxclients.load(Relaxed)
-        {
+        // Counted here, at accept, not when the connection's task registers itself: a
+        // burst of connections must not slip past maxclients before their tasks run.
+        let refusal: Option<&'static [u8]> = if !broker.clients.reserve_slot(broker.settings.maxclients.load(Relaxed)) {
             Stats::add(&broker.stats.rejected_connections, 1);
             Some(b"-ERR max number of clients reached\r\n")
         } else if broker.settings.protected_mode.load(Relaxed)
@@ -265,6 +258,7 @@ async fn accept_loop(
             && !conn.is_local()
         {
             tracing::warn!(addr = %conn.peer(), "refused a non-loopback client: protected mode is on and no password is set");
+            broker.clients.release_slot();
             Some(DENIED)
         } else {
             None
@@ -296,10 +290,11 @@ async fn accept_loop(
                 }
                 None => {
                     let span = tracing::info_span!("conn", client = id, addr = %c.peer, tls = true);
-                    let handshake = c.handshake(shutdown.clone());
                     let serve = async move {
-                        if let Some(c) = handshake.await {
-                            connection::serve(broker, id, c, shutdown, hard_stop, t).await;
+                        match c.handshake(&shutdown).await {
+                            Some(c) => connection::serve(broker, id, c, shutdown, hard_stop, t).await,
+                            // serve() gives the slot back when a connection ends; this one never started.
+                            None => broker.clients.release_slot(),
                         }
                     };
                     tracker.spawn(serve.instrument(span));

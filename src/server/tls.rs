@@ -9,18 +9,18 @@
 //! connection code stays the same for every transport.
 //!
 //! The handshake runs in the connection's own task, bounded by [`HANDSHAKE_TIMEOUT`], so a
-//! slow or silent peer never holds up the accept loop.
+//! slow or silent peer never holds up the accept loop. Its `maxclients` slot is taken at
+//! accept, like any connection's.
 
 use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -62,12 +62,9 @@ impl AuthClients {
     }
 }
 
-/// What every TLS listener of one server shares: the acceptor, and how many handshakes
-/// are under way (they count towards `maxclients`, since their clients are not in the
-/// client table yet).
+/// What every TLS listener of one server shares.
 pub struct TlsContext {
     acceptor: TlsAcceptor,
-    handshaking: AtomicUsize,
 }
 
 impl TlsContext {
@@ -118,13 +115,7 @@ impl TlsContext {
             .map_err(|e| format!("tls-cert-file '{cert_file}' / tls-key-file '{key_file}': {e}"))?;
         Ok(Arc::new(TlsContext {
             acceptor: TlsAcceptor::from(Arc::new(config)),
-            handshaking: AtomicUsize::new(0),
         }))
-    }
-
-    /// Handshakes under way: clients that will soon be in the client table.
-    pub fn handshaking(&self) -> usize {
-        self.handshaking.load(Relaxed)
     }
 }
 
@@ -171,35 +162,11 @@ pub fn pending(stream: TcpStream, keepalive_secs: u64, ctx: Arc<TlsContext>) -> 
     }
 }
 
-/// Counts a handshake as under way for as long as it lives.
-struct Handshaking(Arc<TlsContext>);
-
-impl Handshaking {
-    fn new(ctx: &Arc<TlsContext>) -> Self {
-        ctx.handshaking.fetch_add(1, Relaxed);
-        Handshaking(ctx.clone())
-    }
-}
-
-impl Drop for Handshaking {
-    fn drop(&mut self) {
-        self.0.handshaking.fetch_sub(1, Relaxed);
-    }
-}
-
 impl PendingTls {
     /// Completes the handshake (bounded by [`HANDSHAKE_TIMEOUT`], abandoned at shutdown).
     /// `None` when it fails; the reason is logged at debug level, as a failed handshake
     /// is the client's problem.
-    ///
-    /// The handshake counts towards `maxclients` from this call on (not from the first
-    /// poll), so the accept loop's next check already sees it.
-    pub fn handshake(self, shutdown: CancellationToken) -> impl Future<Output = Option<TlsConn>> + Send {
-        let counted = Handshaking::new(&self.ctx);
-        self.complete(counted, shutdown)
-    }
-
-    async fn complete(self, counted: Handshaking, shutdown: CancellationToken) -> Option<TlsConn> {
+    pub async fn handshake(self, shutdown: &CancellationToken) -> Option<TlsConn> {
         let result = tokio::select! {
             r = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.ctx.acceptor.accept(self.stream)) => r,
             _ = shutdown.cancelled() => return None,
@@ -215,7 +182,6 @@ impl PendingTls {
                 return None;
             }
         };
-        drop(counted);
         let (rd, wr) = tokio::io::split(stream);
         Some(Accepted {
             rd: TlsRead {
@@ -294,6 +260,8 @@ impl ReadHalf for TlsRead {
         std::future::poll_fn(move |cx| self.poll_fill(cx))
     }
 
+    /// Like a socket read: at most the spare capacity the caller reserved (what does not
+    /// fit stays pending, and `readable()` is then ready at once).
     fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
         let mut st = self.inner.lock().unwrap();
         if st.pending.is_empty() {
@@ -303,9 +271,16 @@ impl ReadHalf for TlsRead {
                 Err(io::ErrorKind::WouldBlock.into())
             };
         }
-        let n = st.pending.len();
-        buf.extend_from_slice(&st.pending);
-        st.pending = BytesMut::new();
+        let spare = buf.capacity() - buf.len();
+        let n = match spare {
+            0 => st.pending.len(),
+            spare => spare.min(st.pending.len()),
+        };
+        buf.extend_from_slice(&st.pending[..n]);
+        st.pending.advance(n);
+        if st.pending.is_empty() {
+            st.pending = BytesMut::new();
+        }
         Ok(n)
     }
 }
