@@ -194,9 +194,10 @@ async fn garbage_flood_does_not_disturb_normal_clients_or_leak_memory() {
         size_after / 1024
     );
     assert!(rss_growth < 100, "RSS grew by {rss_growth} MB");
-    // Virtual size also counts address space malloc reserves per thread (arenas of 64 MB),
-    // so it gets a wider margin; a header that reserved what it announced would blow it.
-    assert!(size_growth < 400, "VmSize grew by {size_growth} MB");
+    // Virtual size also counts address space that malloc reserves for a thread's arena
+    // (64 MB, untouched), so it gets a little more room; a header whose announced size was
+    // reserved up front (`*2147483647`, `$536870912`) would blow through it.
+    assert!(size_growth < 160, "VmSize grew by {size_growth} MB");
 }
 
 /// Runs `f` against the hang detector.
