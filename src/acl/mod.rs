@@ -1,0 +1,397 @@
+//! Access control lists: Redis 7.0's users and their permissions.
+//!
+//! * [`rules`]: one user's rules: parsing ACL SETUSER rules, printing them back, and the
+//!   permission check made before every command.
+//! * [`log`]: ACL LOG, the record of refused commands, channels and logins.
+//! * [`file`]: ACL LOAD / ACL SAVE and the `aclfile` read at start-up.
+//!
+//! Every connection is logged in as a [`User`], `default` at first. The `default` user is
+//! `on nopass ~* &* +@all` unless configured otherwise; `requirepass` sets its password,
+//! as in Redis.
+//!
+//! # Revoking channels from connected subscribers
+//!
+//! When ACL SETUSER narrows a user's channels, ACL DELUSER deletes a user, or ACL LOAD
+//! replaces the users, Redis disconnects the subscribers that hold a subscription they may
+//! no longer have (`ACLKillPubsubClientsIfNeeded`), before it replies. fanout does the
+//! same, synchronously, so that a CLIENT LIST sent after the reply no longer shows them.
+//!
+//! Subscriptions live in each connection's `Session`, which other connections cannot
+//! reach, so each connection also keeps a copy of its subscription sets in its
+//! [`ClientHandle`](crate::broker::ClientHandle)'s info, next to the user it is logged in
+//! as ([`SubscriptionMirror`]). The copy costs one hash-set entry per subscription (the
+//! names are shared `Bytes`) and is updated once per subscribe/unsubscribe command. An
+//! ACL change scans the client table, compares each affected connection's copy with the
+//! new rules and kills the offenders.
+//!
+//! A user's rules sit behind a `RwLock`. Subscribing holds it shared from the permission
+//! check until the subscription is recorded in the copy, and ACL changes take it
+//! exclusively while they swap the rules and scan. So a subscribe that races an ACL
+//! change is either seen by the scan, or checked against the new rules: it can never
+//! slip in between. Logging in (AUTH, HELLO AUTH) also holds the new user's lock while it
+//! records the user on the connection, so a user deleted at that moment cannot keep a
+//! connection. Other commands, PUBLISH included, only read the rules; for a user allowed
+//! everything (the usual `default`) they skip even the lock, reading one atomic flag.
+
+pub mod file;
+pub mod log;
+pub mod rules;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use bytes::Bytes;
+
+use crate::broker::{ClientHandle, ClientTable};
+use crate::commands::table::Spec;
+use crate::config::Settings;
+use rules::{channel_allowed, Denial, UserRules};
+
+/// A user. Connections hold it for as long as they are logged in as it; ACL SETUSER
+/// changes its rules in place, so they apply to those connections at once.
+pub struct User {
+    pub name: Bytes,
+    state: RwLock<UserState>,
+    /// The rules allow every command on every channel: the permission check can say yes
+    /// without taking the lock.
+    open: AtomicBool,
+}
+
+pub struct UserState {
+    pub rules: UserRules,
+    /// Deleted (ACL DELUSER, or replaced by ACL LOAD): nobody may log in as it any more.
+    removed: bool,
+}
+
+impl User {
+    fn new(name: Bytes, rules: UserRules) -> Arc<User> {
+        Arc::new(User {
+            name,
+            open: AtomicBool::new(rules.unrestricted()),
+            state: RwLock::new(UserState { rules, removed: false }),
+        })
+    }
+
+    /// The user's rules, for reading.
+    pub fn state(&self) -> RwLockReadGuard<'_, UserState> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn state_mut(&self) -> std::sync::RwLockWriteGuard<'_, UserState> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// May this user run this command with these arguments? `Err` holds the denial and
+    /// the position of the refused argument. For a subscribe command, `Ok` holds the
+    /// rules locked (shared) until the caller drops it: see the module documentation.
+    pub fn check(
+        &self,
+        spec: &'static Spec,
+        args: &[Bytes],
+    ) -> Result<Option<RwLockReadGuard<'_, UserState>>, (Denial, usize)> {
+        let subscribe = matches!(spec.name, "subscribe" | "psubscribe" | "ssubscribe");
+        if !subscribe && self.open.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let st = self.state();
+        st.rules.check(spec, args)?;
+        Ok(subscribe.then_some(st))
+    }
+}
+
+impl fmt::Display for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.name))
+    }
+}
+
+/// A copy of one connection's subscriptions, kept in its client info so that ACL changes
+/// made on other connections can tell whether it holds something it may no longer have.
+#[derive(Default)]
+pub struct SubscriptionMirror {
+    pub channels: HashSet<Bytes>,
+    pub patterns: HashSet<Bytes>,
+    pub shard_channels: HashSet<Bytes>,
+}
+
+impl SubscriptionMirror {
+    /// Holds a subscription that `allowed` (every channel pattern of the user's new
+    /// rules) does not cover. Patterns must be listed literally, as when subscribing.
+    fn revoked_by(&self, allowed: &[Bytes]) -> bool {
+        self.patterns.iter().any(|p| !channel_allowed(allowed, p, true))
+            || self.channels.iter().any(|c| !channel_allowed(allowed, c, false))
+            || self.shard_channels.iter().any(|c| !channel_allowed(allowed, c, false))
+    }
+}
+
+/// All users, and the ACL log. One per server.
+pub struct Acl {
+    settings: Arc<Settings>,
+    /// By name; a `BTreeMap` lists them in byte order, as Redis's radix tree does.
+    users: RwLock<BTreeMap<Bytes, Arc<User>>>,
+    /// Never replaced: ACL LOAD copies the new rules into it, as Redis does.
+    default: Arc<User>,
+    /// `default` is off or needs a password: new connections start unauthenticated.
+    default_needs_auth: AtomicBool,
+    default_nopass: AtomicBool,
+    pub log: log::AclLog,
+}
+
+impl Acl {
+    pub fn new(settings: Arc<Settings>) -> Acl {
+        let default = User::new(Bytes::from_static(b"default"), UserRules::default_user());
+        let acl = Acl {
+            users: RwLock::new(BTreeMap::from([(default.name.clone(), default.clone())])),
+            default,
+            default_needs_auth: AtomicBool::new(false),
+            default_nopass: AtomicBool::new(true),
+            log: log::AclLog::default(),
+            settings,
+        };
+        acl.set_default_password(acl.settings.requirepass().as_deref());
+        acl
+    }
+
+    fn users(&self) -> RwLockReadGuard<'_, BTreeMap<Bytes, Arc<User>>> {
+        self.users.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn users_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<Bytes, Arc<User>>> {
+        self.users.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `acl-pubsub-default allchannels`: new users may use every channel.
+    fn pubsub_allchannels(&self) -> bool {
+        self.settings.get("acl-pubsub-default").as_deref() == Some("allchannels")
+    }
+
+    /// Most entries ACL LOG keeps (`acllog-max-len`).
+    pub fn log_max_len(&self) -> usize {
+        self.settings
+            .get("acllog-max-len")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(128)
+    }
+
+    pub fn default_user(&self) -> Arc<User> {
+        self.default.clone()
+    }
+
+    /// Redis's `authRequired` before the connection's own flag: the `default` user is off
+    /// or has passwords.
+    pub fn default_needs_auth(&self) -> bool {
+        self.default_needs_auth.load(Ordering::Acquire)
+    }
+
+    /// The `default` user takes any password (AUTH with one argument is then an error,
+    /// and protected mode applies).
+    pub fn default_nopass(&self) -> bool {
+        self.default_nopass.load(Ordering::Acquire)
+    }
+
+    /// Keeps the lock-free copies of a user's state in step; called with its lock held.
+    fn refresh(&self, user: &User, st: &UserState) {
+        user.open.store(st.rules.unrestricted(), Ordering::Release);
+        if std::ptr::eq(user, &*self.default) {
+            let r = &st.rules;
+            self.default_nopass.store(r.nopass, Ordering::Release);
+            self.default_needs_auth
+                .store(!(r.nopass && r.enabled), Ordering::Release);
+        }
+    }
+
+    pub fn user(&self, name: &[u8]) -> Option<Arc<User>> {
+        self.users().get(name).cloned()
+    }
+
+    /// `requirepass`: the `default` user's only password, or `nopass` when empty
+    /// (`ACLUpdateDefaultUserPassword`).
+    pub fn set_default_password(&self, password: Option<&[u8]>) {
+        let mut st = self.default.state_mut();
+        let all = self.pubsub_allchannels();
+        let _ = st.rules.apply(b"resetpass", all);
+        match password {
+            Some(pw) => {
+                let mut op = b">".to_vec();
+                op.extend_from_slice(pw);
+                let _ = st.rules.apply(&op, all);
+            }
+            None => {
+                let _ = st.rules.apply(b"nopass", all);
+            }
+        }
+        self.refresh(&self.default, &st);
+    }
+
+    /// Checks a user's credentials and, if they are good, records the user on the
+    /// connection. `None` for an unknown or disabled user or a wrong password.
+    pub fn authenticate(&self, name: &[u8], password: &[u8], client: &ClientHandle) -> Option<Arc<User>> {
+        let user = self.user(name)?;
+        let st = user.state();
+        if st.removed || !st.rules.password_ok(password) {
+            return None;
+        }
+        client.info.lock().unwrap().user = user.clone();
+        drop(st);
+        Some(user)
+    }
+
+    /// ACL SETUSER: applies every rule to a copy of the user (a new one if it does not
+    /// exist) and only then, if all were valid, makes the copy current. Connections that
+    /// now hold channels they may not use are disconnected, except `me`, the caller,
+    /// which is told to close after its reply (`Ok(true)`).
+    pub fn set_user(&self, name: &[u8], ops: &[Bytes], clients: &ClientTable, me: u64) -> Result<bool, String> {
+        if rules::has_spaces(name) {
+            return Err("ERR Usernames can't contain spaces or null characters".into());
+        }
+        let ops = rules::merge_selector_args(ops).map_err(|start| {
+            format!(
+                "ERR Unmatched parenthesis in acl selector starting at '{}'.",
+                String::from_utf8_lossy(&start)
+            )
+        })?;
+        let all = self.pubsub_allchannels();
+        let mut users = self.users_mut();
+        let existing = users.get(name).cloned();
+        let mut rules = match &existing {
+            Some(u) => u.state().rules.clone(),
+            None => UserRules::new(all),
+        };
+        for op in &ops {
+            rules.apply(op, all).map_err(|e| {
+                format!(
+                    "ERR Error in ACL SETUSER modifier '{}': {}",
+                    String::from_utf8_lossy(op),
+                    e.text()
+                )
+            })?;
+        }
+        let Some(user) = existing else {
+            let name = Bytes::copy_from_slice(name);
+            users.insert(name.clone(), User::new(name, rules));
+            return Ok(false);
+        };
+        let mut st = user.state_mut();
+        let old = std::mem::replace(&mut st.rules, rules);
+        self.refresh(&user, &st);
+        Ok(self.kill_revoked(&user, &old, &st.rules, clients, me))
+    }
+
+    /// `ACLKillPubsubClientsIfNeeded`: when the new rules do not keep every channel
+    /// pattern of the old ones, disconnects the user's connections whose subscriptions
+    /// the new rules do not cover. Called with the user's lock held exclusively. Returns
+    /// whether `me` is one of them.
+    fn kill_revoked(&self, user: &Arc<User>, old: &UserRules, new: &UserRules, clients: &ClientTable, me: u64) -> bool {
+        let Some(allowed) = new.channel_union() else {
+            return false;
+        };
+        if old
+            .channel_union()
+            .is_some_and(|o| o.iter().all(|c| allowed.contains(c)))
+        {
+            return false;
+        }
+        self.kill_clients_of(
+            user,
+            clients,
+            me,
+            |m| m.revoked_by(&allowed),
+            "its user's channel permissions were revoked",
+        )
+    }
+
+    /// Disconnects the connections logged in as `user` for which `pred` holds, except
+    /// `me`; returns whether `me` was one of them.
+    fn kill_clients_of(
+        &self,
+        user: &Arc<User>,
+        clients: &ClientTable,
+        me: u64,
+        pred: impl Fn(&SubscriptionMirror) -> bool,
+        why: &str,
+    ) -> bool {
+        let mut killed_me = false;
+        for c in clients.all() {
+            let hit = {
+                let info = c.info.lock().unwrap();
+                Arc::ptr_eq(&info.user, user) && pred(&info.subscriptions)
+            };
+            if !hit {
+                continue;
+            }
+            tracing::info!(client = c.id(), user = %user, addr = %c.peer, "disconnecting client: {why}");
+            if c.id() == me {
+                killed_me = true;
+            } else {
+                clients.kill(&c);
+            }
+        }
+        killed_me
+    }
+
+    /// Marks a user deleted and disconnects every connection logged in as it (Redis's
+    /// `ACLFreeUserAndKillClients`).
+    fn remove_user(&self, user: &Arc<User>, clients: &ClientTable, me: u64) -> bool {
+        let mut st = user.state_mut();
+        st.removed = true;
+        self.kill_clients_of(user, clients, me, |_| true, "its user was deleted")
+    }
+
+    /// ACL DELUSER: the number deleted, and whether the caller's own user was one.
+    pub fn del_users(&self, names: &[Bytes], clients: &ClientTable, me: u64) -> Result<(i64, bool), String> {
+        if names.iter().any(|n| &n[..] == b"default") {
+            return Err("ERR The 'default' user cannot be removed".into());
+        }
+        let mut users = self.users_mut();
+        let (mut deleted, mut killed_me) = (0, false);
+        for n in names {
+            if let Some(u) = users.remove(n) {
+                killed_me |= self.remove_user(&u, clients, me);
+                deleted += 1;
+            }
+        }
+        Ok((deleted, killed_me))
+    }
+
+    /// Every user, in name order.
+    pub fn all(&self) -> Vec<Arc<User>> {
+        self.users().values().cloned().collect()
+    }
+
+    /// One ACL LIST line: `user <name> <rules>`.
+    pub fn describe(user: &User) -> Vec<u8> {
+        let mut line = b"user ".to_vec();
+        line.extend_from_slice(&user.name);
+        line.push(b' ');
+        line.extend_from_slice(&user.state().rules.describe());
+        line
+    }
+
+    /// Replaces every user (ACL LOAD, or the `aclfile` at start-up). `default` keeps its
+    /// identity and takes the new rules, so its connections stay; every other user is
+    /// deleted and its connections closed, as in Redis, even when the file defines a user
+    /// of the same name. fanout also disconnects `default` connections whose channels the
+    /// new rules revoke, as ACL SETUSER would; Redis leaves them.
+    fn replace_users(&self, mut new: BTreeMap<Bytes, UserRules>, clients: &ClientTable, me: u64) -> bool {
+        let mut users = self.users_mut();
+        let default_rules = new.remove(&b"default"[..]).unwrap_or_else(UserRules::default_user);
+        let mut killed_me = {
+            let mut st = self.default.state_mut();
+            let old = std::mem::replace(&mut st.rules, default_rules);
+            self.refresh(&self.default, &st);
+            self.kill_revoked(&self.default, &old, &st.rules, clients, me)
+        };
+        for (name, u) in std::mem::take(&mut *users) {
+            if name != "default" {
+                killed_me |= self.remove_user(&u, clients, me);
+            }
+        }
+        users.insert(self.default.name.clone(), self.default.clone());
+        for (name, rules) in new {
+            users.insert(name.clone(), User::new(name, rules));
+        }
+        killed_me
+    }
+}
