@@ -506,6 +506,51 @@ async fn subscribers_are_pardoned_while_their_channels_are_kept() {
     assert_eq!(other.call(&["PING"]).await.items()[0], Frame::bulk("pong"));
 }
 
+/// Subscribes racing a revocation: whichever wins, no subscription the new rules refuse
+/// survives (a subscribe either fails with NOPERM or its connection is closed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_subscription_survives_a_racing_revocation() {
+    let (s, mut admin) = pubsub_server().await;
+    for round in 0..5 {
+        ok(&mut admin, &["ACL", "SETUSER", "psuser", "resetchannels", "&race:*"]).await;
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let addr = s.addr;
+            tasks.push(tokio::spawn(async move {
+                let mut c = RawConn::connect(addr).await;
+                c.send(&["AUTH", "psuser", "pspass"]).await;
+                if c.try_read_frame().await != Some(Frame::Simple("OK".into())) {
+                    return;
+                }
+                for j in 0..20 {
+                    c.send(&["SUBSCRIBE", &format!("race:{i}:{j}")]).await;
+                    match c.try_read_frame().await {
+                        Some(Frame::Array(_)) => {}
+                        Some(Frame::Error(e)) => {
+                            assert_eq!(e, NOPERM_CHANNEL);
+                            return;
+                        }
+                        None => return, // disconnected by the revocation
+                        Some(other) => panic!("{other:?}"),
+                    }
+                }
+                // Stay connected until the test looks at CLIENT LIST.
+                let _ = c.try_read_frame().await;
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2 * round)).await;
+        ok(&mut admin, &["ACL", "SETUSER", "psuser", "resetchannels"]).await;
+        let list = client_list(&mut admin).await;
+        for line in list.lines().filter(|l| l.contains("user=psuser")) {
+            assert_eq!(client_field(line, "sub").as_deref(), Some("0"), "round {round}: {line}");
+        }
+        admin.call(&["CLIENT", "KILL", "USER", "psuser"]).await;
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resp3_subscriber_revoking_its_own_channels_is_closed_after_the_reply() {
     let (s, mut admin) = pubsub_server().await;
@@ -1098,11 +1143,12 @@ async fn redis_crate_users_publish_and_subscribe_within_their_channels() {
 
     // Wrong credentials fail the connection.
     let bad = redis::Client::open(format!("redis://app:nope@{}/", s.addr)).unwrap();
-    let e = tokio::time::timeout(WAIT, bad.get_multiplexed_async_connection())
+    let Err(e) = tokio::time::timeout(WAIT, bad.get_multiplexed_async_connection())
         .await
         .unwrap()
-        .err()
-        .expect("bad password accepted");
+    else {
+        panic!("bad password accepted");
+    };
     assert_eq!(e.kind(), redis::ErrorKind::AuthenticationFailed, "{e}");
 
     // RESP3 logs in with HELLO 3 AUTH.

@@ -84,21 +84,31 @@ impl User {
     }
 
     /// May this user run this command with these arguments? `Err` holds the denial and
-    /// the position of the refused argument. For a subscribe command, `Ok` holds the
-    /// rules locked (shared) until the caller drops it: see the module documentation.
-    pub fn check(
+    /// the position of the refused argument.
+    pub fn check(&self, spec: &'static Spec, args: &[Bytes]) -> Result<(), (Denial, usize)> {
+        if self.open.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.state().rules.check(spec, args)
+    }
+
+    /// [`User::check`] for the commands of [`holds_rules`]: `Ok` keeps the rules locked
+    /// (shared) until the caller drops it, once the subscription is recorded.
+    pub fn check_and_hold(
         &self,
         spec: &'static Spec,
         args: &[Bytes],
-    ) -> Result<Option<RwLockReadGuard<'_, UserState>>, (Denial, usize)> {
-        let subscribe = matches!(spec.name, "subscribe" | "psubscribe" | "ssubscribe");
-        if !subscribe && self.open.load(Ordering::Acquire) {
-            return Ok(None);
-        }
+    ) -> Result<RwLockReadGuard<'_, UserState>, (Denial, usize)> {
         let st = self.state();
         st.rules.check(spec, args)?;
-        Ok(subscribe.then_some(st))
+        Ok(st)
     }
+}
+
+/// The commands that must hold their user's rules while they run: those that add
+/// subscriptions, which an ACL change may have to find and revoke.
+pub fn holds_rules(spec: &Spec) -> bool {
+    matches!(spec.name, "subscribe" | "psubscribe" | "ssubscribe")
 }
 
 impl fmt::Display for User {

@@ -824,13 +824,6 @@ impl UserRules {
         Err(worst)
     }
 
-    /// A channel check alone (`ACLUserCheckChannelPerm`).
-    pub fn channel_allowed(&self, channel: &[u8], is_pattern: bool) -> bool {
-        self.selectors
-            .iter()
-            .any(|s| s.allchannels || channel_allowed(&s.channels, channel, is_pattern))
-    }
-
     /// `ACLDescribeUser`: the rules as ACL LIST prints them after `user <name> `.
     pub fn describe(&self) -> Vec<u8> {
         let mut out = Vec::new();

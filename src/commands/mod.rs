@@ -217,15 +217,20 @@ impl Session {
             info.last_active = Instant::now();
             info.qbuf = wire_len;
         }
-        let user = self.user.clone();
         let flow = if self.auth_required() && !spec.no_auth() {
             self.error("NOAUTH Authentication required.");
             Flow::Continue
         } else {
-            match user.check(spec, args) {
+            // A subscribe keeps its user's rules locked (shared) from this check until the
+            // subscription is recorded, so a concurrent ACL change cannot miss it (see
+            // `crate::acl`). Other commands only read them, without touching the `Arc`.
+            let subscriber = crate::acl::holds_rules(spec).then(|| self.user.clone());
+            let checked = match &subscriber {
+                Some(u) => u.check_and_hold(spec, args).map(Some),
+                None => self.user.check(spec, args).map(|()| None),
+            };
+            match checked {
                 Err(denied) => self.acl_denied(spec, args, denied),
-                // For a subscribe, `_rules` keeps the user's rules locked (shared) until
-                // the subscription is recorded, so a concurrent ACL change cannot miss it.
                 Ok(_rules) => {
                     if self.proto == Proto::Resp2 && self.subscription_count() > 0 && !spec.is_pubsub_context_allowed()
                     {
