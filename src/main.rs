@@ -155,7 +155,21 @@ fn main() -> ExitCode {
         &settings.get("loglevel").unwrap_or_default(),
         &settings.get("log-format").unwrap_or_default(),
     );
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let threads: usize = settings.get("threads").and_then(|t| t.parse().ok()).unwrap_or(0);
+    let threads = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    };
+    // One thread: a current-thread runtime, with no cross-thread wake-ups at all.
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -173,6 +187,7 @@ fn main() -> ExitCode {
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             addrs = ?server.local_addrs(),
+            tls_addrs = ?server.tls_addrs(),
             maxclients = settings.get("maxclients").unwrap_or_default(),
             client_output_buffer_limit = settings.get("client-output-buffer-limit").unwrap_or_default(),
             pubsub_overflow_policy = settings.get("pubsub-overflow-policy").unwrap_or_default(),

@@ -173,9 +173,24 @@ impl ClientHandle {
 #[derive(Default)]
 pub struct ClientTable {
     map: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
+    /// Connections accepted and not yet finished, for `maxclients`.
+    slots: std::sync::atomic::AtomicU64,
 }
 
 impl ClientTable {
+    /// Takes a connection slot if fewer than `max` are taken.
+    pub fn reserve_slot(&self, max: u64) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.slots
+            .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+            .is_ok()
+    }
+
+    /// Gives back a slot taken by [`ClientTable::reserve_slot`] when its connection ends.
+    pub fn release_slot(&self) {
+        self.slots.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn insert(&self, c: Arc<ClientHandle>) {
         self.map.lock().unwrap().insert(c.id(), c);
     }

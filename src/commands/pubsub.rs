@@ -90,7 +90,10 @@ impl Session {
         }
         let mut added = Vec::new();
         for name in names {
-            if self.set_of(family).insert(name.clone()) {
+            // A copy, not a slice: a slice would pin the whole read buffer it came from
+            // for as long as the subscription lasts (16 KB per idle subscriber).
+            if !self.set_of(family).contains(name) {
+                self.set_of(family).insert(Bytes::copy_from_slice(name));
                 added.push(name.clone());
             }
             let count = self.confirmation_count(family);

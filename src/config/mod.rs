@@ -102,6 +102,12 @@ pub const DIRECTIVES: &[Directive] = &[
     ),
     d("tcp-backlog", "511", false, "listen backlog"),
     d(
+        "threads",
+        "0",
+        false,
+        "worker threads serving connections (0: one per core, 1: a single-threaded runtime)",
+    ),
+    d(
         "databases",
         "16",
         false,
@@ -136,6 +142,26 @@ pub const DIRECTIVES: &[Directive] = &[
         "",
         false,
         "permissions of the Unix socket, octal (e.g. 700; empty: umask)",
+    ),
+    d(
+        "tls-port",
+        "0",
+        false,
+        "TCP port for TLS connections on the bind addresses (0: no TLS)",
+    ),
+    d("tls-cert-file", "", false, "server certificate (chain), PEM"),
+    d("tls-key-file", "", false, "private key of tls-cert-file, PEM"),
+    d(
+        "tls-ca-cert-file",
+        "",
+        false,
+        "CA certificate(s), PEM, that client certificates are verified against",
+    ),
+    d(
+        "tls-auth-clients",
+        "yes",
+        false,
+        "client certificates over TLS: yes (required), optional (verified if sent) or no",
     ),
     d(
         "metrics-addr",
@@ -315,7 +341,7 @@ impl Settings {
     pub fn set(&self, name: &str, value: &str) -> Result<(), String> {
         let d = directive(name).ok_or_else(|| format!("Unknown option '{name}'"))?;
         let normalised = match d.name {
-            "port" | "tcp-backlog" | "databases" => {
+            "port" | "tcp-backlog" | "databases" | "threads" => {
                 let n = parse_u64(value)?;
                 if d.name == "port" && n > 65535 {
                     return Err("argument must be between 0 and 65535 inclusive".into());
@@ -412,6 +438,20 @@ impl Settings {
                     return Err("argument must be an octal number such as 700".into());
                 }
                 value.to_string()
+            }
+            "tls-port" => {
+                let n = parse_u64(value)?;
+                if n > 65535 {
+                    return Err("argument must be between 0 and 65535 inclusive".into());
+                }
+                n.to_string()
+            }
+            "tls-auth-clients" => {
+                let v = value.to_ascii_lowercase();
+                if !matches!(v.as_str(), "yes" | "no" | "optional") {
+                    return Err("argument(s) must be one of the following: yes, no, optional".into());
+                }
+                v
             }
             "metrics-addr" => {
                 let v = value.trim();

@@ -30,8 +30,11 @@ const MAX_TAKE: usize = 64 * 1024;
 const COALESCE_BELOW: usize = 16 * 1024;
 /// Flush the coalescing buffer when it reaches this size.
 const FLUSH_AT: usize = 64 * 1024;
-/// Read buffer growth step when the parser does not know how much is coming.
-const READ_CHUNK: usize = 16 * 1024;
+/// First read size of a connection. Most connections send a few small commands (a
+/// SUBSCRIBE, then nothing), so they start small; a read that fills the buffer doubles
+/// the next one, up to [`MAX_READ_CHUNK`], for publishers that pipeline.
+const FIRST_READ_CHUNK: usize = 512;
+const MAX_READ_CHUNK: usize = 64 * 1024;
 /// Never grow the read buffer by more than this at once, whatever a header announced:
 /// the bytes have to arrive before they earn memory.
 const MAX_READ_RESERVE: usize = 1024 * 1024;
@@ -75,6 +78,7 @@ pub async fn serve<R: ReadHalf, W: AsyncWrite + Unpin + Send + 'static>(
     read_loop(&mut session, rd, &shutdown).await;
     session.drop_subscriptions();
     broker.clients.remove(id);
+    broker.clients.release_slot();
     if outbox.overflowed.load(Relaxed) {
         if let Some(held_back) = super::OVERFLOW_LOG.allow() {
             let c = &session.client;
@@ -98,6 +102,7 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
     // Idle connections hold no read buffer: it is allocated when bytes are readable and
     // released when everything read has been parsed.
     let mut buf = BytesMut::new();
+    let mut chunk = FIRST_READ_CHUNK;
     loop {
         tokio::select! {
             biased;
@@ -109,9 +114,10 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
             }
             r = rd.readable() => if r.is_err() { outbox.kill(); return; },
         }
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-            buf.reserve(parser.bytes_wanted().clamp(READ_CHUNK, MAX_READ_RESERVE));
+        if buf.capacity() - buf.len() < chunk / 4 {
+            buf.reserve(parser.bytes_wanted().clamp(chunk, MAX_READ_RESERVE));
         }
+        let spare = buf.capacity() - buf.len();
         match rd.try_read_buf(&mut buf) {
             Ok(0) => {
                 // The peer is done sending; what we owe it still goes out.
@@ -119,7 +125,12 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
                 outbox.close_after_flush();
                 return;
             }
-            Ok(n) => Stats::add(&broker.stats.net_input_bytes, n as u64),
+            Ok(n) => {
+                Stats::add(&broker.stats.net_input_bytes, n as u64);
+                if n == spare {
+                    chunk = (chunk * 2).min(MAX_READ_CHUNK);
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => {
                 outbox.kill();
@@ -245,5 +256,7 @@ async fn write_batch<W: AsyncWrite + Unpin>(wr: &mut W, batch: &[Bytes], buf: &m
         sent += buf.len();
         buf.clear();
     }
+    // A no-op on sockets; TLS may still hold encrypted bytes that did not fit the socket.
+    wr.flush().await?;
     Ok(sent)
 }

@@ -5,6 +5,7 @@
 //! has queued and close, waits up to `shutdown-timeout` for that, then drops the rest.
 
 pub mod connection;
+pub mod tls;
 pub mod transport;
 
 use std::io;
@@ -53,35 +54,63 @@ fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
+/// Binds every `bind` address on `port`.
+fn listen_all(settings: &Settings, port: u16, backlog: i32) -> io::Result<Vec<TcpListener>> {
+    let mut listeners: Vec<TcpListener> = Vec::new();
+    for host in settings.binds() {
+        // Redis accepts a leading `-` meaning "skip if unavailable".
+        let (optional, host) = match host.strip_prefix('-') {
+            Some(h) => (true, h.to_string()),
+            None => (false, host),
+        };
+        let ip: IpAddr = match host.as_str() {
+            "*" => IpAddr::from([0, 0, 0, 0]),
+            "::*" => "::".parse().unwrap(),
+            h => h
+                .parse()
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid bind address '{h}'")))?,
+        };
+        // With port 0 every listener after the first reuses the first one's port.
+        let p = listeners
+            .first()
+            .map_or(port, |l: &TcpListener| l.local_addr().map_or(port, |a| a.port()));
+        match listen(SocketAddr::new(ip, p), backlog) {
+            Ok(l) => listeners.push(l),
+            Err(e) if optional => tracing::warn!("could not bind {host}:{p}: {e}"),
+            Err(e) => return Err(io::Error::new(e.kind(), format!("could not bind {host}:{p}: {e}"))),
+        }
+    }
+    Ok(listeners)
+}
+
 impl Server {
-    /// Binds every `bind` address on `port`. Fails if any cannot be bound.
+    /// Binds every `bind` address on `port`, and on `tls-port` when TLS is on. Fails if
+    /// any cannot be bound, or if the TLS files are missing or unusable.
+    ///
+    /// As in Redis, `port 0` with a non-zero `tls-port` serves TLS only. `port 0` alone
+    /// picks a free port; `port 0` with `tls-port 0` and a `tls-cert-file` picks a free
+    /// port for each (for tests and embedding).
     pub async fn bind(settings: Arc<Settings>, config_file: Option<std::path::PathBuf>) -> io::Result<Server> {
         let port = settings.port();
+        let tls_port: u16 = settings.get("tls-port").and_then(|p| p.parse().ok()).unwrap_or(0);
+        let tls_on = tls_port != 0 || (port == 0 && settings.get("tls-cert-file").is_some_and(|f| !f.is_empty()));
         let backlog: i32 = settings.get("tcp-backlog").and_then(|b| b.parse().ok()).unwrap_or(511);
-        let mut listeners: Vec<TcpListener> = Vec::new();
-        for host in settings.binds() {
-            // Redis accepts a leading `-` meaning "skip if unavailable".
-            let (optional, host) = match host.strip_prefix('-') {
-                Some(h) => (true, h.to_string()),
-                None => (false, host),
-            };
-            let ip: IpAddr = match host.as_str() {
-                "*" => IpAddr::from([0, 0, 0, 0]),
-                "::*" => "::".parse().unwrap(),
-                h => h
-                    .parse()
-                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid bind address '{h}'")))?,
-            };
-            // With port 0 every listener after the first reuses the first one's port.
-            let p = listeners
-                .first()
-                .map_or(port, |l: &TcpListener| l.local_addr().map_or(port, |a| a.port()));
-            match listen(SocketAddr::new(ip, p), backlog) {
-                Ok(l) => listeners.push(l),
-                Err(e) if optional => tracing::warn!("could not bind {host}:{p}: {e}"),
-                Err(e) => return Err(io::Error::new(e.kind(), format!("could not bind {host}:{p}: {e}"))),
-            }
-        }
+        let tls = if tls_on {
+            let ctx = tls::TlsContext::from_settings(&settings)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            Some(ctx)
+        } else {
+            None
+        };
+        let listeners = if port != 0 || tls_port == 0 {
+            listen_all(&settings, port, backlog)?
+        } else {
+            Vec::new()
+        };
+        let tls_listeners = match &tls {
+            Some(_) => listen_all(&settings, tls_port, backlog)?,
+            None => Vec::new(),
+        };
         let metrics = match settings.get("metrics-addr").filter(|a| !a.is_empty()) {
             Some(addr) => Some(
                 TcpListener::bind(addr.as_str())
@@ -91,6 +120,9 @@ impl Server {
             None => None,
         };
         let mut listeners: Vec<Listener> = listeners.into_iter().map(Listener::Tcp).collect();
+        if let Some(ctx) = &tls {
+            listeners.extend(tls_listeners.into_iter().map(|l| Listener::Tls(l, ctx.clone())));
+        }
         if let Some(path) = settings.get("unixsocket").filter(|p| !p.is_empty()) {
             let perm = settings.get("unixsocketperm").unwrap_or_default();
             let l = transport::bind_unix(&path, &perm)
@@ -117,6 +149,17 @@ impl Server {
         self.listeners.iter().filter_map(Listener::tcp_addr).collect()
     }
 
+    /// The TLS listeners' addresses (empty when `tls-port` is off).
+    pub fn tls_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| match l {
+                Listener::Tls(l, _) => l.local_addr().ok(),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Where `GET /metrics` is served, when `metrics-addr` is set.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics.as_ref().and_then(|l| l.local_addr().ok())
@@ -136,7 +179,7 @@ impl Server {
             .iter()
             .filter_map(|l| match l {
                 Listener::Unix(_, p) => Some(p.clone()),
-                Listener::Tcp(_) => None,
+                _ => None,
             })
             .collect();
         for listener in self.listeners {
@@ -209,12 +252,14 @@ async fn accept_loop(
                 continue;
             }
         };
-        let refusal: Option<&'static [u8]> = if broker.clients.len() as u64 >= broker.settings.maxclients.load(Relaxed)
-        {
+        // Counted here, at accept, not when the connection's task registers itself: a
+        // burst of connections must not slip past maxclients before their tasks run.
+        let refusal: Option<&'static [u8]> = if !broker.clients.reserve_slot(broker.settings.maxclients.load(Relaxed)) {
             Stats::add(&broker.stats.rejected_connections, 1);
             Some(b"-ERR max number of clients reached\r\n")
         } else if broker.settings.protected_mode.load(Relaxed) && broker.acl.default_nopass() && !conn.is_local() {
             tracing::warn!(addr = %conn.peer(), "refused a non-loopback client: protected mode is on and no password is set");
+            broker.clients.release_slot();
             Some(DENIED)
         } else {
             None
@@ -239,6 +284,23 @@ async fn accept_loop(
         match conn {
             Conn::Tcp(c) => serve!(c),
             Conn::Unix(c) => serve!(c),
+            // The handshake runs in the connection's task, never in this loop.
+            Conn::Tls(c) => match refusal {
+                Some(line) => {
+                    tokio::spawn(c.refuse(line));
+                }
+                None => {
+                    let span = tracing::info_span!("conn", client = id, addr = %c.peer, tls = true);
+                    let serve = async move {
+                        match c.handshake(&shutdown).await {
+                            Some(c) => connection::serve(broker, id, c, shutdown, hard_stop, t).await,
+                            // serve() gives the slot back when a connection ends; this one never started.
+                            None => broker.clients.release_slot(),
+                        }
+                    };
+                    tracker.spawn(serve.instrument(span));
+                }
+            },
         }
     }
 }
@@ -247,6 +309,8 @@ async fn accept_loop(
 enum Conn {
     Tcp(transport::TcpConn),
     Unix(transport::UnixConn),
+    /// On a TLS port, before its handshake.
+    Tls(tls::PendingTls),
 }
 
 impl Conn {
@@ -254,18 +318,21 @@ impl Conn {
         match self {
             Conn::Tcp(c) => &c.peer,
             Conn::Unix(c) => &c.peer,
+            Conn::Tls(c) => &c.peer,
         }
     }
 
     /// Loopback or Unix socket: who protected mode still serves.
     fn is_local(&self) -> bool {
-        match self {
-            Conn::Tcp(c) => c.peer.parse::<SocketAddr>().is_ok_and(|a| match a.ip() {
-                IpAddr::V4(ip) => ip.is_loopback(),
-                IpAddr::V6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
-            }),
-            Conn::Unix(_) => true,
-        }
+        let peer = match self {
+            Conn::Tcp(c) => &c.peer,
+            Conn::Tls(c) => &c.peer,
+            Conn::Unix(_) => return true,
+        };
+        peer.parse::<SocketAddr>().is_ok_and(|a| match a.ip() {
+            IpAddr::V4(ip) => ip.is_loopback(),
+            IpAddr::V6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        })
     }
 }
 
@@ -276,7 +343,7 @@ impl Listener {
     fn tcp_addr(&self) -> Option<SocketAddr> {
         match self {
             Listener::Tcp(l) => l.local_addr().ok(),
-            Listener::Unix(..) => None,
+            Listener::Unix(..) | Listener::Tls(..) => None,
         }
     }
 
@@ -292,6 +359,11 @@ impl Listener {
             Listener::Unix(l, path) => {
                 let (stream, _) = l.accept().await?;
                 Ok(Conn::Unix(transport::unix(stream, path)))
+            }
+            Listener::Tls(l, ctx) => {
+                let (stream, _) = l.accept().await?;
+                let keepalive = broker.settings.tcp_keepalive.load(Relaxed);
+                Ok(Conn::Tls(tls::pending(stream, keepalive, ctx.clone())))
             }
         }
     }

@@ -52,7 +52,7 @@ pub type TcpConn = Accepted<tcp::OwnedReadHalf, tcp::OwnedWriteHalf>;
 pub type UnixConn = Accepted<unix::OwnedReadHalf, unix::OwnedWriteHalf>;
 
 /// Applies `tcp-keepalive` (seconds; 0 leaves keepalive off).
-fn set_keepalive(stream: &TcpStream, secs: u64) {
+pub(super) fn set_keepalive(stream: &TcpStream, secs: u64) {
     if secs > 0 {
         let ka = socket2::TcpKeepalive::new().with_time(Duration::from_secs(secs));
         let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&ka);
@@ -97,6 +97,8 @@ pub enum Listener {
     Tcp(TcpListener),
     /// The listener and its path, removed again at shutdown.
     Unix(UnixListener, PathBuf),
+    /// A `tls-port` listener.
+    Tls(TcpListener, std::sync::Arc<super::tls::TlsContext>),
 }
 
 /// Binds `unixsocket` with `unixsocketperm` (octal, e.g. `700`; empty keeps the umask's).
