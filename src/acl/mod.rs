@@ -17,18 +17,19 @@
 //! same, synchronously, so that a CLIENT LIST sent after the reply no longer shows them.
 //!
 //! Subscriptions live in each connection's `Session`, which other connections cannot
-//! reach, so each connection also keeps a copy of its subscription sets in its
-//! [`ClientHandle`](crate::broker::ClientHandle)'s info, next to the user it is logged in
-//! as ([`SubscriptionMirror`]). The copy costs one hash-set entry per subscription (the
-//! names are shared `Bytes`) and is updated once per subscribe/unsubscribe command. An
-//! ACL change scans the client table, compares each affected connection's copy with the
-//! new rules and kills the offenders.
+//! reach. Rather than keep a second copy of every connection's subscriptions for a rare
+//! admin command (idle subscribers are counted in bytes), the change works from what is
+//! shared: the client table says which connections are logged in as the user and hold
+//! subscriptions (each [`ClientHandle`](crate::broker::ClientHandle)'s info names its
+//! user), and the subscription registry says who is subscribed to what. The scan walks
+//! the registry's channels, shard channels and patterns that the new rules refuse and
+//! kills the user's connections found there: it costs one pass over the registry, and
+//! only when the user has subscribers and its channels were narrowed.
 //!
 //! A user's rules sit behind a `RwLock`. Subscribing holds it shared from the permission
-//! check until the subscription is recorded in the copy, and ACL changes take it
-//! exclusively while they swap the rules and scan. So a subscribe that races an ACL
-//! change is either seen by the scan, or checked against the new rules: it can never
-//! slip in between. Logging in (AUTH, HELLO AUTH) also holds the new user's lock while it
+//! check until the subscription is in the registry, and ACL changes take it exclusively
+//! while they swap the rules and scan. So a subscribe that races an ACL change is either
+//! seen by the scan, or checked against the new rules: it can never slip in between. Logging in (AUTH, HELLO AUTH) also holds the new user's lock while it
 //! records the user on the connection, so a user deleted at that moment cannot keep a
 //! connection. Other commands, PUBLISH included, only read the rules; for a user allowed
 //! everything (the usual `default`) they skip even the lock, reading one atomic flag.
@@ -37,14 +38,14 @@ pub mod file;
 pub mod log;
 pub mod rules;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use bytes::Bytes;
 
-use crate::broker::{ClientHandle, ClientTable};
+use crate::broker::{Broker, ClientHandle, Namespace};
 use crate::commands::table::Spec;
 use crate::config::Settings;
 use rules::{channel_allowed, Denial, UserRules};
@@ -114,25 +115,6 @@ pub fn holds_rules(spec: &Spec) -> bool {
 impl fmt::Display for User {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&String::from_utf8_lossy(&self.name))
-    }
-}
-
-/// A copy of one connection's subscriptions, kept in its client info so that ACL changes
-/// made on other connections can tell whether it holds something it may no longer have.
-#[derive(Default)]
-pub struct SubscriptionMirror {
-    pub channels: HashSet<Bytes>,
-    pub patterns: HashSet<Bytes>,
-    pub shard_channels: HashSet<Bytes>,
-}
-
-impl SubscriptionMirror {
-    /// Holds a subscription that `allowed` (every channel pattern of the user's new
-    /// rules) does not cover. Patterns must be listed literally, as when subscribing.
-    fn revoked_by(&self, allowed: &[Bytes]) -> bool {
-        self.patterns.iter().any(|p| !channel_allowed(allowed, p, true))
-            || self.channels.iter().any(|c| !channel_allowed(allowed, c, false))
-            || self.shard_channels.iter().any(|c| !channel_allowed(allowed, c, false))
     }
 }
 
@@ -252,7 +234,7 @@ impl Acl {
     /// exist) and only then, if all were valid, makes the copy current. Connections that
     /// now hold channels they may not use are disconnected, except `me`, the caller,
     /// which is told to close after its reply (`Ok(true)`).
-    pub fn set_user(&self, name: &[u8], ops: &[Bytes], clients: &ClientTable, me: u64) -> Result<bool, String> {
+    pub fn set_user(&self, name: &[u8], ops: &[Bytes], broker: &Broker, me: u64) -> Result<bool, String> {
         if rules::has_spaces(name) {
             return Err("ERR Usernames can't contain spaces or null characters".into());
         }
@@ -286,14 +268,14 @@ impl Acl {
         let mut st = user.state_mut();
         let old = std::mem::replace(&mut st.rules, rules);
         self.refresh(&user, &st);
-        Ok(self.kill_revoked(&user, &old, &st.rules, clients, me))
+        Ok(self.kill_revoked(&user, &old, &st.rules, broker, me))
     }
 
     /// `ACLKillPubsubClientsIfNeeded`: when the new rules do not keep every channel
     /// pattern of the old ones, disconnects the user's connections whose subscriptions
     /// the new rules do not cover. Called with the user's lock held exclusively. Returns
     /// whether `me` is one of them.
-    fn kill_revoked(&self, user: &Arc<User>, old: &UserRules, new: &UserRules, clients: &ClientTable, me: u64) -> bool {
+    fn kill_revoked(&self, user: &Arc<User>, old: &UserRules, new: &UserRules, broker: &Broker, me: u64) -> bool {
         let Some(allowed) = new.channel_union() else {
             return false;
         };
@@ -303,39 +285,47 @@ impl Acl {
         {
             return false;
         }
-        self.kill_clients_of(
-            user,
-            clients,
-            me,
-            |m| m.revoked_by(&allowed),
-            "its user's channel permissions were revoked",
-        )
+        // The user's connections that hold subscriptions: the only ones to look for.
+        let suspects: HashMap<u64, Arc<ClientHandle>> = broker
+            .clients
+            .all()
+            .into_iter()
+            .filter(|c| c.is_pubsub() && Arc::ptr_eq(&c.info.lock().unwrap().user, user))
+            .map(|c| (c.id(), c))
+            .collect();
+        if suspects.is_empty() {
+            return false;
+        }
+        let mut doomed = HashSet::new();
+        let mut check = |name: &[u8], subs: &crate::broker::registry::Subscribers, is_pattern: bool| {
+            if !channel_allowed(&allowed, name, is_pattern) {
+                doomed.extend(subs.iter().map(|s| s.id).filter(|id| suspects.contains_key(id)));
+            }
+        };
+        let reg = &broker.registry;
+        reg.for_each_channel(Namespace::Global, |ch, subs| check(ch, subs, false));
+        reg.for_each_channel(Namespace::Shard, |ch, subs| check(ch, subs, false));
+        reg.patterns.for_each(|p, subs| check(p, subs, true));
+        let doomed = doomed.into_iter().filter_map(|id| suspects.get(&id).cloned());
+        self.kill(broker, doomed, me, user, "its user's channel permissions were revoked")
     }
 
-    /// Disconnects the connections logged in as `user` for which `pred` holds, except
-    /// `me`; returns whether `me` was one of them.
-    fn kill_clients_of(
+    /// Disconnects `clients`, except `me`; returns whether `me` was one of them.
+    fn kill(
         &self,
-        user: &Arc<User>,
-        clients: &ClientTable,
+        broker: &Broker,
+        clients: impl Iterator<Item = Arc<ClientHandle>>,
         me: u64,
-        pred: impl Fn(&SubscriptionMirror) -> bool,
+        user: &User,
         why: &str,
     ) -> bool {
         let mut killed_me = false;
-        for c in clients.all() {
-            let hit = {
-                let info = c.info.lock().unwrap();
-                Arc::ptr_eq(&info.user, user) && pred(&info.subscriptions)
-            };
-            if !hit {
-                continue;
-            }
+        for c in clients {
             tracing::info!(client = c.id(), user = %user, addr = %c.peer, "disconnecting client: {why}");
             if c.id() == me {
                 killed_me = true;
             } else {
-                clients.kill(&c);
+                broker.clients.kill(&c);
             }
         }
         killed_me
@@ -343,14 +333,19 @@ impl Acl {
 
     /// Marks a user deleted and disconnects every connection logged in as it (Redis's
     /// `ACLFreeUserAndKillClients`).
-    fn remove_user(&self, user: &Arc<User>, clients: &ClientTable, me: u64) -> bool {
+    fn remove_user(&self, user: &Arc<User>, broker: &Broker, me: u64) -> bool {
         let mut st = user.state_mut();
         st.removed = true;
-        self.kill_clients_of(user, clients, me, |_| true, "its user was deleted")
+        let theirs = broker
+            .clients
+            .all()
+            .into_iter()
+            .filter(|c| Arc::ptr_eq(&c.info.lock().unwrap().user, user));
+        self.kill(broker, theirs, me, user, "its user was deleted")
     }
 
     /// ACL DELUSER: the number deleted, and whether the caller's own user was one.
-    pub fn del_users(&self, names: &[Bytes], clients: &ClientTable, me: u64) -> Result<(i64, bool), String> {
+    pub fn del_users(&self, names: &[Bytes], broker: &Broker, me: u64) -> Result<(i64, bool), String> {
         if names.iter().any(|n| &n[..] == b"default") {
             return Err("ERR The 'default' user cannot be removed".into());
         }
@@ -358,7 +353,7 @@ impl Acl {
         let (mut deleted, mut killed_me) = (0, false);
         for n in names {
             if let Some(u) = users.remove(n) {
-                killed_me |= self.remove_user(&u, clients, me);
+                killed_me |= self.remove_user(&u, broker, me);
                 deleted += 1;
             }
         }
@@ -384,18 +379,18 @@ impl Acl {
     /// deleted and its connections closed, as in Redis, even when the file defines a user
     /// of the same name. fanout also disconnects `default` connections whose channels the
     /// new rules revoke, as ACL SETUSER would; Redis leaves them.
-    fn replace_users(&self, mut new: BTreeMap<Bytes, UserRules>, clients: &ClientTable, me: u64) -> bool {
+    fn replace_users(&self, mut new: BTreeMap<Bytes, UserRules>, broker: &Broker, me: u64) -> bool {
         let mut users = self.users_mut();
         let default_rules = new.remove(&b"default"[..]).unwrap_or_else(UserRules::default_user);
         let mut killed_me = {
             let mut st = self.default.state_mut();
             let old = std::mem::replace(&mut st.rules, default_rules);
             self.refresh(&self.default, &st);
-            self.kill_revoked(&self.default, &old, &st.rules, clients, me)
+            self.kill_revoked(&self.default, &old, &st.rules, broker, me)
         };
         for (name, u) in std::mem::take(&mut *users) {
             if name != "default" {
-                killed_me |= self.remove_user(&u, clients, me);
+                killed_me |= self.remove_user(&u, broker, me);
             }
         }
         users.insert(self.default.name.clone(), self.default.clone());
@@ -403,5 +398,48 @@ impl Acl {
             users.insert(name.clone(), User::new(name, rules));
         }
         killed_me
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    /// The guarantee revocation rests on: an ACL change waits for a subscribe that has
+    /// passed its permission check but not yet registered its subscription.
+    #[test]
+    fn an_acl_change_waits_for_a_subscribe_in_progress() {
+        let broker = Broker::new(Arc::new(Settings::default()), None);
+        let acl = &broker.acl;
+        acl.set_user(b"u", &[b("on"), b("+@all"), b("&*")], &broker, 0).unwrap();
+        let user = acl.user(b"u").unwrap();
+        let spec = crate::commands::table::lookup(b"subscribe").unwrap();
+        let held = user.check_and_hold(spec, &[b("subscribe"), b("ch")]).unwrap();
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                acl.set_user(b"u", &[b("resetchannels")], &broker, 0).unwrap();
+                done.store(true, Ordering::SeqCst);
+            });
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            assert!(
+                !done.load(Ordering::SeqCst),
+                "SETUSER ran while a subscribe was in progress"
+            );
+            drop(held);
+        });
+        assert!(done.load(Ordering::SeqCst));
+        // And the next subscribe sees the new rules.
+        assert_eq!(
+            user.check_and_hold(spec, &[b("subscribe"), b("ch")]).err(),
+            Some((Denial::Channel, 1))
+        );
+        // The default user, allowed everything, passes without the lock.
+        assert!(acl.default_user().check(spec, &[b("subscribe"), b("ch")]).is_ok());
     }
 }

@@ -33,9 +33,6 @@ pub struct ClientInfo {
     pub no_touch: bool,
     /// The user the connection is logged in as.
     pub user: Arc<crate::acl::User>,
-    /// A copy of the connection's subscriptions, for ACL changes made elsewhere (see
-    /// [`crate::acl`]).
-    pub subscriptions: crate::acl::SubscriptionMirror,
 }
 
 pub struct ClientHandle {
@@ -81,7 +78,6 @@ impl ClientHandle {
                 no_evict: false,
                 no_touch: false,
                 user,
-                subscriptions: Default::default(),
             }),
         }
     }

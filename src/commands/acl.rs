@@ -113,7 +113,7 @@ impl Session {
         let acl = &broker.acl;
         let me = self.id();
         match sub {
-            "acl|setuser" => match acl.set_user(&args[2], &args[3..], &broker.clients, me) {
+            "acl|setuser" => match acl.set_user(&args[2], &args[3..], &broker, me) {
                 Ok(killed_me) => {
                     self.ok();
                     if killed_me {
@@ -122,7 +122,7 @@ impl Session {
                 }
                 Err(e) => self.error(&e),
             },
-            "acl|deluser" => match acl.del_users(&args[2..], &broker.clients, me) {
+            "acl|deluser" => match acl.del_users(&args[2..], &broker, me) {
                 Ok((n, killed_me)) => {
                     self.reply().integer(n);
                     if killed_me {
@@ -152,7 +152,7 @@ impl Session {
             "acl|genpass" => self.acl_genpass(args),
             "acl|log" => self.acl_log(acl, args),
             "acl|dryrun" => self.acl_dryrun(acl, args),
-            "acl|load" => match acl.load(&broker.clients, me) {
+            "acl|load" => match acl.load(&broker, me) {
                 Ok(killed_me) => {
                     self.ok();
                     if killed_me {

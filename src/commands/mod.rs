@@ -326,7 +326,6 @@ impl Session {
         for p in self.patterns.drain() {
             reg.patterns.unsubscribe(&p, id);
         }
-        self.client.info.lock().unwrap().subscriptions = Default::default();
         self.sync_subscription_info();
     }
 

@@ -40,28 +40,6 @@ impl Session {
         }
     }
 
-    /// Keeps the client info's copy of the subscriptions (read by ACL changes made on
-    /// other connections, see [`crate::acl`]) in step with the session's sets.
-    fn mirror(&self, f: Family, names: &[Bytes], add: bool) {
-        if names.is_empty() {
-            return;
-        }
-        let mut info = self.client.info.lock().unwrap();
-        let m = &mut info.subscriptions;
-        let set = match f {
-            Family::Channel => &mut m.channels,
-            Family::Pattern => &mut m.patterns,
-            Family::Shard => &mut m.shard_channels,
-        };
-        for n in names {
-            if add {
-                set.insert(n.clone());
-            } else {
-                set.remove(n);
-            }
-        }
-    }
-
     fn confirm(&mut self, kind: &str, name: Option<&[u8]>, count: usize) {
         let mut e = self.push();
         e.push(3);
@@ -99,7 +77,6 @@ impl Session {
             let count = self.confirmation_count(family);
             self.confirm(cmd, Some(name), count);
         }
-        self.mirror(family, &added, true);
         self.sync_subscription_info();
         // The confirmations must reach the outbox before the registry can route a
         // message here: a client must never see a message before its confirmation.
@@ -129,10 +106,8 @@ impl Session {
             return Flow::Continue;
         }
         let id = self.id();
-        let mut removed = Vec::new();
         for name in &names {
             if self.set_of(family).remove(name) {
-                removed.push(name.clone());
                 let reg = &self.broker.registry;
                 match family {
                     Family::Channel => reg.unsubscribe(Namespace::Global, name, id),
@@ -143,7 +118,6 @@ impl Session {
             let count = self.confirmation_count(family);
             self.confirm(cmd, Some(name), count);
         }
-        self.mirror(family, &removed, false);
         self.sync_subscription_info();
         Flow::Continue
     }

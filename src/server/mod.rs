@@ -132,7 +132,7 @@ impl Server {
         let broker = Broker::new(settings, config_file);
         broker
             .acl
-            .load_at_startup()
+            .load_at_startup(&broker)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         if let Some(addr) = listeners.iter().find_map(Listener::tcp_addr) {
             broker.tcp_port.store(addr.port() as u64, Relaxed);
