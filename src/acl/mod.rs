@@ -29,10 +29,15 @@
 //! A user's rules sit behind a `RwLock`. Subscribing holds it shared from the permission
 //! check until the subscription is in the registry, and ACL changes take it exclusively
 //! while they swap the rules and scan. So a subscribe that races an ACL change is either
-//! seen by the scan, or checked against the new rules: it can never slip in between. Logging in (AUTH, HELLO AUTH) also holds the new user's lock while it
-//! records the user on the connection, so a user deleted at that moment cannot keep a
-//! connection. Other commands, PUBLISH included, only read the rules; for a user allowed
-//! everything (the usual `default`) they skip even the lock, reading one atomic flag.
+//! seen by the scan, or checked against the new rules: it can never slip in between.
+//! Logging in (AUTH, HELLO AUTH) also holds the new user's lock while it records the user
+//! on the connection, so a user deleted at that moment cannot keep a connection. Other
+//! commands, PUBLISH included, only read the rules; for a user allowed everything (the
+//! usual `default`) they skip even the lock, reading one atomic flag.
+//!
+//! Like Redis, disabling a user (`off`) only stops new logins: connections already logged
+//! in keep working. Unlike Redis, ACL LOAD also applies the revocation check to `default`
+//! (Redis copies the new rules in without it).
 
 pub mod file;
 pub mod log;
