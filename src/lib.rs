@@ -11,6 +11,7 @@
 //!        -> each subscriber's writer task: everything queued, few syscalls -> socket
 //! ```
 //!
+//! * [`acl`]: users and their permissions (ACL SETUSER and friends, AUTH as a user).
 //! * [`config`]: directives, their defaults, file/env/argv precedence, CONFIG GET/SET.
 //! * [`protocol`]: the request parser and the RESP2/RESP3 reply encoder. Pure, no I/O.
 //! * [`broker`]: the subscription registry, the Redis glob matcher, per-connection
@@ -20,6 +21,7 @@
 //! * [`stats`]: server-wide counters as plain atomics.
 //! * [`metrics`]: Prometheus metrics read from those at scrape time (`metrics-addr`).
 
+pub mod acl;
 pub mod broker;
 pub mod commands;
 pub mod config;

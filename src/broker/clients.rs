@@ -31,7 +31,8 @@ pub struct ClientInfo {
     pub qbuf: usize,
     pub no_evict: bool,
     pub no_touch: bool,
-    pub user: &'static str,
+    /// The user the connection is logged in as.
+    pub user: Arc<crate::acl::User>,
 }
 
 pub struct ClientHandle {
@@ -46,7 +47,14 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
-    pub fn new(outbox: Arc<Outbox>, peer: String, local: String, fd: i64, unix: bool) -> ClientHandle {
+    pub fn new(
+        outbox: Arc<Outbox>,
+        peer: String,
+        local: String,
+        fd: i64,
+        unix: bool,
+        user: Arc<crate::acl::User>,
+    ) -> ClientHandle {
         let now = Instant::now();
         ClientHandle {
             outbox,
@@ -69,7 +77,7 @@ impl ClientHandle {
                 qbuf: 0,
                 no_evict: false,
                 no_touch: false,
-                user: "default",
+                user,
             }),
         }
     }

@@ -27,6 +27,8 @@ use crate::stats::Stats;
 /// Everything the connections share. One per server.
 pub struct Broker {
     pub settings: Arc<Settings>,
+    /// Users and their permissions.
+    pub acl: crate::acl::Acl,
     pub stats: Arc<Stats>,
     pub registry: Registry,
     pub clients: ClientTable,
@@ -44,6 +46,7 @@ impl Broker {
         let stats = Arc::new(Stats::default());
         Arc::new(Broker {
             registry: Registry::new(settings.clone(), stats.clone()),
+            acl: crate::acl::Acl::new(settings.clone()),
             settings,
             stats,
             clients: ClientTable::default(),

@@ -89,6 +89,14 @@ impl PatternIndex {
         self.count.store(t.subscribers.len(), Relaxed);
     }
 
+    /// Calls `f(pattern, subscribers)` for every distinct pattern (ACL revocation scans).
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], &Subscribers)) {
+        let t = self.table.read().unwrap();
+        for (pattern, subs) in &t.subscribers {
+            f(pattern, subs);
+        }
+    }
+
     /// Calls `f(pattern, subscribers)` for every distinct pattern that matches `channel`.
     pub fn for_each_match(&self, channel: &[u8], mut f: impl FnMut(&[u8], &Subscribers)) {
         let t = self.table.read().unwrap();

@@ -198,6 +198,13 @@ impl Registry {
             .collect()
     }
 
+    /// Calls `f(channel, subscribers)` for every channel of `ns` (ACL revocation scans).
+    pub fn for_each_channel(&self, ns: Namespace, mut f: impl FnMut(&[u8], &Subscribers)) {
+        for e in self.map(ns).iter() {
+            f(e.key(), e.value());
+        }
+    }
+
     pub fn channel_count(&self, ns: Namespace) -> usize {
         self.map(ns).len()
     }

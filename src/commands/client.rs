@@ -69,12 +69,12 @@ struct KillFilter {
     kind: Option<ClientType>,
     addr: Option<Bytes>,
     laddr: Option<Bytes>,
-    user: Option<Bytes>,
+    user: Option<Arc<crate::acl::User>>,
     skip_me: bool,
 }
 
 impl KillFilter {
-    fn parse(args: &[Bytes]) -> Result<KillFilter, String> {
+    fn parse(args: &[Bytes], acl: &crate::acl::Acl) -> Result<KillFilter, String> {
         let mut f = KillFilter {
             skip_me: true,
             ..Default::default()
@@ -95,10 +95,10 @@ impl KillFilter {
                 b"addr" => f.addr = Some(value.clone()),
                 b"laddr" => f.laddr = Some(value.clone()),
                 b"user" => {
-                    if &value[..] != b"default" {
-                        return Err(format!("ERR No such user '{}'", String::from_utf8_lossy(value)));
-                    }
-                    f.user = Some(value.clone());
+                    f.user = Some(
+                        acl.user(value)
+                            .ok_or_else(|| format!("ERR No such user '{}'", String::from_utf8_lossy(value)))?,
+                    )
                 }
                 b"skipme" => f.skip_me = on_off_yes_no(value).ok_or("ERR syntax error")?,
                 _ => return Err("ERR syntax error".into()),
@@ -114,6 +114,10 @@ impl KillFilter {
             && self.kind.is_none_or(|t| has_type(c, t))
             && self.addr.as_ref().is_none_or(|a| a[..] == *c.peer.as_bytes())
             && self.laddr.as_ref().is_none_or(|a| a[..] == *c.local.as_bytes())
+            && self
+                .user
+                .as_ref()
+                .is_none_or(|u| Arc::ptr_eq(u, &c.info.lock().unwrap().user))
     }
 }
 
@@ -317,7 +321,7 @@ impl Session {
             self.broker.clients.kill(c);
             return Flow::Continue;
         }
-        let filter = match KillFilter::parse(&args[2..]) {
+        let filter = match KillFilter::parse(&args[2..], &self.broker.acl) {
             Ok(f) => f,
             Err(e) => {
                 self.error(&e);

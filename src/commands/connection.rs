@@ -10,16 +10,6 @@ use crate::stats::Stats;
 /// Redis's text for failed credentials.
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
-/// Compares without an early exit, so the time taken says nothing about where the
-/// first difference is.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() != b.len()) as u8;
-    for i in 0..a.len().max(b.len()) {
-        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
-    }
-    diff == 0
-}
-
 impl Session {
     pub(super) fn ping(&mut self, args: &[Bytes]) -> Flow {
         if args.len() > 2 {
@@ -45,9 +35,12 @@ impl Session {
         self.set_proto(Proto::Resp2);
         self.reply_mode = ReplyMode::On;
         self.silenced = false;
-        self.authenticated = self.broker.settings.requirepass().is_none();
+        // Logged in again as `default`, authenticated only if it needs no password.
+        self.authenticated = !self.broker.acl.default_needs_auth();
+        self.user = self.broker.acl.default_user();
         {
             let mut info = self.client.info.lock().unwrap();
+            info.user = self.user.clone();
             info.name = None;
             info.db = 0;
             info.no_evict = false;
@@ -58,32 +51,37 @@ impl Session {
         Flow::Continue
     }
 
-    /// Checks credentials for the default user. `Err` carries the error reply.
-    fn check_credentials(&mut self, user: Option<&[u8]>, pass: &[u8]) -> Result<(), &'static str> {
-        let required = self.broker.settings.requirepass();
-        let ok = match (user, &required) {
-            (Some(u), _) if u != b"default" => false,
-            (None, None) => {
+    /// Logs in as an ACL user (`default` when `user` is not given); `command` is the
+    /// command as typed, for ACL LOG. `Err` carries the error reply.
+    fn check_credentials(&mut self, command: &Bytes, user: Option<&Bytes>, pass: &[u8]) -> Result<(), &'static str> {
+        let acl = &self.broker.acl;
+        let name = match user {
+            Some(u) => u.clone(),
+            None if acl.default_nopass() => {
                 return Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
             }
-            (Some(_), None) => true,
-            (_, Some(pw)) => constant_time_eq(pass, pw),
+            None => Bytes::from_static(b"default"),
         };
-        if ok {
-            self.authenticated = true;
-            Ok(())
-        } else {
-            Stats::add(&self.broker.stats.auth_failures, 1);
-            // Never log the password.
-            tracing::warn!(client = self.id(), addr = %self.client.peer, "failed AUTH attempt");
-            Err(WRONGPASS)
+        match acl.authenticate(&name, pass, &self.client) {
+            Some(u) => {
+                self.user = u;
+                self.authenticated = true;
+                Ok(())
+            }
+            None => {
+                Stats::add(&self.broker.stats.auth_failures, 1);
+                // Never log the password.
+                tracing::warn!(client = self.id(), addr = %self.client.peer, user = %String::from_utf8_lossy(&name), "failed AUTH attempt");
+                self.log_acl(crate::acl::rules::Denial::Auth, command.clone(), Some(name));
+                Err(WRONGPASS)
+            }
         }
     }
 
     pub(super) fn auth(&mut self, args: &[Bytes]) -> Flow {
         let result = match args.len() {
-            2 => self.check_credentials(None, &args[1]),
-            3 => self.check_credentials(Some(&args[1]), &args[2]),
+            2 => self.check_credentials(&args[0], None, &args[1]),
+            3 => self.check_credentials(&args[0], Some(&args[1]), &args[2]),
             _ => Err("ERR syntax error"),
         };
         match result {
@@ -131,7 +129,7 @@ impl Session {
             }
         }
         if let Some((user, pass)) = credentials {
-            if let Err(e) = self.check_credentials(Some(&user), &pass) {
+            if let Err(e) = self.check_credentials(&args[0], Some(&user), &pass) {
                 self.error(e);
                 return Flow::Continue;
             }
@@ -180,19 +178,5 @@ impl Session {
             }
         }
         Flow::Continue
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn constant_time_compare() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
-        assert!(!constant_time_eq(b"", b"a"));
-        assert!(constant_time_eq(b"", b""));
     }
 }

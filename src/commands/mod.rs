@@ -7,8 +7,9 @@
 //!
 //! The checks before a command runs follow Redis's order exactly, because clients and
 //! Redis's own tests see which error wins: unknown command, unknown subcommand, arity,
-//! authentication, then the RESP2 subscribed-context rule.
+//! authentication, ACL permissions, then the RESP2 subscribed-context rule.
 
+mod acl;
 mod client;
 mod connection;
 mod pubsub;
@@ -61,7 +62,11 @@ pub struct Session {
     pub channels: HashSet<Bytes>,
     pub patterns: HashSet<Bytes>,
     pub shard_channels: HashSet<Bytes>,
+    /// Logged in (Redis's `c->authenticated`). Commands still run unauthenticated while
+    /// the `default` user needs no password: see [`Session::auth_required`].
     pub authenticated: bool,
+    /// The ACL user the connection is logged in as (also in the client info).
+    pub user: Arc<crate::acl::User>,
     /// Subscribers this connection's publishes queued messages for, whose writers it
     /// still has to wake (see [`Outbox::push_message`]); woken by [`Session::flush`].
     pub wakes: Vec<Arc<Outbox>>,
@@ -69,7 +74,8 @@ pub struct Session {
 
 impl Session {
     pub fn new(broker: Arc<Broker>, client: Arc<ClientHandle>) -> Session {
-        let authenticated = broker.settings.requirepass().is_none();
+        let authenticated = !broker.acl.default_needs_auth();
+        let user = client.info.lock().unwrap().user.clone();
         Session {
             broker,
             client,
@@ -82,8 +88,16 @@ impl Session {
             patterns: HashSet::new(),
             shard_channels: HashSet::new(),
             authenticated,
+            user,
             wakes: Vec::new(),
         }
+    }
+
+    /// Redis's `authRequired`: not logged in, and the `default` user is off or has a
+    /// password. Checked per command, so `CONFIG SET requirepass ""` lets waiting
+    /// connections in at once.
+    pub fn auth_required(&self) -> bool {
+        !self.authenticated && self.broker.acl.default_needs_auth()
     }
 
     pub fn outbox(&self) -> &Arc<Outbox> {
@@ -203,18 +217,34 @@ impl Session {
             info.last_active = Instant::now();
             info.qbuf = wire_len;
         }
-        let flow = if !self.authenticated && !spec.no_auth() {
+        let flow = if self.auth_required() && !spec.no_auth() {
             self.error("NOAUTH Authentication required.");
             Flow::Continue
-        } else if self.proto == Proto::Resp2 && self.subscription_count() > 0 && !spec.is_pubsub_context_allowed() {
-            let msg = format!(
-                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                spec.name
-            );
-            self.error(&msg);
-            Flow::Continue
         } else {
-            self.run(spec, args)
+            // A subscribe keeps its user's rules locked (shared) from this check until the
+            // subscription is recorded, so a concurrent ACL change cannot miss it (see
+            // `crate::acl`). Other commands only read them, without touching the `Arc`.
+            let subscriber = crate::acl::holds_rules(spec).then(|| self.user.clone());
+            let checked = match &subscriber {
+                Some(u) => u.check_and_hold(spec, args).map(Some),
+                None => self.user.check(spec, args).map(|()| None),
+            };
+            match checked {
+                Err(denied) => self.acl_denied(spec, args, denied),
+                Ok(_rules) => {
+                    if self.proto == Proto::Resp2 && self.subscription_count() > 0 && !spec.is_pubsub_context_allowed()
+                    {
+                        let msg = format!(
+                            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                            spec.name
+                        );
+                        self.error(&msg);
+                        Flow::Continue
+                    } else {
+                        self.run(spec, args)
+                    }
+                }
+            }
         };
         self.client.info.lock().unwrap().qbuf = 0;
         flow
@@ -256,6 +286,7 @@ impl Session {
                 Flow::Continue
             }
             name if name.starts_with("client|") => self.client_command(name, args),
+            name if name.starts_with("acl|") => self.acl_command(name, args),
             name if name.starts_with("command|") || name == "command" => self.command_command(name, args),
             name if name.starts_with("config|") => self.config_command(name, args),
             // A container called without a subcommand that passed its arity (`COMMAND`

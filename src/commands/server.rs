@@ -308,6 +308,10 @@ impl Session {
             if name.eq_ignore_ascii_case("loglevel") {
                 crate::server::set_log_level(&value);
             }
+            if name.eq_ignore_ascii_case("requirepass") {
+                // As in Redis, requirepass is the `default` user's password.
+                self.broker.acl.set_default_password(settings.requirepass().as_deref());
+            }
         }
         self.ok();
     }

@@ -76,6 +76,19 @@ pub const DIRECTIVES: &[Directive] = &[
     ),
     d("requirepass", "", true, "password for the default user (empty: none)"),
     d(
+        "aclfile",
+        "",
+        false,
+        "file of ACL users ('user <name> <rules>' lines): loaded at start, ACL LOAD, ACL SAVE",
+    ),
+    d(
+        "acl-pubsub-default",
+        "resetchannels",
+        true,
+        "channels of new ACL users: resetchannels (none) or allchannels",
+    ),
+    d("acllog-max-len", "128", true, "most entries ACL LOG keeps"),
+    d(
         "timeout",
         "0",
         true,
@@ -451,6 +464,14 @@ impl Settings {
                 *self.requirepass.lock().unwrap() = (!value.is_empty()).then(|| value.as_bytes().to_vec());
                 value.to_string()
             }
+            "acl-pubsub-default" => {
+                let v = value.to_ascii_lowercase();
+                if v != "allchannels" && v != "resetchannels" {
+                    return Err("argument(s) must be one of the following: allchannels, resetchannels".into());
+                }
+                v
+            }
+            "acllog-max-len" => parse_u64(value)?.to_string(),
             "appendonly" => {
                 if !value.eq_ignore_ascii_case("no") {
                     return Err("fanout keeps no data to persist: appendonly must stay 'no'".into());

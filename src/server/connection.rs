@@ -60,7 +60,14 @@ pub async fn serve<R: ReadHalf, W: AsyncWrite + Unpin + Send + 'static>(
         unix,
     } = conn;
     let outbox = Arc::new(Outbox::new(id));
-    let client = Arc::new(ClientHandle::new(outbox.clone(), peer, local, fd, unix));
+    let client = Arc::new(ClientHandle::new(
+        outbox.clone(),
+        peer,
+        local,
+        fd,
+        unix,
+        broker.acl.default_user(),
+    ));
     broker.clients.insert(client.clone());
     Stats::add(&broker.stats.connections_received, 1);
     tracing::debug!("accepted");
@@ -133,7 +140,7 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
         loop {
             let limits = Limits {
                 proto_max_bulk_len: settings.proto_max_bulk_len.load(Relaxed),
-                authenticated: session.authenticated,
+                authenticated: !session.auth_required(),
             };
             match parser.next(&mut buf, &limits) {
                 Ok(Some(req)) => match session.execute(&req.args, req.wire_len) {

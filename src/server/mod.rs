@@ -130,6 +130,10 @@ impl Server {
             listeners.push(l);
         }
         let broker = Broker::new(settings, config_file);
+        broker
+            .acl
+            .load_at_startup(&broker)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         if let Some(addr) = listeners.iter().find_map(Listener::tcp_addr) {
             broker.tcp_port.store(addr.port() as u64, Relaxed);
         }
@@ -253,10 +257,7 @@ async fn accept_loop(
         let refusal: Option<&'static [u8]> = if !broker.clients.reserve_slot(broker.settings.maxclients.load(Relaxed)) {
             Stats::add(&broker.stats.rejected_connections, 1);
             Some(b"-ERR max number of clients reached\r\n")
-        } else if broker.settings.protected_mode.load(Relaxed)
-            && broker.settings.requirepass().is_none()
-            && !conn.is_local()
-        {
+        } else if broker.settings.protected_mode.load(Relaxed) && broker.acl.default_nopass() && !conn.is_local() {
             tracing::warn!(addr = %conn.peer(), "refused a non-loopback client: protected mode is on and no password is set");
             broker.clients.release_slot();
             Some(DENIED)
