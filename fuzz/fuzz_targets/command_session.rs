@@ -120,6 +120,34 @@ const EXTRA_WORDS: &[&str] = &[
     "127.0.0.1:1",
     "fanout",
     "",
+    // ACL users and rules (ACL SETUSER, AUTH user pass, HELLO 3 AUTH user pass).
+    "alice",
+    "on",
+    "off",
+    "nopass",
+    "resetpass",
+    ">pw",
+    "<pw",
+    "#0123",
+    "+@all",
+    "-@all",
+    "+@pubsub",
+    "-@dangerous",
+    "+publish",
+    "-subscribe",
+    "+client|list",
+    "allchannels",
+    "resetchannels",
+    "&ch*",
+    "&news.*",
+    "~*",
+    "allkeys",
+    "allcommands",
+    "nocommands",
+    "reset",
+    "(",
+    ")",
+    "%R~*",
 ];
 
 fn dictionary() -> Vec<Bytes> {
@@ -202,6 +230,7 @@ fuzz_target!(|input: Input| {
                 "127.0.0.1:6379".into(),
                 10 + i as i64,
                 input.unix[i],
+                broker.acl.default_user(),
             ));
             broker.clients.insert(handle.clone());
             Client {
