@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod server;
 pub mod stats;
+pub mod sync;
 
 /// The Redis version fanout reports (HELLO, INFO). Clients read it to pick features;
 /// fanout follows Redis 7.2's pub/sub behaviour, so it reports a 7.2 version.

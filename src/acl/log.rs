@@ -4,6 +4,7 @@
 //! within a minute of it) bumps that entry's count and moves it to the front instead of
 //! adding a new one, so a client retrying in a loop does not flush the log.
 
+use crate::sync::LockExt;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -56,7 +57,7 @@ pub struct AclLog {
 impl AclLog {
     pub fn add(&self, reason: Denial, object: Bytes, username: Bytes, client_info: Vec<u8>, max_len: usize) {
         let now = now_ms();
-        let mut entries = self.entries.lock().unwrap();
+        let mut entries = self.entries.locked();
         let found = entries.iter().take(GROUPING_SCAN).position(|e| {
             e.reason == reason
                 && e.ctime_ms.abs_diff(now) <= GROUPING_MAX_MS
@@ -86,16 +87,16 @@ impl AclLog {
     }
 
     pub fn reset(&self) {
-        self.entries.lock().unwrap().clear();
+        self.entries.locked().clear();
     }
 
     /// The `count` newest entries.
     pub fn newest(&self, count: usize) -> Vec<Entry> {
-        self.entries.lock().unwrap().iter().take(count).cloned().collect()
+        self.entries.locked().iter().take(count).cloned().collect()
     }
 
     pub fn len(&self) -> usize {
-        self.entries.lock().unwrap().len()
+        self.entries.locked().len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -43,6 +43,7 @@ pub mod file;
 pub mod log;
 pub mod rules;
 
+use crate::sync::LockExt;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -230,7 +231,7 @@ impl Acl {
         if st.removed || !st.rules.password_ok(password) {
             return None;
         }
-        client.info.lock().unwrap().user = user.clone();
+        client.info.locked().user = user.clone();
         drop(st);
         Some(user)
     }
@@ -295,7 +296,7 @@ impl Acl {
             .clients
             .all()
             .into_iter()
-            .filter(|c| c.is_pubsub() && Arc::ptr_eq(&c.info.lock().unwrap().user, user))
+            .filter(|c| c.is_pubsub() && Arc::ptr_eq(&c.info.locked().user, user))
             .map(|c| (c.id(), c))
             .collect();
         if suspects.is_empty() {
@@ -345,7 +346,7 @@ impl Acl {
             .clients
             .all()
             .into_iter()
-            .filter(|c| Arc::ptr_eq(&c.info.lock().unwrap().user, user));
+            .filter(|c| Arc::ptr_eq(&c.info.locked().user, user));
         self.kill(broker, theirs, me, user, "its user was deleted")
     }
 

@@ -5,6 +5,7 @@
 //! output measured from anywhere) and a small [`ClientInfo`] that the connection updates
 //! as it runs commands and that others read to render CLIENT LIST.
 
+use crate::sync::LockExt;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
@@ -88,12 +89,12 @@ impl ClientHandle {
 
     /// The client name for log lines (empty when unset).
     pub fn name_lossy(&self) -> String {
-        let i = self.info.lock().unwrap();
+        let i = self.info.locked();
         String::from_utf8_lossy(i.name.as_deref().unwrap_or_default()).into_owned()
     }
 
     pub fn is_pubsub(&self) -> bool {
-        let i = self.info.lock().unwrap();
+        let i = self.info.locked();
         i.sub + i.psub + i.ssub > 0
     }
 
@@ -101,7 +102,7 @@ impl ClientHandle {
     /// followed by fanout's own fields.
     pub fn render(&self, out: &mut Vec<u8>) {
         use std::io::Write;
-        let i = self.info.lock().unwrap();
+        let i = self.info.locked();
         let (omem, oll) = self.outbox.usage();
         let now = Instant::now();
         let mut flags = String::new();
@@ -188,17 +189,17 @@ impl ClientTable {
     }
 
     pub fn insert(&self, c: Arc<ClientHandle>) {
-        self.map.lock().unwrap().insert(c.id(), c);
+        self.map.locked().insert(c.id(), c);
     }
 
     /// Idempotent: a killed client is removed at once (so INFO stops counting it) and
     /// again by its own connection task when it finishes.
     pub fn remove(&self, id: u64) {
-        self.map.lock().unwrap().remove(&id);
+        self.map.locked().remove(&id);
     }
 
     pub fn len(&self) -> usize {
-        self.map.lock().unwrap().len()
+        self.map.locked().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -206,7 +207,7 @@ impl ClientTable {
     }
 
     pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
-        self.map.lock().unwrap().get(&id).cloned()
+        self.map.locked().get(&id).cloned()
     }
 
     /// A snapshot of the live clients, so callers never hold the table's lock while

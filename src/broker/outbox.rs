@@ -14,6 +14,7 @@
 //! A `std::sync::Mutex` (not tokio's) guards the queue: it is held only for a push or a
 //! take, never across `.await`, and an uncontended lock is a couple of atomic operations.
 
+use crate::sync::LockExt;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -215,7 +216,7 @@ impl Outbox {
         // of `Open` under the queue's own lock, which is checked below.
         let limit = self.limit(settings);
         let cost = bytes.len() + FRAME_OVERHEAD;
-        let mut q = self.queue.lock().unwrap();
+        let mut q = self.queue.locked();
         if q.state != State::Open {
             return (Pushed::Gone, false);
         }
@@ -311,7 +312,7 @@ impl Outbox {
 
     /// Moves queued frames into `batch` (up to about `max_bytes`) for the writer.
     pub fn take(&self, batch: &mut Vec<Bytes>, max_bytes: usize) -> Take {
-        let mut q = self.queue.lock().unwrap();
+        let mut q = self.queue.locked();
         if q.frames.is_empty() {
             return if q.state == State::Closing && q.in_flight == 0 {
                 Take::Close
@@ -337,7 +338,7 @@ impl Outbox {
 
     /// The writer has handed `n` taken bytes to the kernel.
     pub fn written(&self, n: usize) {
-        let mut q = self.queue.lock().unwrap();
+        let mut q = self.queue.locked();
         q.in_flight -= n;
         q.bytes -= n;
         if q.bytes < q.soft {
@@ -352,7 +353,7 @@ impl Outbox {
 
     /// Write what is queued, then close. Further pushes are dropped.
     pub fn close_after_flush(&self) {
-        self.queue.lock().unwrap().state = State::Closing;
+        self.queue.locked().state = State::Closing;
         self.writer_wake.notify_one();
     }
 
@@ -365,7 +366,7 @@ impl Outbox {
     /// Stop now: queued output is discarded and both tasks of the connection end.
     pub fn kill(&self) {
         {
-            let mut q = self.queue.lock().unwrap();
+            let mut q = self.queue.locked();
             q.state = State::Closing;
             q.bytes -= q.frames.iter().map(|f| f.bytes.len() + FRAME_OVERHEAD).sum::<usize>();
             q.frames.clear();
@@ -381,7 +382,7 @@ impl Outbox {
         if limit.soft == 0 || self.policy(settings) != OverflowPolicy::Disconnect {
             return false;
         }
-        let q = self.queue.lock().unwrap();
+        let q = self.queue.locked();
         match q.soft_since {
             Some(since) => q.bytes >= limit.soft && since.elapsed() > Duration::from_secs(limit.soft_secs),
             None => false,
@@ -390,7 +391,7 @@ impl Outbox {
 
     /// (bytes, frames) queued or in flight: CLIENT LIST's `omem` and `oll`.
     pub fn usage(&self) -> (usize, usize) {
-        let q = self.queue.lock().unwrap();
+        let q = self.queue.locked();
         (q.bytes, q.frames.len())
     }
 }

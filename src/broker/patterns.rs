@@ -11,6 +11,7 @@
 //! Patterns change rarely next to publishes, so the table sits behind a read-write lock
 //! that a publish holds only while it queues frames (it never awaits under it).
 
+use crate::sync::RwLockExt;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
@@ -47,7 +48,7 @@ impl PatternIndex {
     }
 
     pub fn subscribe(&self, pattern: &[u8], sub: &Arc<Outbox>) {
-        let mut t = self.table.write().unwrap();
+        let mut t = self.table.write_locked();
         if let Some(subs) = t.subscribers.get_mut(pattern) {
             *subs = with(subs, sub);
             return;
@@ -64,7 +65,7 @@ impl PatternIndex {
     }
 
     pub fn unsubscribe(&self, pattern: &[u8], id: u64) {
-        let mut t = self.table.write().unwrap();
+        let mut t = self.table.write_locked();
         let Some(subs) = t.subscribers.get_mut(pattern) else {
             return;
         };
@@ -91,7 +92,7 @@ impl PatternIndex {
 
     /// Calls `f(pattern, subscribers)` for every distinct pattern (ACL revocation scans).
     pub fn for_each(&self, mut f: impl FnMut(&[u8], &Subscribers)) {
-        let t = self.table.read().unwrap();
+        let t = self.table.read_locked();
         for (pattern, subs) in &t.subscribers {
             f(pattern, subs);
         }
@@ -99,7 +100,7 @@ impl PatternIndex {
 
     /// Calls `f(pattern, subscribers)` for every distinct pattern that matches `channel`.
     pub fn for_each_match(&self, channel: &[u8], mut f: impl FnMut(&[u8], &Subscribers)) {
-        let t = self.table.read().unwrap();
+        let t = self.table.read_locked();
         for &len in t.prefix_lens.keys() {
             if len > channel.len() {
                 break;

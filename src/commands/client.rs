@@ -1,5 +1,6 @@
 //! CLIENT subcommands.
 
+use crate::sync::LockExt;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -114,10 +115,7 @@ impl KillFilter {
             && self.kind.is_none_or(|t| has_type(c, t))
             && self.addr.as_ref().is_none_or(|a| a[..] == *c.peer.as_bytes())
             && self.laddr.as_ref().is_none_or(|a| a[..] == *c.local.as_bytes())
-            && self
-                .user
-                .as_ref()
-                .is_none_or(|u| Arc::ptr_eq(u, &c.info.lock().unwrap().user))
+            && self.user.as_ref().is_none_or(|u| Arc::ptr_eq(u, &c.info.locked().user))
     }
 }
 
@@ -140,13 +138,13 @@ impl Session {
             }
             "client|setname" => match validate_name(&args[2], "Client names") {
                 Ok(()) => {
-                    self.client.info.lock().unwrap().name = (!args[2].is_empty()).then(|| args[2].clone());
+                    self.client.info.locked().name = (!args[2].is_empty()).then(|| args[2].clone());
                     self.ok();
                 }
                 Err(e) => self.error(&e),
             },
             "client|getname" => {
-                let name = self.client.info.lock().unwrap().name.clone();
+                let name = self.client.info.locked().name.clone();
                 self.reply().bulk_or_null(name.as_deref());
             }
             "client|setinfo" => self.client_setinfo(&args[2], &args[3]),
@@ -179,7 +177,7 @@ impl Session {
             }
             "client|no-evict" | "client|no-touch" => match on_off(&args[2]) {
                 Some(on) => {
-                    let mut info = self.client.info.lock().unwrap();
+                    let mut info = self.client.info.locked();
                     if sub == "client|no-evict" {
                         info.no_evict = on;
                     } else {
@@ -255,7 +253,7 @@ impl Session {
             return;
         }
         let v = (!value.is_empty()).then(|| value.clone());
-        let mut info = self.client.info.lock().unwrap();
+        let mut info = self.client.info.locked();
         if lib_name {
             info.lib_name = v;
         } else {

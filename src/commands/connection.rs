@@ -1,6 +1,7 @@
 //! Connection commands: PING, RESET, HELLO, AUTH, SELECT (ECHO and QUIT are one-liners
 //! in the dispatcher).
 
+use crate::sync::LockExt;
 use bytes::Bytes;
 
 use super::{Flow, ReplyMode, Session};
@@ -39,7 +40,7 @@ impl Session {
         self.authenticated = !self.broker.acl.default_needs_auth();
         self.user = self.broker.acl.default_user();
         {
-            let mut info = self.client.info.lock().unwrap();
+            let mut info = self.client.info.locked();
             info.user = self.user.clone();
             info.name = None;
             info.db = 0;
@@ -139,7 +140,7 @@ impl Session {
             return Flow::Continue;
         }
         if let Some(name) = name {
-            self.client.info.lock().unwrap().name = (!name.is_empty()).then_some(name);
+            self.client.info.locked().name = (!name.is_empty()).then_some(name);
         }
         if let Some(v) = version {
             self.set_proto(if v == 3 { Proto::Resp3 } else { Proto::Resp2 });
@@ -173,7 +174,7 @@ impl Session {
             }
             // Pub/sub ignores the database, as in Redis; only CLIENT LIST shows it.
             Some(n) => {
-                self.client.info.lock().unwrap().db = n as u64;
+                self.client.info.locked().db = n as u64;
                 self.ok();
             }
         }

@@ -16,6 +16,7 @@ mod pubsub;
 mod server;
 pub mod table;
 
+use crate::sync::LockExt;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -75,7 +76,7 @@ pub struct Session {
 impl Session {
     pub fn new(broker: Arc<Broker>, client: Arc<ClientHandle>) -> Session {
         let authenticated = !broker.acl.default_needs_auth();
-        let user = client.info.lock().unwrap().user.clone();
+        let user = client.info.locked().user.clone();
         Session {
             broker,
             client,
@@ -212,7 +213,7 @@ impl Session {
             return Flow::Continue;
         }
         {
-            let mut info = self.client.info.lock().unwrap();
+            let mut info = self.client.info.locked();
             info.last_cmd = spec.name;
             info.last_active = Instant::now();
             info.qbuf = wire_len;
@@ -246,7 +247,7 @@ impl Session {
                 }
             }
         };
-        self.client.info.lock().unwrap().qbuf = 0;
+        self.client.info.locked().qbuf = 0;
         flow
     }
 
@@ -334,7 +335,7 @@ impl Session {
     pub fn sync_subscription_info(&mut self) {
         let total = self.subscription_count();
         self.client.outbox.set_pubsub_mode(total > 0);
-        let mut info = self.client.info.lock().unwrap();
+        let mut info = self.client.info.locked();
         info.sub = self.channels.len();
         info.psub = self.patterns.len();
         info.ssub = self.shard_channels.len();
@@ -343,7 +344,7 @@ impl Session {
     pub fn set_proto(&mut self, p: Proto) {
         self.proto = p;
         self.client.outbox.set_proto(p);
-        self.client.info.lock().unwrap().resp = p as u8;
+        self.client.info.locked().resp = p as u8;
     }
 
     pub fn messages_dropped(&self) -> u64 {

@@ -9,6 +9,7 @@
 //! Settings read on hot paths (limits checked per read or per queued frame) are atomics,
 //! so reading them never takes a lock.
 
+use crate::sync::LockExt;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -461,7 +462,7 @@ impl Settings {
                 v.to_string()
             }
             "requirepass" => {
-                *self.requirepass.lock().unwrap() = (!value.is_empty()).then(|| value.as_bytes().to_vec());
+                *self.requirepass.locked() = (!value.is_empty()).then(|| value.as_bytes().to_vec());
                 value.to_string()
             }
             "acl-pubsub-default" => {
@@ -486,18 +487,18 @@ impl Settings {
             }
             _ => value.to_string(),
         };
-        self.text.lock().unwrap().insert(d.name, normalised);
+        self.text.locked().insert(d.name, normalised);
         Ok(())
     }
 
     /// The value CONFIG GET shows.
     pub fn get(&self, name: &str) -> Option<String> {
         let d = directive(name)?;
-        self.text.lock().unwrap().get(d.name).cloned()
+        self.text.locked().get(d.name).cloned()
     }
 
     pub fn requirepass(&self) -> Option<Vec<u8>> {
-        self.requirepass.lock().unwrap().clone()
+        self.requirepass.locked().clone()
     }
 
     pub fn overflow_policy(&self) -> OverflowPolicy {

@@ -12,6 +12,7 @@
 pub mod commands;
 pub mod http;
 
+use crate::sync::LockExt;
 use std::fmt;
 use std::sync::Arc;
 
@@ -119,7 +120,7 @@ impl Collector for BrokerCollector {
         let (mut sub, mut psub, mut ssub, mut pubsub_clients, mut queued) = (0, 0, 0, 0, 0);
         for c in &clients {
             queued += c.outbox.usage().0 as u64;
-            let i = c.info.lock().unwrap();
+            let i = c.info.locked();
             sub += i.sub as u64;
             psub += i.psub as u64;
             ssub += i.ssub as u64;

@@ -74,11 +74,9 @@ pub async fn serve<R: ReadHalf, W: AsyncWrite + Unpin + Send + 'static>(
 
     tracker.spawn(write_loop(outbox.clone(), wr, broker.stats.clone(), hard_stop).in_current_span());
 
-    let mut session = Session::new(broker.clone(), client);
-    read_loop(&mut session, rd, &shutdown).await;
-    session.drop_subscriptions();
-    broker.clients.remove(id);
-    broker.clients.release_slot();
+    let mut guard = Cleanup(Session::new(broker.clone(), client));
+    read_loop(&mut guard.0, rd, &shutdown).await;
+    let session = &guard.0;
     if outbox.overflowed.load(Relaxed) {
         if let Some(held_back) = super::OVERFLOW_LOG.allow() {
             let c = &session.client;
@@ -92,6 +90,24 @@ pub async fn serve<R: ReadHalf, W: AsyncWrite + Unpin + Send + 'static>(
         }
     }
     tracing::debug!(client = id, "closed");
+}
+
+/// Undoes a connection's registrations when its task ends, normally or by a panic: a
+/// connection that panicked must not stay in CLIENT LIST, keep its subscriptions
+/// receiving messages, or hold a maxclients slot.
+struct Cleanup(Session);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let session = &mut self.0;
+        if std::thread::panicking() {
+            tracing::error!(client = session.id(), "connection task panicked; closing it");
+            session.outbox().kill();
+        }
+        session.drop_subscriptions();
+        session.broker.clients.remove(session.id());
+        session.broker.clients.release_slot();
+    }
 }
 
 async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &CancellationToken) {

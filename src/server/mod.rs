@@ -8,6 +8,7 @@ pub mod connection;
 pub mod tls;
 pub mod transport;
 
+use crate::sync::LockExt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
@@ -389,7 +390,7 @@ async fn cron(broker: Arc<Broker>, stop: CancellationToken) {
                 c.outbox.kill_for_overflow();
                 broker.clients.remove(c.id());
             } else if timeout > 0 && !c.is_pubsub() {
-                let idle = c.info.lock().unwrap().last_active.elapsed();
+                let idle = c.info.locked().last_active.elapsed();
                 if idle.as_secs() >= timeout {
                     tracing::debug!(client = c.id(), "closing idle client (timeout)");
                     Stats::add(&broker.stats.timeout_disconnections, 1);

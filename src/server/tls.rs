@@ -12,6 +12,7 @@
 //! slow or silent peer never holds up the accept loop. Its `maxclients` slot is taken at
 //! accept, like any connection's.
 
+use crate::sync::LockExt;
 use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -228,7 +229,7 @@ struct ReadState {
 
 impl TlsRead {
     fn poll_fill(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut st = self.inner.lock().unwrap();
+        let mut st = self.inner.locked();
         if !st.pending.is_empty() || st.eof {
             return Poll::Ready(Ok(()));
         }
@@ -263,7 +264,7 @@ impl ReadHalf for TlsRead {
     /// Like a socket read: at most the spare capacity the caller reserved (what does not
     /// fit stays pending, and `readable()` is then ready at once).
     fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        let mut st = self.inner.lock().unwrap();
+        let mut st = self.inner.locked();
         if st.pending.is_empty() {
             return if st.eof {
                 Ok(0)
