@@ -266,15 +266,16 @@ fn bytes_equal(a: u8, b: u8, nocase: bool) -> bool {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
+/// The oracle for tests and fuzzing: a direct port of Redis's recursive matcher. Not for
+/// production use (its recursion is what the iterative matcher exists to avoid).
+#[doc(hidden)]
+pub mod reference {
+    use super::c_tolower;
 
     /// A direct port of Redis 7.0.15's recursive `stringmatchlen_impl` (Debian build, with
     /// the nesting limit), kept structurally close to the C so the two can be compared by
     /// eye. `at` stands in for reading the NUL terminator past the end of an sds string.
-    fn reference(pattern: &[u8], subject: &[u8], nocase: bool) -> bool {
+    pub fn matches(pattern: &[u8], subject: &[u8], nocase: bool) -> bool {
         let mut skip_longer = false;
         reference_impl(pattern, 0, subject, 0, nocase, &mut skip_longer, 0)
     }
@@ -417,13 +418,19 @@ mod tests {
         }
         plen == 0 && slen == 0
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
 
     fn yes(pattern: &str, subject: &str) {
         assert!(
             matches(pattern.as_bytes(), subject.as_bytes()),
             "{pattern:?} should match {subject:?}"
         );
-        assert!(reference(pattern.as_bytes(), subject.as_bytes(), false));
+        assert!(reference::matches(pattern.as_bytes(), subject.as_bytes(), false));
     }
 
     fn no(pattern: &str, subject: &str) {
@@ -431,7 +438,7 @@ mod tests {
             !matches(pattern.as_bytes(), subject.as_bytes()),
             "{pattern:?} should not match {subject:?}"
         );
-        assert!(!reference(pattern.as_bytes(), subject.as_bytes(), false));
+        assert!(!reference::matches(pattern.as_bytes(), subject.as_bytes(), false));
     }
 
     #[test]
@@ -774,13 +781,13 @@ mod tests {
 
     #[test]
     fn reference_agrees_with_hand_checked_quirks() {
-        assert!(reference(b"[a-]", b"_", false));
-        assert!(!reference(b"[]]", b"]", false));
-        assert!(reference(b"[^", b"x", false));
-        assert!(!reference(b"[Z-a]", b"_", true));
-        assert!(reference(b"[a-\xff]", b"\x00", false));
-        assert!(!reference(&b"*a".repeat(1001), &[b'a'; 1100], false));
-        assert!(reference(&b"*a".repeat(1000), &[b'a'; 1100], false));
+        assert!(reference::matches(b"[a-]", b"_", false));
+        assert!(!reference::matches(b"[]]", b"]", false));
+        assert!(reference::matches(b"[^", b"x", false));
+        assert!(!reference::matches(b"[Z-a]", b"_", true));
+        assert!(reference::matches(b"[a-\xff]", b"\x00", false));
+        assert!(!reference::matches(&b"*a".repeat(1001), &[b'a'; 1100], false));
+        assert!(reference::matches(&b"*a".repeat(1000), &[b'a'; 1100], false));
     }
 
     const PATTERN_ALPHABET: &[u8] = b"ab*?[]^-\\";
@@ -803,7 +810,7 @@ mod tests {
             pattern in bytes_over(PATTERN_ALPHABET, 10),
             subject in bytes_over(SUBJECT_ALPHABET, 8),
         ) {
-            prop_assert_eq!(matches(&pattern, &subject), reference(&pattern, &subject, false));
+            prop_assert_eq!(matches(&pattern, &subject), reference::matches(&pattern, &subject, false));
         }
 
         #[test]
@@ -811,10 +818,10 @@ mod tests {
             pattern in bytes_over(CASE_ALPHABET, 10),
             subject in bytes_over(CASE_ALPHABET, 8),
         ) {
-            prop_assert_eq!(matches(&pattern, &subject), reference(&pattern, &subject, false));
+            prop_assert_eq!(matches(&pattern, &subject), reference::matches(&pattern, &subject, false));
             prop_assert_eq!(
                 matches_nocase(&pattern, &subject),
-                reference(&pattern, &subject, true)
+                reference::matches(&pattern, &subject, true)
             );
         }
 
