@@ -908,82 +908,10 @@ pub fn merge_selector_args(args: &[Bytes]) -> Result<Vec<Vec<u8>>, Bytes> {
     }
 }
 
-/// `sdssplitargs`: words separated by blanks, with `"..."` (escapes `\n \r \t \b \a \xHH`)
-/// and `'...'` (escape `\'`) quoting. `None` for unbalanced quotes.
+/// `sdssplitargs`, as Redis splits ACL rules and ACL file lines: the request parser's
+/// splitter, so both follow Redis's quoting rules in one place. `None` for unbalanced quotes.
 pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let mut words = Vec::new();
-    let mut i = 0;
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    loop {
-        while i < line.len() && (line[i].is_ascii_whitespace() || line[i] == 0x0b) {
-            i += 1;
-        }
-        if i >= line.len() {
-            return Some(words);
-        }
-        let mut w = Vec::new();
-        let mut quote: Option<u8> = None;
-        loop {
-            let Some(&c) = line.get(i) else {
-                if quote.is_some() {
-                    return None;
-                }
-                break;
-            };
-            match quote {
-                Some(b'"') => {
-                    if c == b'\\' && i + 3 < line.len() && line[i + 1] == b'x' {
-                        if let (Some(h), Some(l)) = (hex(line[i + 2]), hex(line[i + 3])) {
-                            w.push(h * 16 + l);
-                            i += 4;
-                            continue;
-                        }
-                    }
-                    if c == b'\\' && i + 1 < line.len() {
-                        i += 1;
-                        w.push(match line[i] {
-                            b'n' => b'\n',
-                            b'r' => b'\r',
-                            b't' => b'\t',
-                            b'b' => 8,
-                            b'a' => 7,
-                            other => other,
-                        });
-                    } else if c == b'"' {
-                        // A closing quote must be followed by a space or the end.
-                        if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
-                            return None;
-                        }
-                        i += 1;
-                        break;
-                    } else {
-                        w.push(c);
-                    }
-                }
-                Some(_) => {
-                    if c == b'\\' && line.get(i + 1) == Some(&b'\'') {
-                        i += 1;
-                        w.push(b'\'');
-                    } else if c == b'\'' {
-                        if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
-                            return None;
-                        }
-                        i += 1;
-                        break;
-                    } else {
-                        w.push(c);
-                    }
-                }
-                None => match c {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
-                    b'"' | b'\'' => quote = Some(c),
-                    _ => w.push(c),
-                },
-            }
-            i += 1;
-        }
-        words.push(w);
-    }
+    crate::protocol::request::split_words(line)
 }
 
 #[cfg(test)]

@@ -467,6 +467,21 @@ fn hex_value(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
 
+/// [`split_args`] for other callers (ACL rules and ACL files, which Redis also splits
+/// with `sdssplitargs`): owned words, or `None` for unbalanced quotes.
+pub fn split_words(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let words = split_args(line).ok()?;
+    Some(
+        words
+            .into_iter()
+            .map(|w| match w {
+                Word::Raw(start, end) => line[start..end].to_vec(),
+                Word::Built(v) => v,
+            })
+            .collect(),
+    )
+}
+
 /// Redis's `sdssplitargs`. The line never contains a NUL (the newline search stops at one), so
 /// the end of the slice plays the part of the C string terminator.
 ///
