@@ -451,3 +451,44 @@ fn bind_ipv4_and_ipv6_loopback() {
         assert_eq!(config_get(port, "bind"), "127.0.0.1 ::1");
     }
 }
+
+/// `--log-format json` writes one JSON object per line, and a subscriber closed for its
+/// output buffer is named (id, name, address) in a warning.
+#[test]
+fn json_logs_name_a_client_closed_for_its_output_buffer() {
+    use std::io::{BufRead, BufReader, Write};
+    let port = free_port();
+    let mut cmd = fanout();
+    cmd.args(["--port", &port.to_string(), "--log-format", "json"]);
+    cmd.args(["--client-output-buffer-limit", "pubsub 64kb 0 0"]);
+    let mut p = Proc::spawn(cmd);
+    p.wait_ready(local(port));
+
+    let mut slow = std::net::TcpStream::connect(local(port)).unwrap();
+    slow.write_all(b"CLIENT SETNAME slowpoke\r\nSUBSCRIBE ch\r\n").unwrap();
+    let mut pubr = BufReader::new(std::net::TcpStream::connect(local(port)).unwrap());
+    let payload = "x".repeat(16 * 1024);
+    let publish = format!("*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n${}\r\n{payload}\r\n", payload.len());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut line = String::new();
+    while !p.stderr().contains("slowpoke") && Instant::now() < deadline {
+        for _ in 0..100 {
+            pubr.get_mut().write_all(publish.as_bytes()).unwrap();
+            line.clear();
+            pubr.read_line(&mut line).unwrap();
+        }
+    }
+    let err = p.stderr();
+    let mut warned = false;
+    for l in err.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        let text = v.to_string();
+        if text.contains("output buffer") && text.contains("slowpoke") {
+            assert_eq!(v["level"], "WARN", "{l}");
+            assert!(text.contains("127.0.0.1:"), "the address is named: {l}");
+            warned = true;
+        }
+    }
+    assert!(warned, "no JSON warning naming the closed client:\n{err}");
+    drop(slow);
+}

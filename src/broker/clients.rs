@@ -28,8 +28,6 @@ pub struct ClientInfo {
     pub psub: usize,
     pub ssub: usize,
     pub resp: u8,
-    /// Size of the request being executed (the caller's own CLIENT LIST shows it).
-    pub qbuf: usize,
     pub no_evict: bool,
     pub no_touch: bool,
     /// The user the connection is logged in as.
@@ -75,7 +73,6 @@ impl ClientHandle {
                 psub: 0,
                 ssub: 0,
                 resp: 2,
-                qbuf: 0,
                 no_evict: false,
                 no_touch: false,
                 user,
@@ -99,8 +96,10 @@ impl ClientHandle {
     }
 
     /// One CLIENT LIST line (without the trailing newline), in Redis 7.2's field order,
-    /// followed by fanout's own fields.
-    pub fn render(&self, out: &mut Vec<u8>) {
+    /// followed by fanout's own fields. `qbuf` is the size of the request being executed:
+    /// the caller's own line shows its CLIENT LIST request, everyone else's shows 0
+    /// (fanout keeps no unparsed input between reads for an idle client).
+    pub fn render(&self, out: &mut Vec<u8>, qbuf: usize) {
         use std::io::Write;
         let i = self.info.locked();
         let (omem, oll) = self.outbox.usage();
@@ -121,11 +120,7 @@ impl ClientHandle {
         if flags.is_empty() {
             flags.push('N');
         }
-        let qbuf_free = if i.qbuf > 0 {
-            20474usize.saturating_sub(i.qbuf)
-        } else {
-            0
-        };
+        let qbuf_free = if qbuf > 0 { 20474usize.saturating_sub(qbuf) } else { 0 };
         let _ = write!(
             out,
             "id={} addr={} laddr={} fd={} name=",
@@ -145,11 +140,11 @@ impl ClientHandle {
             i.sub,
             i.psub,
             i.ssub,
-            i.qbuf,
+            qbuf,
             qbuf_free,
-            i.qbuf.saturating_sub(16),
-            if i.qbuf > 0 { 1024 } else { 0 },
-            i.qbuf,
+            qbuf.saturating_sub(16),
+            if qbuf > 0 { 1024 } else { 0 },
+            qbuf,
             oll,
             omem,
             1024 + omem,

@@ -163,10 +163,6 @@ impl Outbox {
         self.policy.store(p.map_or(POLICY_DEFAULT, |p| p as u8), Relaxed);
     }
 
-    pub fn has_policy_override(&self) -> bool {
-        self.policy.load(Relaxed) != POLICY_DEFAULT
-    }
-
     fn limit(&self, settings: &Settings) -> Limit {
         let class = if self.pubsub_mode.load(Relaxed) {
             &settings.obuf_pubsub

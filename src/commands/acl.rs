@@ -84,7 +84,7 @@ impl Session {
     /// names the one a login was attempted as).
     pub(super) fn log_acl(&mut self, reason: Denial, object: Bytes, username: Option<Bytes>) {
         let mut info = Vec::new();
-        self.client.render(&mut info);
+        self.client.render(&mut info, self.wire_len);
         let username = username.unwrap_or_else(|| self.user.name.clone());
         let acl = &self.broker.acl;
         acl.log.add(reason, object, username, info, acl.log_max_len());

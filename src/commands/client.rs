@@ -150,7 +150,7 @@ impl Session {
             "client|setinfo" => self.client_setinfo(&args[2], &args[3]),
             "client|info" => {
                 let mut line = Vec::new();
-                self.client.render(&mut line);
+                self.client.render(&mut line, self.wire_len);
                 line.push(b'\n');
                 self.reply().verbatim(&line);
             }
@@ -296,7 +296,7 @@ impl Session {
         };
         let mut text = Vec::new();
         for c in selected {
-            c.render(&mut text);
+            c.render(&mut text, if c.id() == self.id() { self.wire_len } else { 0 });
             text.push(b'\n');
         }
         self.reply().verbatim(&text);

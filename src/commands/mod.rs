@@ -18,7 +18,6 @@ pub mod table;
 
 use crate::sync::LockExt;
 use std::collections::HashSet;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -71,6 +70,8 @@ pub struct Session {
     /// Subscribers this connection's publishes queued messages for, whose writers it
     /// still has to wake (see [`Outbox::push_message`]); woken by [`Session::flush`].
     pub wakes: Vec<Arc<Outbox>>,
+    /// Size on the wire of the request being executed (CLIENT LIST `qbuf` for itself).
+    wire_len: usize,
 }
 
 impl Session {
@@ -91,6 +92,7 @@ impl Session {
             authenticated,
             user,
             wakes: Vec::new(),
+            wire_len: 0,
         }
     }
 
@@ -216,8 +218,8 @@ impl Session {
             let mut info = self.client.info.locked();
             info.last_cmd = spec.name;
             info.last_active = Instant::now();
-            info.qbuf = wire_len;
         }
+        self.wire_len = wire_len;
         let flow = if self.auth_required() && !spec.no_auth() {
             self.error("NOAUTH Authentication required.");
             Flow::Continue
@@ -247,7 +249,6 @@ impl Session {
                 }
             }
         };
-        self.client.info.locked().qbuf = 0;
         flow
     }
 
@@ -345,10 +346,6 @@ impl Session {
         self.proto = p;
         self.client.outbox.set_proto(p);
         self.client.info.locked().resp = p as u8;
-    }
-
-    pub fn messages_dropped(&self) -> u64 {
-        self.client.outbox.dropped.load(Relaxed)
     }
 }
 
