@@ -114,15 +114,15 @@ fn publish(c: &mut Criterion) {
         let (reg, subs) = registry_with(n);
         let mut batch = Vec::new();
         let mut to_self = Vec::new();
-        let mut wakes = Vec::new();
+        let mut published = fanout::broker::Batch::default();
         g.throughput(Throughput::Elements(16 * n as u64));
         g.bench_with_input(BenchmarkId::new("subscribers", n), &n, |b, _| {
             b.iter(|| {
                 // 16 publishes per drain, as a writer would find several messages queued.
                 for _ in 0..16 {
-                    black_box(reg.publish(Namespace::Global, b"bench", &payload, 0, &mut to_self, &mut wakes));
+                    black_box(reg.publish(Namespace::Global, b"bench", &payload, 0, &mut to_self, &mut published));
                 }
-                wakes.clear();
+                reg.end_batch(&mut published);
                 drain(&subs, &mut batch);
             })
         });
@@ -142,13 +142,13 @@ fn publish(c: &mut Criterion) {
             .collect();
         let mut batch = Vec::new();
         let mut to_self = Vec::new();
-        let mut wakes = Vec::new();
+        let mut published = fanout::broker::Batch::default();
         let mut i = 0;
         g.bench_with_input(BenchmarkId::new("publish_one_match", n), &n, |b, _| {
             b.iter(|| {
                 i = (i + 1) % channels.len();
-                black_box(reg.publish(Namespace::Global, &channels[i], &payload, 0, &mut to_self, &mut wakes));
-                wakes.clear();
+                black_box(reg.publish(Namespace::Global, &channels[i], &payload, 0, &mut to_self, &mut published));
+                reg.end_batch(&mut published);
                 drain(std::slice::from_ref(&sub), &mut batch);
             })
         });

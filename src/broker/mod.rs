@@ -4,6 +4,7 @@
 //! * [`patterns::PatternIndex`]: patterns filed by literal prefix.
 //! * [`glob`]: Redis's glob matcher, byte for byte.
 //! * [`Outbox`]: one per connection; the single ordered, byte-counted output path.
+//! * [`run`]: a batch's repeated publishes to one channel, queued once per subscriber.
 //! * [`ClientTable`]: who is connected, for CLIENT LIST/KILL and INFO.
 
 pub mod clients;
@@ -11,6 +12,7 @@ pub mod glob;
 pub mod outbox;
 pub mod patterns;
 pub mod registry;
+pub mod run;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -20,6 +22,7 @@ use std::time::Instant;
 pub use clients::{ClientHandle, ClientTable};
 pub use outbox::Outbox;
 pub use registry::{Namespace, Registry};
+pub use run::Batch;
 
 use crate::config::Settings;
 use crate::stats::Stats;

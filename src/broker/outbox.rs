@@ -35,10 +35,27 @@ const POLICY_DEFAULT: u8 = u8::MAX;
 const FRAME_OVERHEAD: usize = 16;
 
 struct Frame {
-    bytes: Bytes,
-    /// A pub/sub message: may be dropped whole under a drop policy. Replies and
-    /// subscribe confirmations never are, or the client would lose its place.
-    message: bool,
+    body: Body,
+    /// Bytes counted for this frame: its length plus [`FRAME_OVERHEAD`] per message.
+    cost: usize,
+    /// Pub/sub messages in the frame (0 for a reply). Messages may be dropped whole
+    /// under a drop policy; replies and subscribe confirmations never are, or the
+    /// client would lose its place.
+    messages: u32,
+}
+
+enum Body {
+    Ready(Bytes),
+    /// The place of a publisher's open run (see [`crate::broker::run`]): the run's
+    /// bytes replace it when the publisher's batch ends. The writer stops here until
+    /// then, so everything queued behind it keeps its order.
+    Pending { publisher: u64, proto: Proto },
+}
+
+impl Frame {
+    fn is_message(&self) -> bool {
+        self.messages > 0 && matches!(self.body, Body::Ready(_))
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -76,6 +93,23 @@ pub enum Pushed {
     Gone,
     /// The connection went over its limit under the disconnect policy and is now closing.
     Disconnected,
+}
+
+/// What [`Outbox::admit`] decided.
+enum Admit {
+    /// Queue it (after drop-oldest dropped this many messages).
+    Yes(u64),
+    /// Drop it (after drop-oldest dropped this many messages and still had no room).
+    Drop(u64),
+    /// Over the limit under the disconnect policy.
+    Disconnect,
+}
+
+/// What [`Outbox::complete_run`] did beyond queuing the run.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Completed {
+    pub dropped: u64,
+    pub disconnected: bool,
 }
 
 /// What the writer should do next.
@@ -184,7 +218,7 @@ impl Outbox {
     /// instead of a write per message, which is what Redis gets from flushing every
     /// client once per event-loop pass.
     pub fn push_message(self: &Arc<Self>, frame: &Bytes, settings: &Settings, wakes: &mut Vec<Arc<Outbox>>) -> Pushed {
-        let (pushed, wake) = self.push(frame.clone(), true, settings);
+        let (pushed, wake) = self.push(Body::Ready(frame.clone()), frame.len(), 1, settings);
         if wake {
             wakes.push(self.clone());
         }
@@ -194,7 +228,8 @@ impl Outbox {
     /// Queues a reply (or a subscribe confirmation): never dropped, but it still counts
     /// towards the limit, and a disconnect policy still applies to it.
     pub fn push_reply(&self, bytes: Bytes, settings: &Settings) -> Pushed {
-        let (pushed, wake) = self.push(bytes, false, settings);
+        let len = bytes.len();
+        let (pushed, wake) = self.push(Body::Ready(bytes), len, 0, settings);
         if wake {
             self.wake();
         }
@@ -206,62 +241,105 @@ impl Outbox {
         self.writer_wake.notify_one();
     }
 
+    /// Holds `publisher`'s place for a run whose first message is `len` bytes (counted
+    /// now, like any message). The writer is woken when the run is completed
+    /// ([`Outbox::complete_run`]), not now: until then it could not write past it anyway.
+    pub fn push_pending(&self, publisher: u64, proto: Proto, len: usize, settings: &Settings) -> Pushed {
+        self.push(Body::Pending { publisher, proto }, len, 1, settings).0
+    }
+
+    /// Replaces `publisher`'s pending frame with its run's bytes (`runs`, one per
+    /// protocol: the one the frame was queued for) and counts the
+    /// `extra_messages` beyond the first that the run holds, under the same limits as a
+    /// push: over the hard limit the connection is closed (disconnect policy) or only the
+    /// first message is kept (drop policies, after drop-oldest made what room it could).
+    /// Returns how many messages were dropped, or `None` if no pending frame was found
+    /// (the connection went away, or the first message was already dropped).
+    pub fn complete_run(
+        &self,
+        publisher: u64,
+        runs: &[Option<Bytes>; 2],
+        extra_messages: u32,
+        settings: &Settings,
+    ) -> Option<Completed> {
+        let limit = self.limit(settings);
+        let mut q = self.queue.locked();
+        let pending = |f: &Frame| matches!(f.body, Body::Pending { publisher: p, .. } if p == publisher);
+        let (at, proto) = q.frames.iter().enumerate().rev().find_map(|(i, f)| match f.body {
+            Body::Pending { publisher: p, proto } if p == publisher => Some((i, proto)),
+            _ => None,
+        })?;
+        // The publisher encoded the run for every protocol it queued a place for.
+        let run = runs[proto.index()].as_ref()?;
+        let first_len = q.frames[at].cost - FRAME_OVERHEAD;
+        let extra = run.len() - first_len + extra_messages as usize * FRAME_OVERHEAD;
+        let mut done = Completed::default();
+        let admitted = if extra_messages == 0 {
+            Admit::Yes(0)
+        } else {
+            self.admit(&mut q, extra, true, &limit, settings)
+        };
+        let whole = match admitted {
+            Admit::Yes(n) => {
+                done.dropped = n;
+                true
+            }
+            Admit::Drop(n) => {
+                // `admit` counted one dropped message; the run drops all but its first.
+                self.dropped.fetch_add(extra_messages as u64 - 1, Relaxed);
+                done.dropped = n + extra_messages as u64;
+                false
+            }
+            Admit::Disconnect => {
+                drop(q);
+                self.kill_for_overflow();
+                done.disconnected = true;
+                return Some(done);
+            }
+        };
+        // Drop-oldest may have removed frames in front of it.
+        let at = if done.dropped > 0 {
+            q.frames.iter().rposition(pending)?
+        } else {
+            at
+        };
+        let f = &mut q.frames[at];
+        if whole {
+            f.body = Body::Ready(run.clone());
+            f.cost += extra;
+            f.messages += extra_messages;
+            q.bytes += extra;
+        } else {
+            f.body = Body::Ready(run.slice(..first_len));
+        }
+        drop(q);
+        self.writer_wake.notify_one();
+        Some(done)
+    }
+
     /// Queues a frame; also says whether the writer must be woken (the queue was empty).
-    fn push(&self, bytes: Bytes, message: bool, settings: &Settings) -> (Pushed, bool) {
+    fn push(&self, body: Body, len: usize, messages: u32, settings: &Settings) -> (Pushed, bool) {
         // No `gone.is_cancelled()` here: it takes a lock, and `kill` moves the queue out
         // of `Open` under the queue's own lock, which is checked below.
         let limit = self.limit(settings);
-        let cost = bytes.len() + FRAME_OVERHEAD;
+        let cost = len + FRAME_OVERHEAD;
         let mut q = self.queue.locked();
         if q.state != State::Open {
             return (Pushed::Gone, false);
         }
-        let after = q.bytes + cost;
-        let mut made_room = 0;
-        if limit.hard > 0 && after >= limit.hard {
-            match self.policy(settings) {
-                OverflowPolicy::Disconnect => {
-                    drop(q);
-                    self.kill_for_overflow();
-                    return (Pushed::Disconnected, false);
-                }
-                OverflowPolicy::DropNewest if message => {
-                    self.dropped.fetch_add(1, Relaxed);
-                    return (Pushed::Dropped, false);
-                }
-                OverflowPolicy::DropOldest if message => {
-                    let (n, fits) = Self::drop_oldest(&mut q, cost, limit.hard);
-                    self.dropped.fetch_add(n, Relaxed);
-                    if !fits {
-                        // Only replies are left queued: this message cannot fit either.
-                        self.dropped.fetch_add(1, Relaxed);
-                        return (Pushed::DroppedAfterDropping(n), false);
-                    }
-                    made_room = n;
-                }
-                // Replies are never dropped: they are bounded by the client's own requests.
-                _ => {}
+        let made_room = match self.admit(&mut q, cost, messages > 0, &limit, settings) {
+            Admit::Yes(n) => n,
+            Admit::Drop(0) => return (Pushed::Dropped, false),
+            Admit::Drop(n) => return (Pushed::DroppedAfterDropping(n), false),
+            Admit::Disconnect => {
+                drop(q);
+                self.kill_for_overflow();
+                return (Pushed::Disconnected, false);
             }
-        }
+        };
         let was_empty = q.frames.is_empty();
         q.bytes += cost;
-        q.soft = limit.soft;
-        if limit.soft > 0 && q.bytes >= limit.soft {
-            let now = Instant::now();
-            match q.soft_since {
-                None => q.soft_since = Some(now),
-                Some(since)
-                    if self.policy(settings) == OverflowPolicy::Disconnect
-                        && now.duration_since(since) > Duration::from_secs(limit.soft_secs) =>
-                {
-                    drop(q);
-                    self.kill_for_overflow();
-                    return (Pushed::Disconnected, false);
-                }
-                _ => {}
-            }
-        }
-        q.frames.push_back(Frame { bytes, message });
+        q.frames.push_back(Frame { body, cost, messages });
         drop(q);
         let pushed = if made_room > 0 {
             Pushed::QueuedAfterDropping(made_room)
@@ -269,6 +347,48 @@ impl Outbox {
             Pushed::Queued
         };
         (pushed, was_empty)
+    }
+
+    /// Decides whether `cost` more bytes may be queued, applying the connection's
+    /// overflow policy: drop-oldest makes room first. Counts the drops in `dropped`.
+    /// Only messages are ever dropped; replies are bounded by the client's own requests.
+    fn admit(&self, q: &mut Queue, cost: usize, message: bool, limit: &Limit, settings: &Settings) -> Admit {
+        let mut made_room = 0;
+        if limit.hard > 0 && q.bytes + cost >= limit.hard {
+            match self.policy(settings) {
+                OverflowPolicy::Disconnect => return Admit::Disconnect,
+                OverflowPolicy::DropNewest if message => {
+                    self.dropped.fetch_add(1, Relaxed);
+                    return Admit::Drop(0);
+                }
+                OverflowPolicy::DropOldest if message => {
+                    let (n, fits) = Self::drop_oldest(q, cost, limit.hard);
+                    self.dropped.fetch_add(n, Relaxed);
+                    if !fits {
+                        // Only replies are left queued: this message cannot fit either.
+                        self.dropped.fetch_add(1, Relaxed);
+                        return Admit::Drop(n);
+                    }
+                    made_room = n;
+                }
+                _ => {}
+            }
+        }
+        q.soft = limit.soft;
+        if limit.soft > 0 && q.bytes + cost >= limit.soft {
+            let now = Instant::now();
+            match q.soft_since {
+                None => q.soft_since = Some(now),
+                Some(since)
+                    if self.policy(settings) == OverflowPolicy::Disconnect
+                        && now.duration_since(since) > Duration::from_secs(limit.soft_secs) =>
+                {
+                    return Admit::Disconnect;
+                }
+                _ => {}
+            }
+        }
+        Admit::Yes(made_room)
     }
 
     /// Makes room for `cost` more bytes below `hard` by dropping the oldest queued
@@ -283,19 +403,19 @@ impl Outbox {
         // Frames at the front are messages in the common case: pop them cheaply.
         while freed < excess {
             match q.frames.front() {
-                Some(f) if f.message => {
+                Some(f) if f.is_message() => {
                     let f = q.frames.pop_front().unwrap();
-                    freed += f.bytes.len() + FRAME_OVERHEAD;
-                    n += 1;
+                    freed += f.cost;
+                    n += f.messages as u64;
                 }
                 _ => break,
             }
         }
         if freed < excess {
             q.frames.retain(|f| {
-                if freed < excess && f.message {
-                    freed += f.bytes.len() + FRAME_OVERHEAD;
-                    n += 1;
+                if freed < excess && f.is_message() {
+                    freed += f.cost;
+                    n += f.messages as u64;
                     false
                 } else {
                     true
@@ -309,20 +429,23 @@ impl Outbox {
     /// Moves queued frames into `batch` (up to about `max_bytes`) for the writer.
     pub fn take(&self, batch: &mut Vec<Bytes>, max_bytes: usize) -> Take {
         let mut q = self.queue.locked();
-        if q.frames.is_empty() {
-            return if q.state == State::Closing && q.in_flight == 0 {
+        let mut taken = 0usize;
+        while let Some(f) = q.frames.front() {
+            if matches!(f.body, Body::Pending { .. }) || taken >= max_bytes {
+                break;
+            }
+            let f = q.frames.pop_front().unwrap();
+            taken += f.cost;
+            if let Body::Ready(bytes) = f.body {
+                batch.push(bytes);
+            }
+        }
+        if taken == 0 {
+            return if q.frames.is_empty() && q.state == State::Closing && q.in_flight == 0 {
                 Take::Close
             } else {
                 Take::Idle
             };
-        }
-        let mut taken = 0usize;
-        while let Some(f) = q.frames.pop_front() {
-            taken += f.bytes.len() + FRAME_OVERHEAD;
-            batch.push(f.bytes);
-            if taken >= max_bytes {
-                break;
-            }
         }
         q.in_flight += taken;
         if q.frames.is_empty() && q.frames.capacity() > 256 {
@@ -364,7 +487,7 @@ impl Outbox {
         {
             let mut q = self.queue.locked();
             q.state = State::Closing;
-            q.bytes -= q.frames.iter().map(|f| f.bytes.len() + FRAME_OVERHEAD).sum::<usize>();
+            q.bytes -= q.frames.iter().map(|f| f.cost).sum::<usize>();
             q.frames.clear();
         }
         self.gone.cancel();

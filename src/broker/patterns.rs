@@ -98,6 +98,15 @@ impl PatternIndex {
         }
     }
 
+    /// Does any pattern match `channel`?
+    pub fn any_match(&self, channel: &[u8]) -> bool {
+        let mut hit = false;
+        if !self.is_empty() {
+            self.for_each_match(channel, |_, _| hit = true);
+        }
+        hit
+    }
+
     /// Calls `f(pattern, subscribers)` for every distinct pattern that matches `channel`.
     pub fn for_each_match(&self, channel: &[u8], mut f: impl FnMut(&[u8], &Subscribers)) {
         let t = self.table.read_locked();

@@ -12,13 +12,14 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use dashmap::DashMap;
 
 use super::outbox::{Outbox, Pushed};
 use super::patterns::PatternIndex;
+use super::run::{Batch, Run};
 use crate::config::Settings;
-use crate::protocol::reply::{message_frame, Proto};
+use crate::protocol::reply::{encode_message, message_frame, message_frame_len, Proto};
 use crate::stats::Stats;
 
 /// The connections subscribed to one channel or pattern, in subscription order.
@@ -103,8 +104,9 @@ impl Registry {
     ///
     /// Frames for the publisher itself (a RESP3 client publishing to a channel it is
     /// subscribed to) go to `to_self` instead, so the caller can write its `:N` reply
-    /// before them, as Redis 7.2 does. Subscribers whose writers must be woken are
-    /// added to `wakes`; the caller wakes them once its batch of requests is done.
+    /// before them, as Redis 7.2 does. Subscribers whose writers must be woken, and the
+    /// run a repeated publish joins (see [`super::run`]), are kept in `batch`; the
+    /// caller ends it with [`Registry::end_batch`] once its batch of requests is done.
     pub fn publish(
         &self,
         ns: Namespace,
@@ -112,7 +114,7 @@ impl Registry {
         payload: &[u8],
         publisher: u64,
         to_self: &mut Vec<Bytes>,
-        wakes: &mut Vec<Arc<Outbox>>,
+        batch: &mut Batch,
     ) -> usize {
         crate::stats::Stats::add(&self.stats.messages_published, 1);
         let kind: &[u8] = match ns {
@@ -127,14 +129,32 @@ impl Registry {
         // its unsubscribe confirmation, which Redis never sends and RESP2 clients
         // mistake for the reply to their next command.
         if let Some(subs) = self.map(ns).get(channel) {
-            let mut frames = Frames {
-                kind,
-                pattern: None,
-                channel,
-                payload,
-                encoded: [None, None],
-            };
-            delivered += self.deliver(&subs, &mut frames, publisher, to_self, wakes);
+            // A run carries `message` frames only: a channel that patterns match too
+            // gets its `pmessage` frames in between, so it is published one by one.
+            let unpatterned = || ns == Namespace::Shard || !self.patterns.any_match(channel);
+            if batch.continues(ns, &subs) && unpatterned() {
+                let run = batch.run.as_mut().expect("checked by `continues`");
+                run.append(kind, channel, payload);
+                crate::stats::Stats::add(&self.stats.messages_delivered, run.receivers as u64);
+                return run.receivers;
+            }
+            self.end_run(batch);
+            if batch.repeats(ns, &subs) && unpatterned() && !subs.iter().any(|s| s.id == publisher) {
+                delivered = self.open_run(ns, &subs, kind, channel, payload, publisher, batch);
+            } else {
+                let mut frames = Frames {
+                    kind,
+                    pattern: None,
+                    channel,
+                    payload,
+                    encoded: [None, None],
+                };
+                delivered += self.deliver(&subs, &mut frames, publisher, to_self, &mut batch.wakes);
+                batch.last = (subs.len() > 1).then(|| (ns, subs.clone()));
+            }
+        } else {
+            self.end_run(batch);
+            batch.last = None;
         }
         // Patterns never see shard channels.
         if ns == Namespace::Global && !self.patterns.is_empty() {
@@ -146,13 +166,65 @@ impl Registry {
                     payload,
                     encoded: [None, None],
                 };
-                delivered += self.deliver(subs, &mut frames, publisher, to_self, wakes);
+                delivered += self.deliver(subs, &mut frames, publisher, to_self, &mut batch.wakes);
             });
         }
         crate::stats::Stats::add(&self.stats.messages_delivered, delivered as u64);
         delivered
     }
 
+    /// Opens a run on `subs` with this message: each subscriber gets a pending frame.
+    #[allow(clippy::too_many_arguments)]
+    fn open_run(
+        &self,
+        ns: Namespace,
+        subs: &Subscribers,
+        kind: &[u8],
+        channel: &[u8],
+        payload: &[u8],
+        publisher: u64,
+        batch: &mut Batch,
+    ) -> usize {
+        let mut run = Run {
+            publisher,
+            ns,
+            subs: subs.clone(),
+            bytes: [None, None],
+            messages: 1,
+            receivers: 0,
+            refused: Vec::new(),
+        };
+        let frame_len = message_frame_len(kind, None, channel, payload);
+        for sub in subs.iter() {
+            let proto = sub.proto();
+            let buf = run.bytes[proto.index()].get_or_insert_with(|| {
+                // Room for a few more messages like this one before the buffer grows.
+                let mut b = BytesMut::with_capacity(frame_len.saturating_mul(4).min(frame_len + 64 * 1024));
+                encode_message(&mut b, proto, kind, None, channel, payload);
+                b
+            });
+            match sub.push_pending(publisher, proto, buf.len(), &self.settings) {
+                Pushed::Queued => run.receivers += 1,
+                Pushed::QueuedAfterDropping(n) => {
+                    run.receivers += 1;
+                    crate::stats::Stats::add(&self.stats.messages_dropped, n);
+                }
+                Pushed::Dropped => {
+                    crate::stats::Stats::add(&self.stats.messages_dropped, 1);
+                    run.refused.push(sub.clone());
+                }
+                Pushed::DroppedAfterDropping(n) => {
+                    crate::stats::Stats::add(&self.stats.messages_dropped, n + 1);
+                    run.refused.push(sub.clone());
+                }
+                Pushed::Disconnected => crate::stats::Stats::add(&self.stats.obuf_limit_disconnections, 1),
+                Pushed::Gone => {}
+            }
+        }
+        let receivers = run.receivers;
+        batch.run = Some(run);
+        receivers
+    }
     fn deliver(
         &self,
         subs: &[Arc<Outbox>],
@@ -182,6 +254,43 @@ impl Registry {
             }
         }
         delivered
+    }
+
+    /// Completes the batch's open run, if any: every pending frame becomes the run's
+    /// bytes and its writer is woken.
+    fn end_run(&self, batch: &mut Batch) {
+        let Some(run) = batch.run.take() else {
+            return;
+        };
+        let bytes = run.bytes.map(|b| b.map(BytesMut::freeze));
+        let extra = run.messages - 1;
+        let mut dropped = 0;
+        for sub in run.subs.iter() {
+            if let Some(done) = sub.complete_run(run.publisher, &bytes, extra, &self.settings) {
+                dropped += done.dropped;
+                if done.disconnected {
+                    crate::stats::Stats::add(&self.stats.obuf_limit_disconnections, 1);
+                }
+            }
+        }
+        for sub in &run.refused {
+            sub.dropped.fetch_add(extra as u64, std::sync::atomic::Ordering::Relaxed);
+            dropped += extra as u64;
+        }
+        crate::stats::Stats::add(&self.stats.messages_dropped, dropped);
+    }
+
+    /// Ends a publisher's batch of requests: completes its run and wakes the writers of
+    /// the subscribers it queued messages for.
+    pub fn end_batch(&self, batch: &mut Batch) {
+        self.end_run(batch);
+        batch.last = None;
+        for o in batch.wakes.drain(..) {
+            o.wake();
+        }
+        if batch.wakes.capacity() > 1024 {
+            batch.wakes = Vec::new();
+        }
     }
 
     /// PUBSUB NUMSUB / SHARDNUMSUB: exact-channel subscribers only.

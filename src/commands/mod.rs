@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::broker::{Broker, ClientHandle, Outbox};
+use crate::broker::{Batch, Broker, ClientHandle, Outbox};
 use crate::protocol::reply::{Encoder, Proto};
 use crate::stats::Stats;
 use table::Spec;
@@ -67,9 +67,10 @@ pub struct Session {
     pub authenticated: bool,
     /// The ACL user the connection is logged in as (also in the client info).
     pub user: Arc<crate::acl::User>,
-    /// Subscribers this connection's publishes queued messages for, whose writers it
-    /// still has to wake (see [`Outbox::push_message`]); woken by [`Session::flush`].
-    pub wakes: Vec<Arc<Outbox>>,
+    /// What this connection's publishes left for the end of its batch of requests:
+    /// writers to wake and an open run (see [`crate::broker::run`]); ended by
+    /// [`Session::flush`].
+    pub batch: Batch,
     /// Size on the wire of the request being executed (CLIENT LIST `qbuf` for itself).
     wire_len: usize,
 }
@@ -91,7 +92,7 @@ impl Session {
             shard_channels: HashSet::new(),
             authenticated,
             user,
-            wakes: Vec::new(),
+            batch: Batch::default(),
             wire_len: 0,
         }
     }
@@ -151,12 +152,7 @@ impl Session {
             let bytes = self.out.split().freeze();
             self.client.outbox.push_reply(bytes, &self.broker.settings);
         }
-        for o in self.wakes.drain(..) {
-            o.wake();
-        }
-        if self.wakes.capacity() > 1024 {
-            self.wakes = Vec::new();
-        }
+        self.broker.registry.end_batch(&mut self.batch);
     }
 
     /// Runs one request. `wire_len` is its size on the wire (CLIENT LIST `qbuf`).

@@ -128,7 +128,7 @@ impl Session {
         let n = self
             .broker
             .registry
-            .publish(ns, &args[1], &args[2], id, &mut to_self, &mut self.wakes);
+            .publish(ns, &args[1], &args[2], id, &mut to_self, &mut self.batch);
         self.reply().integer(n as i64);
         // Redis 7.2 order: the publisher's reply, then its own copies of the message.
         for frame in to_self {

@@ -30,6 +30,15 @@ impl Proto {
             Proto::Resp3 => 1,
         }
     }
+
+    /// The inverse of [`Proto::index`].
+    pub fn from_index(i: usize) -> Proto {
+        if i == 1 {
+            Proto::Resp3
+        } else {
+            Proto::Resp2
+        }
+    }
 }
 
 /// Appends RESP values to a buffer in one protocol.
@@ -174,11 +183,27 @@ impl<'a> Encoder<'a> {
 /// `kind` is `message`, `smessage` or `pmessage`; `pattern` is given for `pmessage`.
 /// The result is shared by every subscriber that speaks `proto`.
 pub fn message_frame(proto: Proto, kind: &[u8], pattern: Option<&[u8]>, channel: &[u8], payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(message_frame_len(kind, pattern, channel, payload));
+    encode_message(&mut out, proto, kind, pattern, channel, payload);
+    out.freeze()
+}
+
+/// An upper bound on a message frame's size, for sizing buffers.
+pub fn message_frame_len(kind: &[u8], pattern: Option<&[u8]>, channel: &[u8], payload: &[u8]) -> usize {
+    16 + 3 * 16 + kind.len() + channel.len() + payload.len() + pattern.map_or(0, |p| p.len())
+}
+
+/// Appends a pub/sub message frame (`message`, `pmessage` or `smessage`) to `out`.
+pub fn encode_message(
+    out: &mut BytesMut,
+    proto: Proto,
+    kind: &[u8],
+    pattern: Option<&[u8]>,
+    channel: &[u8],
+    payload: &[u8],
+) {
     let parts = 2 + pattern.is_some() as usize;
-    let mut out = BytesMut::with_capacity(
-        16 + 3 * 16 + kind.len() + channel.len() + payload.len() + pattern.map_or(0, |p| p.len()),
-    );
-    let mut e = Encoder::new(&mut out, proto);
+    let mut e = Encoder::new(out, proto);
     e.push(parts + 1);
     e.bulk(kind);
     if let Some(p) = pattern {
@@ -186,7 +211,6 @@ pub fn message_frame(proto: Proto, kind: &[u8], pattern: Option<&[u8]>, channel:
     }
     e.bulk(channel);
     e.bulk(payload);
-    out.freeze()
 }
 
 #[cfg(test)]
