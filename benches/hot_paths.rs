@@ -147,7 +147,14 @@ fn publish(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("publish_one_match", n), &n, |b, _| {
             b.iter(|| {
                 i = (i + 1) % channels.len();
-                black_box(reg.publish(Namespace::Global, &channels[i], &payload, 0, &mut to_self, &mut published));
+                black_box(reg.publish(
+                    Namespace::Global,
+                    &channels[i],
+                    &payload,
+                    0,
+                    &mut to_self,
+                    &mut published,
+                ));
                 reg.end_batch(&mut published);
                 drain(std::slice::from_ref(&sub), &mut batch);
             })

@@ -659,6 +659,110 @@ async fn two_hundred_subscribers_all_receive() {
     }
 }
 
+/// A pipelined batch of publishes is delivered in runs (one queue entry per subscriber
+/// for consecutive publishes to the same subscriber set). Whatever the batch mixes,
+/// every subscriber must see exactly what one-by-one delivery gives: RESP2 and RESP3
+/// encodings, `message`/`pmessage` pairs in order for a client that a pattern also
+/// matches, shard channels, and runs broken by alternating channels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_batches_mix_protocols_patterns_and_shards() {
+    let s = start_server().await;
+    let mut a = s.raw().await;
+    raw_sub(&mut a, "SUBSCRIBE", &[b"c", b"c2"]).await;
+    let mut b3 = s.raw().await;
+    assert!(matches!(b3.call(&["HELLO", "3"]).await, Frame::Map(_)));
+    b3.send(&["SUBSCRIBE", "c", "c2"]).await;
+    for (i, ch) in ["c", "c2"].iter().enumerate() {
+        let f = b3.read_frame().await;
+        assert_eq!(f, Frame::Push(vec![b("subscribe"), b(ch), Frame::Int(i as i64 + 1)]));
+    }
+    let mut q = s.raw().await;
+    raw_sub(&mut q, "SUBSCRIBE", &[b"pc"]).await;
+    raw_sub(&mut q, "PSUBSCRIBE", &[b"p*"]).await;
+    let mut r = s.raw().await;
+    raw_sub(&mut r, "SUBSCRIBE", &[b"pc"]).await;
+    let mut shard = Vec::new();
+    for _ in 0..2 {
+        let mut c = s.raw().await;
+        raw_sub(&mut c, "SSUBSCRIBE", &[b"s"]).await;
+        shard.push(c);
+    }
+
+    // One write, so the server reads it as one batch.
+    let mut wire = Vec::new();
+    let mut expect_counts = Vec::new();
+    for i in 0..30 {
+        wire.extend(resp_command(&["PUBLISH", "c", &i.to_string()]));
+        expect_counts.push(2);
+    }
+    for i in 0..30 {
+        wire.extend(resp_command(&["PUBLISH", "pc", &i.to_string()]));
+        expect_counts.push(3);
+    }
+    for i in 0..30 {
+        wire.extend(resp_command(&["SPUBLISH", "s", &i.to_string()]));
+        expect_counts.push(2);
+    }
+    for i in 0..10 {
+        wire.extend(resp_command(&["PUBLISH", "c", &format!("x{i}")]));
+        wire.extend(resp_command(&["PUBLISH", "c2", &format!("y{i}")]));
+        expect_counts.extend([2, 2]);
+    }
+    let mut p = s.raw().await;
+    p.send_raw(&wire).await;
+    for (k, want) in expect_counts.iter().enumerate() {
+        assert_eq!(p.read_frame().await, Frame::Int(*want), "reply {k}");
+    }
+
+    let mut want_a = Vec::new();
+    let mut want_b = Vec::new();
+    for i in 0..30 {
+        want_a.push(arr(&[b("message"), b("c"), b(i.to_string())]));
+        want_b.push(Frame::Push(vec![b("message"), b("c"), b(i.to_string())]));
+    }
+    for i in 0..10 {
+        for (ch, m) in [("c", format!("x{i}")), ("c2", format!("y{i}"))] {
+            want_a.push(arr(&[b("message"), b(ch), b(&m)]));
+            want_b.push(Frame::Push(vec![b("message"), b(ch), b(&m)]));
+        }
+    }
+    for (k, want) in want_a.iter().enumerate() {
+        assert_eq!(&a.read_frame().await, want, "RESP2 subscriber, frame {k}");
+    }
+    for (k, want) in want_b.iter().enumerate() {
+        assert_eq!(&b3.read_frame().await, want, "RESP3 subscriber, frame {k}");
+    }
+    for i in 0..30 {
+        let m = i.to_string();
+        assert_eq!(
+            q.read_frame().await,
+            arr(&[b("message"), b("pc"), b(&m)]),
+            "q message {i}"
+        );
+        assert_eq!(
+            q.read_frame().await,
+            arr(&[b("pmessage"), b("p*"), b("pc"), b(&m)]),
+            "q pmessage {i}"
+        );
+        assert_eq!(
+            r.read_frame().await,
+            arr(&[b("message"), b("pc"), b(&m)]),
+            "r message {i}"
+        );
+        for c in &mut shard {
+            assert_eq!(
+                c.read_frame().await,
+                arr(&[b("smessage"), b("s"), b(&m)]),
+                "smessage {i}"
+            );
+        }
+    }
+    for c in [&mut a, &mut q, &mut r] {
+        assert_eq!(c.call(&["PING"]).await, sub_pong());
+    }
+    assert_eq!(b3.call(&["PING"]).await, Frame::Simple("PONG".into()));
+}
+
 /// Once a client has read the confirmation of its UNSUBSCRIBE it must receive no further
 /// message for that channel until it subscribes again (Redis runs one command at a time,
 /// so this always holds there). In RESP2 such a late message would be read as the reply

@@ -49,7 +49,10 @@ enum Body {
     /// The place of a publisher's open run (see [`crate::broker::run`]): the run's
     /// bytes replace it when the publisher's batch ends. The writer stops here until
     /// then, so everything queued behind it keeps its order.
-    Pending { publisher: u64, proto: Proto },
+    Pending {
+        publisher: u64,
+        proto: Proto,
+    },
 }
 
 impl Frame {
@@ -576,5 +579,82 @@ mod tests {
         assert_eq!(&batch[0][..], b"+reply\r\n");
         assert_eq!(batch.last().unwrap()[0], 19);
         assert_eq!(o.dropped.load(Relaxed) as usize + batch.len() - 1, 20);
+    }
+    /// A run of three 100-byte messages: the first is counted at `push_pending`, the
+    /// other two when the run completes.
+    fn run_of_three(o: &Outbox, s: &Settings) -> Option<Completed> {
+        assert_eq!(o.push_pending(7, Proto::Resp2, 100, s), Pushed::Queued);
+        let run = Bytes::from(vec![b'r'; 300]);
+        o.complete_run(7, &[Some(run), None], 2, s)
+    }
+
+    #[test]
+    fn writer_stops_at_a_pending_run_until_it_completes() {
+        let s = settings("pubsub 0 0 0", "disconnect");
+        let o = Outbox::new(1);
+        o.push_reply(Bytes::from_static(b"+before\r\n"), &s);
+        assert_eq!(o.push_pending(7, Proto::Resp2, 100, &s), Pushed::Queued);
+        o.push_reply(Bytes::from_static(b"+after\r\n"), &s);
+        let mut batch = Vec::new();
+        let Take::Write(n) = o.take(&mut batch, usize::MAX) else {
+            panic!("the reply in front of the run is ready");
+        };
+        o.written(n);
+        assert_eq!(batch, [Bytes::from_static(b"+before\r\n")]);
+        batch.clear();
+        assert!(
+            matches!(o.take(&mut batch, usize::MAX), Take::Idle),
+            "the run is pending"
+        );
+        let run = Bytes::from(vec![b'r'; 300]);
+        assert_eq!(
+            o.complete_run(8, &[Some(run.clone()), None], 2, &s),
+            None,
+            "not its run"
+        );
+        assert_eq!(
+            o.complete_run(7, &[Some(run.clone()), None], 2, &s),
+            Some(Completed::default())
+        );
+        assert_eq!(o.usage(), (300 + 3 * FRAME_OVERHEAD + 8 + FRAME_OVERHEAD, 2));
+        let Take::Write(n) = o.take(&mut batch, usize::MAX) else {
+            panic!("completed");
+        };
+        o.written(n);
+        assert_eq!(batch, [run, Bytes::from_static(b"+after\r\n")]);
+        assert_eq!(o.usage(), (0, 0));
+    }
+
+    #[test]
+    fn a_run_over_the_limit_disconnects_or_keeps_its_first_message() {
+        let s = settings("pubsub 300 0 0", "disconnect");
+        let o = Outbox::new(1);
+        o.set_pubsub_mode(true);
+        let done = run_of_three(&o, &s).unwrap();
+        assert!(done.disconnected);
+        assert!(o.gone.is_cancelled());
+
+        let s = settings("pubsub 300 0 0", "drop-newest");
+        let o = Outbox::new(1);
+        o.set_pubsub_mode(true);
+        assert_eq!(run_of_three(&o, &s).unwrap().dropped, 2);
+        assert_eq!(o.dropped.load(Relaxed), 2);
+        let mut batch = Vec::new();
+        o.take(&mut batch, usize::MAX);
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch[0].len(), 100, "only the first message of the run");
+
+        let s = settings("pubsub 300 0 0", "drop-oldest");
+        let o = Arc::new(Outbox::new(1));
+        o.set_pubsub_mode(true);
+        for _ in 0..2 {
+            o.push_message(&Bytes::from(vec![b'o'; 50]), &s, &mut Vec::new());
+        }
+        // The two older messages make room, and the run still does not fit whole.
+        assert_eq!(run_of_three(&o, &s).unwrap().dropped, 4);
+        assert_eq!(o.dropped.load(Relaxed), 4);
+        let mut batch = Vec::new();
+        o.take(&mut batch, usize::MAX);
+        assert_eq!(batch.iter().map(Bytes::len).collect::<Vec<_>>(), [100]);
     }
 }

@@ -274,7 +274,8 @@ impl Registry {
             }
         }
         for sub in &run.refused {
-            sub.dropped.fetch_add(extra as u64, std::sync::atomic::Ordering::Relaxed);
+            sub.dropped
+                .fetch_add(extra as u64, std::sync::atomic::Ordering::Relaxed);
             dropped += extra as u64;
         }
         crate::stats::Stats::add(&self.stats.messages_dropped, dropped);

@@ -70,7 +70,9 @@ impl Batch {
 
     /// Did the previous publish of this batch reach the same set?
     pub(super) fn repeats(&self, ns: Namespace, subs: &Subscribers) -> bool {
-        self.last.as_ref().is_some_and(|(n, s)| *n == ns && Arc::ptr_eq(s, subs))
+        self.last
+            .as_ref()
+            .is_some_and(|(n, s)| *n == ns && Arc::ptr_eq(s, subs))
     }
 }
 
