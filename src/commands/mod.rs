@@ -145,14 +145,18 @@ impl Session {
         self.channels.len() + self.patterns.len() + self.shard_channels.len()
     }
 
-    /// Hands the replies gathered so far to the outbox and wakes the writers of the
-    /// subscribers this connection published to.
+    /// Wakes the writers of the subscribers this connection published to, then hands
+    /// the replies gathered so far to the outbox.
+    ///
+    /// The connection's own writer is woken last on purpose: tokio runs the task woken
+    /// last first, so a publisher waiting for its reply gets it before the fan-out to
+    /// subscribers is written (Redis, too, writes the publisher first).
     pub fn flush(&mut self) {
+        self.broker.registry.end_batch(&mut self.batch);
         if !self.out.is_empty() {
             let bytes = self.out.split().freeze();
             self.client.outbox.push_reply(bytes, &self.broker.settings);
         }
-        self.broker.registry.end_batch(&mut self.batch);
     }
 
     /// Runs one request. `wire_len` is its size on the wire (CLIENT LIST `qbuf`).

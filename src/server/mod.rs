@@ -271,7 +271,14 @@ async fn accept_loop(
         } else {
             broker.next_client_id.fetch_add(1, Relaxed)
         };
-        let (broker, shutdown, hard_stop, t) = (broker.clone(), shutdown.clone(), hard_stop.clone(), tracker.clone());
+        // Child tokens: each connection waits on its own node, so connections do not all
+        // contend for the server-wide token's lock every time they go idle.
+        let (broker, shutdown, hard_stop, t) = (
+            broker.clone(),
+            shutdown.child_token(),
+            hard_stop.child_token(),
+            tracker.clone(),
+        );
         macro_rules! serve {
             ($conn:expr) => {
                 if let Some(line) = refusal {

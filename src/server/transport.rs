@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncWrite, Interest};
 use tokio::net::{tcp, unix, TcpListener, TcpStream, UnixListener, UnixStream};
 
 pub trait ReadHalf: Send + Sync + 'static {
@@ -25,7 +25,11 @@ impl ReadHalf for tcp::OwnedReadHalf {
         tcp::OwnedReadHalf::readable(self)
     }
     fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        tcp::OwnedReadHalf::try_read_buf(self, buf)
+        read_until_drained(
+            buf,
+            |b| tcp::OwnedReadHalf::try_read_buf(self, b),
+            |f| self.as_ref().try_io(Interest::READABLE, f),
+        )
     }
 }
 
@@ -34,7 +38,40 @@ impl ReadHalf for unix::OwnedReadHalf {
         unix::OwnedReadHalf::readable(self)
     }
     fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        unix::OwnedReadHalf::try_read_buf(self, buf)
+        read_until_drained(
+            buf,
+            |b| unix::OwnedReadHalf::try_read_buf(self, b),
+            |f| self.as_ref().try_io(Interest::READABLE, f),
+        )
+    }
+}
+
+/// Reads, and tells the runtime the socket is drained when the read came back short.
+///
+/// Tokio forgets a socket's readiness only when a read fails with `WouldBlock`, so a
+/// client that sends one request at a time costs two reads per request: one that gets it
+/// and one that finds nothing. A stream socket that filled less than the space offered
+/// had nothing more queued, so the read is reported to `try_io` as `WouldBlock` (which
+/// clears the readiness only if no new readiness event arrived meanwhile: nothing is
+/// missed) and its byte count is returned. Redis reads once per request this way too.
+fn read_until_drained(
+    buf: &mut BytesMut,
+    read: impl Fn(&mut BytesMut) -> io::Result<usize>,
+    try_io: impl FnOnce(&mut dyn FnMut() -> io::Result<usize>) -> io::Result<usize>,
+) -> io::Result<usize> {
+    let spare = buf.capacity() - buf.len();
+    let mut got = 0;
+    let r = try_io(&mut || {
+        got = read(buf)?;
+        if got > 0 && got < spare {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(got)
+        }
+    });
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+        r => r,
     }
 }
 
