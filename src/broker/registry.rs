@@ -185,7 +185,7 @@ impl Registry {
         publisher: u64,
         batch: &mut Batch,
     ) -> usize {
-        let mut run = Run {
+        let mut run = Box::new(Run {
             publisher,
             ns,
             subs: subs.clone(),
@@ -193,7 +193,7 @@ impl Registry {
             messages: 1,
             receivers: 0,
             refused: Vec::new(),
-        };
+        });
         let frame_len = message_frame_len(kind, None, channel, payload);
         for sub in subs.iter() {
             let proto = sub.proto();

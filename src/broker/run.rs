@@ -42,7 +42,7 @@ pub struct Batch {
     /// The subscriber set the previous request published to, when it was a publish to
     /// two or more subscribers: a second publish to the same set opens a run.
     pub(super) last: Option<(Namespace, Subscribers)>,
-    pub(super) run: Option<Run>,
+    pub(super) run: Option<Box<Run>>,
 }
 
 pub(super) struct Run {
