@@ -313,7 +313,9 @@ impl Outbox {
             f.messages += extra_messages;
             q.bytes += extra;
         } else {
-            f.body = Body::Ready(run.slice(..first_len));
+            // A copy, not a slice: a slice would keep the whole run in memory while only
+            // its first message is counted against this (already full) subscriber.
+            f.body = Body::Ready(Bytes::copy_from_slice(&run[..first_len]));
         }
         drop(q);
         self.writer_wake.notify_one();
