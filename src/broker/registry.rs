@@ -203,28 +203,18 @@ impl Registry {
                 encode_message(&mut b, proto, kind, None, channel, payload);
                 b
             });
-            match sub.push_pending(publisher, proto, buf.len(), &self.settings) {
-                Pushed::Queued => run.receivers += 1,
-                Pushed::QueuedAfterDropping(n) => {
-                    run.receivers += 1;
-                    crate::stats::Stats::add(&self.stats.messages_dropped, n);
-                }
-                Pushed::Dropped => {
-                    crate::stats::Stats::add(&self.stats.messages_dropped, 1);
-                    run.refused.push(sub.clone());
-                }
-                Pushed::DroppedAfterDropping(n) => {
-                    crate::stats::Stats::add(&self.stats.messages_dropped, n + 1);
-                    run.refused.push(sub.clone());
-                }
-                Pushed::Disconnected => crate::stats::Stats::add(&self.stats.obuf_limit_disconnections, 1),
-                Pushed::Gone => {}
+            let pushed = sub.push_pending(publisher, proto, buf.len(), &self.settings);
+            if self.tally(&pushed) {
+                run.receivers += 1;
+            } else if matches!(pushed, Pushed::Dropped | Pushed::DroppedAfterDropping(_)) {
+                run.refused.push(sub.clone());
             }
         }
         let receivers = run.receivers;
         batch.run = Some(run);
         receivers
     }
+
     fn deliver(
         &self,
         subs: &[Arc<Outbox>],
@@ -241,19 +231,32 @@ impl Registry {
                 delivered += 1;
                 continue;
             }
-            match sub.push_message(frame, &self.settings, wakes) {
-                Pushed::Queued => delivered += 1,
-                Pushed::QueuedAfterDropping(n) => {
-                    delivered += 1;
-                    crate::stats::Stats::add(&self.stats.messages_dropped, n);
-                }
-                Pushed::Dropped => crate::stats::Stats::add(&self.stats.messages_dropped, 1),
-                Pushed::DroppedAfterDropping(n) => crate::stats::Stats::add(&self.stats.messages_dropped, n + 1),
-                Pushed::Disconnected => crate::stats::Stats::add(&self.stats.obuf_limit_disconnections, 1),
-                Pushed::Gone => {}
+            if self.tally(&sub.push_message(frame, &self.settings, wakes)) {
+                delivered += 1;
             }
         }
         delivered
+    }
+
+    /// Counts what a push dropped or closed in the server's stats; says whether the
+    /// message was queued.
+    fn tally(&self, pushed: &Pushed) -> bool {
+        let dropped = match *pushed {
+            Pushed::Queued => return true,
+            Pushed::QueuedAfterDropping(n) => {
+                crate::stats::Stats::add(&self.stats.messages_dropped, n);
+                return true;
+            }
+            Pushed::Dropped => 1,
+            Pushed::DroppedAfterDropping(n) => n + 1,
+            Pushed::Disconnected => {
+                crate::stats::Stats::add(&self.stats.obuf_limit_disconnections, 1);
+                return false;
+            }
+            Pushed::Gone => return false,
+        };
+        crate::stats::Stats::add(&self.stats.messages_dropped, dropped);
+        false
     }
 
     /// Completes the batch's open run, if any: every pending frame becomes the run's
