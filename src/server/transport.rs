@@ -20,31 +20,25 @@ pub trait ReadHalf: Send + Sync + 'static {
     fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize>;
 }
 
-impl ReadHalf for tcp::OwnedReadHalf {
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        tcp::OwnedReadHalf::readable(self)
-    }
-    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        read_until_drained(
-            buf,
-            |b| tcp::OwnedReadHalf::try_read_buf(self, b),
-            |f| self.as_ref().try_io(Interest::READABLE, f),
-        )
-    }
+/// TCP and Unix read halves offer the same calls under the same names.
+macro_rules! read_half {
+    ($half:ty) => {
+        impl ReadHalf for $half {
+            fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+                <$half>::readable(self)
+            }
+            fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+                read_until_drained(
+                    buf,
+                    |b| <$half>::try_read_buf(self, b),
+                    |f| self.as_ref().try_io(Interest::READABLE, f),
+                )
+            }
+        }
+    };
 }
-
-impl ReadHalf for unix::OwnedReadHalf {
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        unix::OwnedReadHalf::readable(self)
-    }
-    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        read_until_drained(
-            buf,
-            |b| unix::OwnedReadHalf::try_read_buf(self, b),
-            |f| self.as_ref().try_io(Interest::READABLE, f),
-        )
-    }
-}
+read_half!(tcp::OwnedReadHalf);
+read_half!(unix::OwnedReadHalf);
 
 /// Reads, and tells the runtime the socket is drained when the read came back short.
 ///
