@@ -9,11 +9,13 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use fanout::broker::outbox::Take;
-use fanout::broker::{glob, Namespace, Outbox, Registry};
+use fanout::client::outbox::Take;
+use fanout::client::Outbox;
 use fanout::config::Settings;
+use fanout::glob;
 use fanout::protocol::reply::{message_frame, Proto};
 use fanout::protocol::request::{Limits, RequestParser};
+use fanout::pubsub::{Namespace, Registry};
 use fanout::stats::Stats;
 
 fn parse(c: &mut Criterion) {
@@ -114,7 +116,7 @@ fn publish(c: &mut Criterion) {
         let (reg, subs) = registry_with(n);
         let mut batch = Vec::new();
         let mut to_self = Vec::new();
-        let mut published = fanout::broker::Batch::default();
+        let mut published = fanout::pubsub::Batch::default();
         g.throughput(Throughput::Elements(16 * n as u64));
         g.bench_with_input(BenchmarkId::new("subscribers", n), &n, |b, _| {
             b.iter(|| {
@@ -142,7 +144,7 @@ fn publish(c: &mut Criterion) {
             .collect();
         let mut batch = Vec::new();
         let mut to_self = Vec::new();
-        let mut published = fanout::broker::Batch::default();
+        let mut published = fanout::pubsub::Batch::default();
         let mut i = 0;
         g.bench_with_input(BenchmarkId::new("publish_one_match", n), &n, |b, _| {
             b.iter(|| {

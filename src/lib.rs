@@ -23,12 +23,16 @@
 
 pub mod acl;
 pub mod broker;
+pub mod client;
 pub mod commands;
 pub mod config;
+pub mod glob;
 pub mod logging;
 pub mod metrics;
 pub mod protocol;
+pub mod pubsub;
 pub mod server;
+pub mod spec;
 pub mod stats;
 pub mod sync;
 

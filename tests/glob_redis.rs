@@ -1,4 +1,4 @@
-//! Differential test of `fanout::broker::glob` against a real `redis-server`.
+//! Differential test of `fanout::glob` against a real `redis-server`.
 //!
 //! The unit tests compare the matcher with a port of Redis's C code; this file compares it
 //! with Redis itself, so a misread of the C (or a platform detail such as C's signed
@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fanout::broker::glob::{matches, matches_nocase};
+use fanout::glob::{matches, matches_nocase};
 
 const REDIS_SERVER: &str = "/usr/bin/redis-server";
 

@@ -19,8 +19,10 @@ use std::sync::Arc;
 
 use arbitrary::Arbitrary;
 use bytes::Bytes;
-use fanout::broker::outbox::Take;
-use fanout::broker::{Broker, ClientHandle, Namespace, Outbox};
+use fanout::client::outbox::Take;
+use fanout::broker::Broker;
+use fanout::client::{ClientHandle, Outbox};
+use fanout::pubsub::Namespace;
 use fanout::commands::{Flow, Session};
 use fanout::config::Settings;
 use libfuzzer_sys::fuzz_target;
@@ -152,7 +154,7 @@ const EXTRA_WORDS: &[&str] = &[
 
 fn dictionary() -> Vec<Bytes> {
     let mut words: Vec<Bytes> = Vec::new();
-    for c in fanout::commands::table::COMMANDS {
+    for c in fanout::spec::COMMANDS {
         words.push(Bytes::from_static(c.name.as_bytes()));
         for s in c.subcommands {
             words.push(Bytes::from_static(s.short_name().as_bytes()));

@@ -12,7 +12,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use fanout::broker::glob::{literal_prefix, matches, matches_nocase, reference};
+use fanout::glob::{literal_prefix, matches, matches_nocase, reference};
 use libfuzzer_sys::fuzz_target;
 
 /// Longest pattern / subject handed to the recursive reference.

@@ -11,8 +11,7 @@ use std::io::Write;
 use bytes::Bytes;
 
 use super::rules::{self, RuleError, UserRules};
-use super::Acl;
-use crate::broker::Broker;
+use super::{Acl, Revoker};
 
 /// ACL LOAD / ACL SAVE without an `aclfile`.
 pub const NO_FILE: &str = "ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.";
@@ -114,21 +113,21 @@ impl Acl {
     /// ACL LOAD: replaces every user with the file's. `Ok(true)` when the caller `me`
     /// was logged in as a user that no longer exists and must be closed after its reply.
     /// `Err` is the error reply.
-    pub fn load(&self, broker: &Broker, me: u64) -> Result<bool, String> {
+    pub fn load(&self, revoker: &dyn Revoker, me: u64) -> Result<bool, String> {
         let path = self.file().ok_or_else(|| NO_FILE.to_string())?;
         let text = std::fs::read(&path)
             .map_err(|e| format!("ERR Error loading ACLs, opening file '{path}': {}", strerror(&e)))?;
         let users = parse(&path, &text, self.pubsub_allchannels()).map_err(|e| format!("ERR {e}"))?;
-        Ok(self.replace_users(users, broker, me))
+        Ok(self.replace_users(users, revoker, me))
     }
 
     /// Loads `aclfile`, if one is configured, before the server starts serving. An error
     /// stops the start, as in Redis.
-    pub fn load_at_startup(&self, broker: &Broker) -> Result<(), String> {
+    pub fn load_at_startup(&self, revoker: &dyn Revoker) -> Result<(), String> {
         if self.file().is_none() {
             return Ok(());
         }
-        self.load(broker, 0).map(|_| ()).map_err(|e| {
+        self.load(revoker, 0).map(|_| ()).map_err(|e| {
             format!(
                 "Aborting startup because of ACL errors: {}",
                 e.trim_start_matches("ERR ")

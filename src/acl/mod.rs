@@ -20,11 +20,15 @@
 //! reach. Rather than keep a second copy of every connection's subscriptions for a rare
 //! admin command (idle subscribers are counted in bytes), the change works from what is
 //! shared: the client table says which connections are logged in as the user and hold
-//! subscriptions (each [`ClientHandle`](crate::broker::ClientHandle)'s info names its
-//! user), and the subscription registry says who is subscribed to what. The scan walks
+//! subscriptions (each client's info names its user), and the subscription registry says
+//! who is subscribed to what. The scan walks
 //! the registry's channels, shard channels and patterns that the new rules refuse and
 //! kills the user's connections found there: it costs one pass over the registry, and
 //! only when the user has subscribers and its channels were narrowed.
+//!
+//! The ACL decides (which user, which channels remain allowed); the disconnecting is done
+//! by the shared server context through the [`Revoker`] it implements, so this module
+//! knows nothing of clients or subscriptions and sits below them.
 //!
 //! A user's rules sit behind a `RwLock`. Subscribing holds it shared from the permission
 //! check until the subscription is in the registry, and ACL changes take it exclusively
@@ -43,18 +47,17 @@ pub mod file;
 pub mod log;
 pub mod rules;
 
-use crate::sync::LockExt;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use bytes::Bytes;
 
-use crate::broker::{Broker, ClientHandle, Namespace};
-use crate::commands::table::Spec;
 use crate::config::Settings;
-use rules::{channel_allowed, Denial, UserRules};
+use crate::spec::Spec;
+pub use rules::channel_allowed;
+use rules::{Denial, UserRules};
 
 /// A user. Connections hold it for as long as they are logged in as it; ACL SETUSER
 /// changes its rules in place, so they apply to those connections at once.
@@ -223,15 +226,17 @@ impl Acl {
         self.refresh(&self.default, &st);
     }
 
-    /// Checks a user's credentials and, if they are good, records the user on the
-    /// connection. `None` for an unknown or disabled user or a wrong password.
-    pub fn authenticate(&self, name: &[u8], password: &[u8], client: &ClientHandle) -> Option<Arc<User>> {
+    /// Checks a user's credentials and, if they are good, calls `record` with the user
+    /// (to record it on the connection) while the user's lock is held, so a user deleted
+    /// at that moment cannot keep a connection. `None` for an unknown or disabled user or
+    /// a wrong password.
+    pub fn authenticate(&self, name: &[u8], password: &[u8], record: impl FnOnce(&Arc<User>)) -> Option<Arc<User>> {
         let user = self.user(name)?;
         let st = user.state();
         if st.removed || !st.rules.password_ok(password) {
             return None;
         }
-        client.info.locked().user = user.clone();
+        record(&user);
         drop(st);
         Some(user)
     }
@@ -240,7 +245,7 @@ impl Acl {
     /// exist) and only then, if all were valid, makes the copy current. Connections that
     /// now hold channels they may not use are disconnected, except `me`, the caller,
     /// which is told to close after its reply (`Ok(true)`).
-    pub fn set_user(&self, name: &[u8], ops: &[Bytes], broker: &Broker, me: u64) -> Result<bool, String> {
+    pub fn set_user(&self, name: &[u8], ops: &[Bytes], revoker: &dyn Revoker, me: u64) -> Result<bool, String> {
         if rules::has_spaces(name) {
             return Err("ERR Usernames can't contain spaces or null characters".into());
         }
@@ -274,84 +279,18 @@ impl Acl {
         let mut st = user.state_mut();
         let old = std::mem::replace(&mut st.rules, rules);
         self.refresh(&user, &st);
-        Ok(self.kill_revoked(&user, &old, &st.rules, broker, me))
-    }
-
-    /// `ACLKillPubsubClientsIfNeeded`: when the new rules do not keep every channel
-    /// pattern of the old ones, disconnects the user's connections whose subscriptions
-    /// the new rules do not cover. Called with the user's lock held exclusively. Returns
-    /// whether `me` is one of them.
-    fn kill_revoked(&self, user: &Arc<User>, old: &UserRules, new: &UserRules, broker: &Broker, me: u64) -> bool {
-        let Some(allowed) = new.channel_union() else {
-            return false;
-        };
-        if old
-            .channel_union()
-            .is_some_and(|o| o.iter().all(|c| allowed.contains(c)))
-        {
-            return false;
-        }
-        // The user's connections that hold subscriptions: the only ones to look for.
-        let suspects: HashMap<u64, Arc<ClientHandle>> = broker
-            .clients
-            .all()
-            .into_iter()
-            .filter(|c| c.is_pubsub() && Arc::ptr_eq(&c.info.locked().user, user))
-            .map(|c| (c.id(), c))
-            .collect();
-        if suspects.is_empty() {
-            return false;
-        }
-        let mut doomed = HashSet::new();
-        let mut check = |name: &[u8], subs: &crate::broker::registry::Subscribers, is_pattern: bool| {
-            if !channel_allowed(&allowed, name, is_pattern) {
-                doomed.extend(subs.iter().map(|s| s.id).filter(|id| suspects.contains_key(id)));
-            }
-        };
-        let reg = &broker.registry;
-        reg.for_each_channel(Namespace::Global, |ch, subs| check(ch, subs, false));
-        reg.for_each_channel(Namespace::Shard, |ch, subs| check(ch, subs, false));
-        reg.patterns.for_each(|p, subs| check(p, subs, true));
-        let doomed = doomed.into_iter().filter_map(|id| suspects.get(&id).cloned());
-        self.kill(broker, doomed, me, user, "its user's channel permissions were revoked")
-    }
-
-    /// Disconnects `clients`, except `me`; returns whether `me` was one of them.
-    fn kill(
-        &self,
-        broker: &Broker,
-        clients: impl Iterator<Item = Arc<ClientHandle>>,
-        me: u64,
-        user: &User,
-        why: &str,
-    ) -> bool {
-        let mut killed_me = false;
-        for c in clients {
-            tracing::info!(client = c.id(), user = %user, addr = %c.peer, "disconnecting client: {why}");
-            if c.id() == me {
-                killed_me = true;
-            } else {
-                broker.clients.kill(&c);
-            }
-        }
-        killed_me
+        Ok(kill_revoked(&user, &old, &st.rules, revoker, me))
     }
 
     /// Marks a user deleted and disconnects every connection logged in as it (Redis's
     /// `ACLFreeUserAndKillClients`).
-    fn remove_user(&self, user: &Arc<User>, broker: &Broker, me: u64) -> bool {
-        let mut st = user.state_mut();
-        st.removed = true;
-        let theirs = broker
-            .clients
-            .all()
-            .into_iter()
-            .filter(|c| Arc::ptr_eq(&c.info.locked().user, user));
-        self.kill(broker, theirs, me, user, "its user was deleted")
+    fn remove_user(&self, user: &Arc<User>, revoker: &dyn Revoker, me: u64) -> bool {
+        user.state_mut().removed = true;
+        revoker.disconnect_user(user, me)
     }
 
     /// ACL DELUSER: the number deleted, and whether the caller's own user was one.
-    pub fn del_users(&self, names: &[Bytes], broker: &Broker, me: u64) -> Result<(i64, bool), String> {
+    pub fn del_users(&self, names: &[Bytes], revoker: &dyn Revoker, me: u64) -> Result<(i64, bool), String> {
         if names.iter().any(|n| &n[..] == b"default") {
             return Err("ERR The 'default' user cannot be removed".into());
         }
@@ -359,7 +298,7 @@ impl Acl {
         let (mut deleted, mut killed_me) = (0, false);
         for n in names {
             if let Some(u) = users.remove(n) {
-                killed_me |= self.remove_user(&u, broker, me);
+                killed_me |= self.remove_user(&u, revoker, me);
                 deleted += 1;
             }
         }
@@ -385,18 +324,18 @@ impl Acl {
     /// deleted and its connections closed, as in Redis, even when the file defines a user
     /// of the same name. fanout also disconnects `default` connections whose channels the
     /// new rules revoke, as ACL SETUSER would; Redis leaves them.
-    fn replace_users(&self, mut new: BTreeMap<Bytes, UserRules>, broker: &Broker, me: u64) -> bool {
+    fn replace_users(&self, mut new: BTreeMap<Bytes, UserRules>, revoker: &dyn Revoker, me: u64) -> bool {
         let mut users = self.users_mut();
         let default_rules = new.remove(&b"default"[..]).unwrap_or_else(UserRules::default_user);
         let mut killed_me = {
             let mut st = self.default.state_mut();
             let old = std::mem::replace(&mut st.rules, default_rules);
             self.refresh(&self.default, &st);
-            self.kill_revoked(&self.default, &old, &st.rules, broker, me)
+            kill_revoked(&self.default, &old, &st.rules, revoker, me)
         };
         for (name, u) in std::mem::take(&mut *users) {
             if name != "default" {
-                killed_me |= self.remove_user(&u, broker, me);
+                killed_me |= self.remove_user(&u, revoker, me);
             }
         }
         users.insert(self.default.name.clone(), self.default.clone());
@@ -405,6 +344,33 @@ impl Acl {
         }
         killed_me
     }
+}
+
+/// What an ACL change needs done to the connections it affects. The shared server context
+/// implements it; both methods run with the user's lock held exclusively and return
+/// whether `me`, the caller's own connection, is one of those to close (it is then told
+/// to close after its reply instead).
+pub trait Revoker {
+    /// Disconnects `user`'s connections subscribed to a channel, shard channel or
+    /// pattern that `allowed` (channel patterns, see [`channel_allowed`]) does not cover.
+    fn revoke_channels(&self, user: &Arc<User>, allowed: &[Bytes], me: u64) -> bool;
+    /// Disconnects every connection logged in as `user`.
+    fn disconnect_user(&self, user: &Arc<User>, me: u64) -> bool;
+}
+
+/// `ACLKillPubsubClientsIfNeeded`: only when the new rules do not keep every channel
+/// pattern of the old ones does the revoker scan for subscribers to disconnect.
+fn kill_revoked(user: &Arc<User>, old: &UserRules, new: &UserRules, revoker: &dyn Revoker, me: u64) -> bool {
+    let Some(allowed) = new.channel_union() else {
+        return false;
+    };
+    if old
+        .channel_union()
+        .is_some_and(|o| o.iter().all(|c| allowed.contains(c)))
+    {
+        return false;
+    }
+    revoker.revoke_channels(user, &allowed, me)
 }
 
 #[cfg(test)]
@@ -420,11 +386,20 @@ mod tests {
     /// passed its permission check but not yet registered its subscription.
     #[test]
     fn an_acl_change_waits_for_a_subscribe_in_progress() {
-        let broker = Broker::new(Arc::new(Settings::default()), None);
-        let acl = &broker.acl;
+        struct Nobody;
+        impl Revoker for Nobody {
+            fn revoke_channels(&self, _: &Arc<User>, _: &[Bytes], _: u64) -> bool {
+                false
+            }
+            fn disconnect_user(&self, _: &Arc<User>, _: u64) -> bool {
+                false
+            }
+        }
+        let broker = Nobody;
+        let acl = &Acl::new(Arc::new(Settings::default()));
         acl.set_user(b"u", &[b("on"), b("+@all"), b("&*")], &broker, 0).unwrap();
         let user = acl.user(b"u").unwrap();
-        let spec = crate::commands::table::lookup(b"subscribe").unwrap();
+        let spec = crate::spec::lookup(b"subscribe").unwrap();
         let held = user.check_and_hold(spec, &[b("subscribe"), b("ch")]).unwrap();
         let done = AtomicBool::new(false);
         std::thread::scope(|s| {

@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::broker::glob;
-use crate::commands::table::{self, Spec};
+use crate::glob;
+use crate::spec::{self as table, Spec};
 
 /// Redis's ACL categories in Redis's order: ACL CAT lists them in this order, and the
 /// best-fit search that prints command rules tries them in this order.

@@ -5,11 +5,11 @@ use std::io::Read;
 
 use bytes::Bytes;
 
-use super::table::{self, Spec};
 use super::{Flow, Session};
 use crate::acl::rules::{self, Denial};
 use crate::acl::Acl;
 use crate::protocol::reply::Proto;
+use crate::spec::{self as table, Spec};
 
 /// Longest password ACL GENPASS makes, in bits.
 const GENPASS_MAX_BITS: i64 = 4096;
@@ -113,7 +113,7 @@ impl Session {
         let acl = &broker.acl;
         let me = self.id();
         match sub {
-            "acl|setuser" => match acl.set_user(&args[2], &args[3..], &broker, me) {
+            "acl|setuser" => match acl.set_user(&args[2], &args[3..], &*broker, me) {
                 Ok(killed_me) => {
                     self.ok();
                     if killed_me {
@@ -122,7 +122,7 @@ impl Session {
                 }
                 Err(e) => self.error(&e),
             },
-            "acl|deluser" => match acl.del_users(&args[2..], &broker, me) {
+            "acl|deluser" => match acl.del_users(&args[2..], &*broker, me) {
                 Ok((n, killed_me)) => {
                     self.reply().integer(n);
                     if killed_me {
@@ -152,7 +152,7 @@ impl Session {
             "acl|genpass" => self.acl_genpass(args),
             "acl|log" => self.acl_log(acl, args),
             "acl|dryrun" => self.acl_dryrun(acl, args),
-            "acl|load" => match acl.load(&broker, me) {
+            "acl|load" => match acl.load(&*broker, me) {
                 Ok(killed_me) => {
                     self.ok();
                     if killed_me {

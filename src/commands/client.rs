@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{Flow, ReplyMode, Session};
-use crate::broker::ClientHandle;
+use crate::client::ClientHandle;
 use crate::config::OverflowPolicy;
 
 /// Client names and library info may hold only `!`..`~`: no spaces or newlines, so a

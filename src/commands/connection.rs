@@ -63,7 +63,8 @@ impl Session {
             }
             None => Bytes::from_static(b"default"),
         };
-        match acl.authenticate(&name, pass, &self.client) {
+        let client = &self.client;
+        match acl.authenticate(&name, pass, |u| client.info.locked().user = u.clone()) {
             Some(u) => {
                 self.user = u;
                 self.authenticated = true;

@@ -14,7 +14,6 @@ mod client;
 mod connection;
 mod pubsub;
 mod server;
-pub mod table;
 
 use crate::sync::LockExt;
 use std::collections::HashSet;
@@ -23,10 +22,12 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::broker::{Batch, Broker, ClientHandle, Outbox};
+use crate::broker::Broker;
+use crate::client::{ClientHandle, Outbox};
 use crate::protocol::reply::{Encoder, Proto};
+use crate::pubsub::Batch;
+use crate::spec::{self as table, Spec};
 use crate::stats::Stats;
-use table::Spec;
 
 /// What the connection should do after a command.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -68,7 +69,7 @@ pub struct Session {
     /// The ACL user the connection is logged in as (also in the client info).
     pub user: Arc<crate::acl::User>,
     /// What this connection's publishes left for the end of its batch of requests:
-    /// writers to wake and an open run (see [`crate::broker::run`]); ended by
+    /// writers to wake and an open run (see [`crate::pubsub::run`]); ended by
     /// [`Session::flush`].
     pub batch: Batch,
     /// Size on the wire of the request being executed (CLIENT LIST `qbuf` for itself).
@@ -255,8 +256,8 @@ impl Session {
     fn run(&mut self, spec: &'static Spec, args: &[Bytes]) -> Flow {
         self.broker.stats.command_calls.count(spec);
         match spec.name {
-            "publish" => self.publish(crate::broker::Namespace::Global, args),
-            "spublish" => self.publish(crate::broker::Namespace::Shard, args),
+            "publish" => self.publish(crate::pubsub::Namespace::Global, args),
+            "spublish" => self.publish(crate::pubsub::Namespace::Shard, args),
             "subscribe" | "psubscribe" | "ssubscribe" => self.subscribe(spec.name, &args[1..]),
             "unsubscribe" | "punsubscribe" | "sunsubscribe" => self.unsubscribe(spec.name, &args[1..]),
             "pubsub|channels"
@@ -320,10 +321,10 @@ impl Session {
         let id = self.id();
         let reg = &self.broker.registry;
         for ch in self.channels.drain() {
-            reg.unsubscribe(crate::broker::Namespace::Global, &ch, id);
+            reg.unsubscribe(crate::pubsub::Namespace::Global, &ch, id);
         }
         for ch in self.shard_channels.drain() {
-            reg.unsubscribe(crate::broker::Namespace::Shard, &ch, id);
+            reg.unsubscribe(crate::pubsub::Namespace::Shard, &ch, id);
         }
         for p in self.patterns.drain() {
             reg.patterns.unsubscribe(&p, id);

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::{Flow, Session};
-use crate::broker::Namespace;
+use crate::pubsub::Namespace;
 
 /// Which of the three subscription families a command acts on.
 #[derive(Clone, Copy)]

@@ -5,12 +5,12 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 
-use super::table::{self, Arg, Spec};
 use super::{Flow, Session};
-use crate::broker::glob;
-use crate::broker::Namespace;
 use crate::config::DIRECTIVES;
+use crate::glob;
 use crate::protocol::reply::Encoder;
+use crate::pubsub::Namespace;
+use crate::spec::{self as table, Arg, Spec};
 use crate::stats::Stats;
 
 const DEFAULT_SECTIONS: &[&str] = &[

@@ -456,7 +456,7 @@ impl Settings {
             }
             "metrics-addr" => {
                 let v = value.trim();
-                if !v.is_empty() && !crate::metrics::valid_addr(v) {
+                if !v.is_empty() && !valid_addr(v) {
                     return Err("argument must be HOST:PORT, or empty to turn metrics off".into());
                 }
                 v.to_string()
@@ -584,6 +584,23 @@ fn split_config_line(line: &str) -> Option<Vec<String>> {
             }
         }
         words.push(w);
+    }
+}
+
+/// Whether `v` is a `metrics-addr` value: `HOST:PORT` or `[IPv6]:PORT`. The host is
+/// resolved when the server binds it.
+pub fn valid_addr(v: &str) -> bool {
+    if v.parse::<std::net::SocketAddr>().is_ok() {
+        return true;
+    }
+    match v.rsplit_once(':') {
+        Some((host, port)) => {
+            !host.is_empty()
+                && !host.contains(':')
+                && !host.contains(char::is_whitespace)
+                && port.parse::<u16>().is_ok()
+        }
+        None => false,
     }
 }
 

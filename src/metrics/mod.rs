@@ -9,7 +9,6 @@
 //! * [`http`]: the small HTTP/1 responder (bounded in time, size and connections).
 //! * [`commands`]: per-command call counters, indexed by position in the command table.
 
-pub mod commands;
 pub mod http;
 
 use crate::sync::LockExt;
@@ -23,27 +22,9 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-pub use commands::CommandCalls;
-
-use crate::broker::{Broker, Namespace};
+use crate::broker::Broker;
+use crate::pubsub::Namespace;
 use crate::stats::Stats;
-
-/// Whether `v` is a `metrics-addr` value: `HOST:PORT` or `[IPv6]:PORT`. The host is
-/// resolved when the server binds it.
-pub fn valid_addr(v: &str) -> bool {
-    if v.parse::<std::net::SocketAddr>().is_ok() {
-        return true;
-    }
-    match v.rsplit_once(':') {
-        Some((host, port)) => {
-            !host.is_empty()
-                && !host.contains(':')
-                && !host.contains(char::is_whitespace)
-                && port.parse::<u16>().is_ok()
-        }
-        None => false,
-    }
-}
 
 /// A registry whose only member reads `broker` at each scrape.
 pub fn registry(broker: Arc<Broker>) -> Registry {

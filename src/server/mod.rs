@@ -4,7 +4,7 @@
 //! pause, never fatal. Shutdown stops accepting, asks every connection to send what it
 //! has queued and close, waits up to `shutdown-timeout` for that, then drops the rest.
 
-pub mod connection;
+pub mod conn;
 pub mod tls;
 pub mod transport;
 
@@ -133,7 +133,7 @@ impl Server {
         let broker = Broker::new(settings, config_file);
         broker
             .acl
-            .load_at_startup(&broker)
+            .load_at_startup(&*broker)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         if let Some(addr) = listeners.iter().find_map(Listener::tcp_addr) {
             broker.tcp_port.store(addr.port() as u64, Relaxed);
@@ -285,7 +285,7 @@ async fn accept_loop(
                     tokio::spawn(transport::refuse($conn.wr, line));
                 } else {
                     let span = tracing::info_span!("conn", client = id, addr = %$conn.peer);
-                    tracker.spawn(connection::serve(broker, id, $conn, shutdown, hard_stop, t).instrument(span));
+                    tracker.spawn(conn::serve(broker, id, $conn, shutdown, hard_stop, t).instrument(span));
                 }
             };
         }
@@ -301,7 +301,7 @@ async fn accept_loop(
                     let span = tracing::info_span!("conn", client = id, addr = %c.peer, tls = true);
                     let serve = async move {
                         match c.handshake(&shutdown).await {
-                            Some(c) => connection::serve(broker, id, c, shutdown, hard_stop, t).await,
+                            Some(c) => conn::serve(broker, id, c, shutdown, hard_stop, t).await,
                             // serve() gives the slot back when a connection ends; this one never started.
                             None => broker.clients.release_slot(),
                         }

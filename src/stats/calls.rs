@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
 
-use crate::commands::table::{Spec, COMMANDS};
+use crate::spec::{Spec, COMMANDS};
 
 /// The command table as contiguous slices: (first address, entries, first slot).
 struct Layout {
@@ -86,7 +86,7 @@ impl CommandCalls {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::table;
+    use crate::spec as table;
 
     #[test]
     fn every_spec_has_its_own_slot() {

@@ -1,7 +1,11 @@
 //! Server-wide counters. Plain relaxed atomics: they are bumped on hot paths and read
 //! only by INFO, CLIENT LIST and metrics, which need no cross-counter consistency.
 
+pub mod calls;
+
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+pub use calls::CommandCalls;
 
 #[derive(Default)]
 pub struct Stats {
@@ -23,7 +27,7 @@ pub struct Stats {
     pub timeout_disconnections: AtomicU64,
     pub instantaneous: Instantaneous,
     /// Calls per command, by position in the command table (metrics).
-    pub command_calls: crate::metrics::CommandCalls,
+    pub command_calls: CommandCalls,
 }
 
 impl Stats {

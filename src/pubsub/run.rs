@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 
-use super::outbox::Outbox;
 use super::registry::{Namespace, Subscribers};
+use crate::client::Outbox;
 use crate::protocol::reply::{encode_message, Proto};
 
 /// A run stops growing at this size, so that its first messages are not held back for

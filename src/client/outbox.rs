@@ -46,7 +46,7 @@ struct Frame {
 
 enum Body {
     Ready(Bytes),
-    /// The place of a publisher's open run (see [`crate::broker::run`]): the run's
+    /// The place of a publisher's open run (see [`crate::pubsub::run`]): the run's
     /// bytes replace it when the publisher's batch ends. The writer stops here until
     /// then, so everything queued behind it keeps its order.
     Pending {

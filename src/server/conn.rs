@@ -14,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::broker::outbox::Take;
-use crate::broker::{Broker, ClientHandle, Outbox};
+use crate::broker::Broker;
+use crate::client::outbox::Take;
+use crate::client::{ClientHandle, Outbox};
 use crate::commands::{Flow, Session};
 use crate::protocol::request::{Limits, RequestParser};
 use crate::stats::Stats;

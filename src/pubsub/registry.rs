@@ -15,9 +15,9 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use dashmap::DashMap;
 
-use super::outbox::{Outbox, Pushed};
 use super::patterns::PatternIndex;
 use super::run::{Batch, Run};
+use crate::client::outbox::{Outbox, Pushed};
 use crate::config::Settings;
 use crate::protocol::reply::{encode_message, message_frame, message_frame_len, Proto};
 use crate::stats::Stats;
@@ -306,7 +306,7 @@ impl Registry {
     pub fn channels(&self, ns: Namespace, pattern: Option<&[u8]>) -> Vec<Bytes> {
         self.map(ns)
             .iter()
-            .filter(|e| pattern.is_none_or(|p| super::glob::matches(p, e.key())))
+            .filter(|e| pattern.is_none_or(|p| crate::glob::matches(p, e.key())))
             .map(|e| e.key().clone())
             .collect()
     }

@@ -18,9 +18,9 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 
-use super::glob;
-use super::outbox::Outbox;
 use super::registry::{with, without, Subscribers};
+use crate::client::Outbox;
+use crate::glob;
 
 #[derive(Default)]
 pub struct PatternIndex {

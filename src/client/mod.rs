@@ -1,0 +1,11 @@
+//! One connected client as the rest of the server sees it.
+//!
+//! * [`Outbox`]: the connection's single ordered, byte-counted output path, with the
+//!   output-buffer limits and overflow policies.
+//! * [`ClientTable`]: who is connected, for CLIENT LIST/KILL, INFO and the cron.
+
+pub mod outbox;
+pub mod table;
+
+pub use outbox::Outbox;
+pub use table::{ClientHandle, ClientTable};
