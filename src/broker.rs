@@ -6,17 +6,24 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
 
 use crate::acl::{channel_allowed, Revoker, User};
+use crate::client::monitors::Monitors;
+use crate::client::pause::Pause;
 use crate::client::{ClientHandle, ClientTable};
+use crate::keyspace::watch::WatchTable;
 use crate::config::Settings;
 use crate::pubsub::registry::Subscribers;
 use crate::pubsub::{Namespace, Registry};
+use crate::spec::{Cmd, Flags, Spec};
+use crate::stats::latency::LatencyMonitor;
+use crate::stats::slowlog::SlowLog;
 use crate::stats::Stats;
 use crate::sync::LockExt;
 
@@ -35,6 +42,23 @@ pub struct Broker {
     pub config_file: Option<PathBuf>,
     /// Ports actually bound (INFO `tcp_port`).
     pub tcp_port: AtomicU64,
+    /// MONITOR clients.
+    pub monitors: Monitors,
+    /// CLIENT PAUSE.
+    pub pause: Pause,
+    /// WATCHed keys.
+    pub watches: WatchTable,
+    /// Held shared by each PUBLISH and exclusively by an EXEC that publishes, so a
+    /// transaction's messages reach each subscriber with nothing from other clients in
+    /// between. Never held across an `.await`.
+    pub publish_gate: RwLock<()>,
+    /// Cancelled by SHUTDOWN: the server then stops as on SIGTERM.
+    pub shutdown: CancellationToken,
+    pub slowlog: SlowLog,
+    pub latency: LatencyMonitor,
+    /// RSS when the server started and the largest seen (MEMORY STATS).
+    pub startup_rss: AtomicU64,
+    pub peak_rss: AtomicU64,
 }
 
 impl Broker {
@@ -51,6 +75,15 @@ impl Broker {
             run_id: run_id(),
             config_file,
             tcp_port: AtomicU64::new(0),
+            monitors: Monitors::default(),
+            pause: Pause::default(),
+            watches: WatchTable::default(),
+            publish_gate: RwLock::new(()),
+            shutdown: CancellationToken::new(),
+            slowlog: SlowLog::default(),
+            latency: LatencyMonitor::default(),
+            startup_rss: AtomicU64::new(crate::stats::process_usage().0),
+            peak_rss: AtomicU64::new(0),
         })
     }
 }
@@ -68,6 +101,70 @@ impl Broker {
             }
         }
         killed_me
+    }
+}
+
+impl Broker {
+    /// After a command ran for `usec`: the slow log and the latency monitor, as Redis's
+    /// `call` feeds them. Costs two relaxed loads when the command was fast.
+    pub fn record_call(&self, spec: &Spec, args: &[Bytes], usec: u64, client: &ClientHandle) {
+        let s = &self.settings;
+        let slower_than = s.slowlog_slower_than.load(Relaxed);
+        if slower_than >= 0 && usec >= slower_than as u64 && !spec.has(Flags::SKIP_SLOWLOG) {
+            let redacted: Vec<Bytes>;
+            let shown = if matches!(spec.cmd, Cmd::Auth | Cmd::Hello | Cmd::AclSetuser) {
+                redacted = args.iter().take(1).cloned().collect();
+                &redacted[..]
+            } else {
+                args
+            };
+            let name = client.info.locked().name.clone().unwrap_or_default();
+            let max = s.slowlog_max_len.load(Relaxed) as usize;
+            self.slowlog.record(slower_than, max, usec, shown, &client.peer, name);
+        }
+        let threshold = s.latency_threshold_ms.load(Relaxed);
+        if threshold > 0 {
+            let event = if spec.has(Flags::FAST) { "fast-command" } else { "command" };
+            self.latency.add_if_needed(threshold, event, usec / 1000);
+        }
+    }
+}
+
+impl Broker {
+    /// MEMORY STATS: what fanout can account for, under Redis's field names. There is
+    /// no allocator accounting: `total.allocated` is the process RSS (as INFO
+    /// `used_memory`), and the client buffers are what the outboxes hold.
+    pub fn memory_figures(&self) -> Vec<(&'static str, u64)> {
+        let (rss, _, _) = crate::stats::process_usage();
+        let peak = self.peak_rss.fetch_max(rss, Relaxed).max(rss);
+        let (mut normal, mut pubsub) = (0u64, 0u64);
+        for c in self.clients.all() {
+            let used = c.outbox.usage().0 as u64;
+            if c.is_pubsub() {
+                pubsub += used;
+            } else {
+                normal += used;
+            }
+        }
+        let startup = self.startup_rss.load(Relaxed);
+        let overhead = startup + normal + pubsub;
+        vec![
+            ("peak.allocated", peak),
+            ("total.allocated", rss),
+            ("startup.allocated", startup),
+            ("replication.backlog", 0),
+            ("clients.slaves", 0),
+            ("clients.normal", normal),
+            ("clients.pubsub", pubsub),
+            ("cluster.links", 0),
+            ("aof.buffer", 0),
+            ("lua.caches", 0),
+            ("functions.caches", 0),
+            ("overhead.total", overhead),
+            ("keys.count", 0),
+            ("keys.bytes-per-key", 0),
+            ("dataset.bytes", rss.saturating_sub(overhead)),
+        ]
     }
 }
 

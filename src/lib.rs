@@ -27,6 +27,7 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod glob;
+pub mod keyspace;
 pub mod logging;
 pub mod metrics;
 pub mod protocol;

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::glob;
-use crate::spec::{self as table, Spec};
+use crate::spec::{self as table, Channels, Flags, Spec};
 
 /// Redis's ACL categories in Redis's order: ACL CAT lists them in this order, and the
 /// best-fit search that prints command rules tries them in this order.
@@ -119,7 +119,8 @@ pub struct CommandIndex {
     top: Vec<usize>,
     /// Category bits of each command (bit j = `CATEGORIES[j]`).
     cats: Vec<u32>,
-    by_addr: std::collections::HashMap<usize, usize>,
+    /// Id by [`Cmd`](crate::spec::Cmd).
+    by_cmd: Vec<usize>,
 }
 
 impl CommandIndex {
@@ -130,9 +131,9 @@ impl CommandIndex {
             children: Vec::new(),
             top: Vec::new(),
             cats: Vec::new(),
-            by_addr: std::collections::HashMap::new(),
+            by_cmd: vec![0; table::Cmd::ALL.len()],
         };
-        for c in table::COMMANDS {
+        for c in table::commands() {
             let id = ix.push(c, None);
             ix.top.push(id);
             for s in c.subcommands {
@@ -154,13 +155,13 @@ impl CommandIndex {
         self.parent.push(parent);
         self.children.push(Vec::new());
         self.cats.push(cats);
-        self.by_addr.insert(spec as *const Spec as usize, id);
+        self.by_cmd[spec.cmd as usize] = id;
         id
     }
 
     /// The id of a table entry.
-    pub fn id(&self, spec: &'static Spec) -> usize {
-        self.by_addr[&(spec as *const Spec as usize)]
+    pub fn id(&self, spec: &Spec) -> usize {
+        self.by_cmd[spec.cmd as usize]
     }
 
     /// Bits in a bitmap: one per command plus Redis's reserved "future commands" bit,
@@ -467,7 +468,7 @@ impl Selector {
 
     /// `ACLSelectorCheckCmd`, minus keys (fanout has none).
     fn check(&self, id: usize, spec: &Spec, args: &[Bytes]) -> Result<(), (Denial, usize)> {
-        if !self.allcommands && !spec.no_auth() && !self.commands.get(id) {
+        if !self.allcommands && !spec.has(Flags::NO_AUTH) && !self.commands.get(id) {
             let ix = index();
             let idx = if ix.parent[id].is_some() { 2 } else { 1 };
             let allowed = match (self.firstargs.get(&id), args.get(idx)) {
@@ -479,12 +480,13 @@ impl Selector {
             }
         }
         if !self.allchannels {
-            let (first, pattern) = match channel_args(spec.name) {
-                Some(c) => c,
-                None => return Ok(()),
+            let (last, pattern) = match spec.channels {
+                Channels::None => return Ok(()),
+                Channels::First => (2, false),
+                Channels::All => (args.len(), false),
+                Channels::AllPatterns => (args.len(), true),
             };
-            let last = if spec.name.ends_with("publish") { 2 } else { args.len() };
-            for (pos, arg) in args.iter().enumerate().take(last).skip(first) {
+            for (pos, arg) in args.iter().enumerate().take(last).skip(1) {
                 if !channel_allowed(&self.channels, arg, pattern) {
                     return Err((Denial::Channel, pos));
                 }
@@ -622,17 +624,6 @@ impl Selector {
             }
         }
         out.extend_from_slice(self.describe_commands().as_bytes());
-    }
-}
-
-/// Which arguments of a command name channels: (first argument, is it a pattern). PUBLISH
-/// and SPUBLISH name one channel; the subscribe commands name all their arguments.
-/// Unsubscribing is never checked, as in Redis.
-fn channel_args(name: &str) -> Option<(usize, bool)> {
-    match name {
-        "publish" | "spublish" | "subscribe" | "ssubscribe" => Some((1, false)),
-        "psubscribe" => Some((1, true)),
-        _ => None,
     }
 }
 

@@ -3,8 +3,12 @@
 //! * [`Outbox`]: the connection's single ordered, byte-counted output path, with the
 //!   output-buffer limits and overflow policies.
 //! * [`ClientTable`]: who is connected, for CLIENT LIST/KILL, INFO and the cron.
+//! * [`monitors`]: the MONITOR clients and their line format.
+//! * [`pause`]: CLIENT PAUSE.
 
+pub mod monitors;
 pub mod outbox;
+pub mod pause;
 pub mod table;
 
 pub use outbox::Outbox;

@@ -32,6 +32,10 @@ pub struct ClientInfo {
     pub no_touch: bool,
     /// The user the connection is logged in as.
     pub user: Arc<crate::acl::User>,
+    /// A MONITOR client (`O`).
+    pub monitor: bool,
+    /// Commands queued by MULTI (`x`, `multi=`); -1 outside a transaction.
+    pub multi: i64,
 }
 
 pub struct ClientHandle {
@@ -76,6 +80,8 @@ impl ClientHandle {
                 no_evict: false,
                 no_touch: false,
                 user,
+                monitor: false,
+                multi: -1,
             }),
         }
     }
@@ -105,8 +111,14 @@ impl ClientHandle {
         let (omem, oll) = self.outbox.usage();
         let now = Instant::now();
         let mut flags = String::new();
+        if i.monitor {
+            flags.push('O');
+        }
         if i.sub + i.psub + i.ssub > 0 {
             flags.push('P');
+        }
+        if i.multi >= 0 {
+            flags.push('x');
         }
         if i.no_evict {
             flags.push('e');
@@ -132,7 +144,7 @@ impl ClientHandle {
         out.extend_from_slice(i.name.as_deref().unwrap_or_default());
         let _ = write!(
             out,
-            " age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl=0 oll={} omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={} lib-name=",
+            " age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl=0 oll={} omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={} lib-name=",
             now.duration_since(self.created).as_secs(),
             now.duration_since(i.last_active).as_secs(),
             flags,
@@ -140,6 +152,7 @@ impl ClientHandle {
             i.sub,
             i.psub,
             i.ssub,
+            i.multi,
             qbuf,
             qbuf_free,
             qbuf.saturating_sub(16),

@@ -9,7 +9,7 @@ use super::{Flow, Session};
 use crate::acl::rules::{self, Denial};
 use crate::acl::Acl;
 use crate::protocol::reply::Proto;
-use crate::spec::{self as table, Spec};
+use crate::spec::{self as table, Cmd, Spec};
 
 /// Longest password ACL GENPASS makes, in bits.
 const GENPASS_MAX_BITS: i64 = 4096;
@@ -108,12 +108,12 @@ impl Session {
         self.error(&msg);
     }
 
-    pub(super) fn acl_command(&mut self, sub: &str, args: &[Bytes]) -> Flow {
+    pub(super) fn acl_command(&mut self, cmd: Cmd, args: &[Bytes]) -> Flow {
         let broker = self.broker.clone();
         let acl = &broker.acl;
         let me = self.id();
-        match sub {
-            "acl|setuser" => match acl.set_user(&args[2], &args[3..], &*broker, me) {
+        match cmd {
+            Cmd::AclSetuser => match acl.set_user(&args[2], &args[3..], &*broker, me) {
                 Ok(killed_me) => {
                     self.ok();
                     if killed_me {
@@ -122,7 +122,7 @@ impl Session {
                 }
                 Err(e) => self.error(&e),
             },
-            "acl|deluser" => match acl.del_users(&args[2..], &*broker, me) {
+            Cmd::AclDeluser => match acl.del_users(&args[2..], &*broker, me) {
                 Ok((n, killed_me)) => {
                     self.reply().integer(n);
                     if killed_me {
@@ -131,28 +131,28 @@ impl Session {
                 }
                 Err(e) => self.error(&e),
             },
-            "acl|getuser" => self.acl_getuser(acl, &args[2]),
-            "acl|list" | "acl|users" => {
+            Cmd::AclGetuser => self.acl_getuser(acl, &args[2]),
+            Cmd::AclList | Cmd::AclUsers => {
                 let users = acl.all();
                 let mut e = self.reply();
                 e.array(users.len());
                 for u in &users {
-                    if sub == "acl|list" {
+                    if cmd == Cmd::AclList {
                         e.bulk(&Acl::describe(u));
                     } else {
                         e.bulk(&u.name);
                     }
                 }
             }
-            "acl|whoami" => {
+            Cmd::AclWhoami => {
                 let name = self.user.name.clone();
                 self.reply().bulk(&name);
             }
-            "acl|cat" => self.acl_cat(args),
-            "acl|genpass" => self.acl_genpass(args),
-            "acl|log" => self.acl_log(acl, args),
-            "acl|dryrun" => self.acl_dryrun(acl, args),
-            "acl|load" => match acl.load(&*broker, me) {
+            Cmd::AclCat => self.acl_cat(args),
+            Cmd::AclGenpass => self.acl_genpass(args),
+            Cmd::AclLog => self.acl_log(acl, args),
+            Cmd::AclDryrun => self.acl_dryrun(acl, args),
+            Cmd::AclLoad => match acl.load(&*broker, me) {
                 Ok(killed_me) => {
                     self.ok();
                     if killed_me {
@@ -161,7 +161,7 @@ impl Session {
                 }
                 Err(e) => self.error(&e),
             },
-            "acl|save" => match acl.save() {
+            Cmd::AclSave => match acl.save() {
                 Ok(()) => self.ok(),
                 Err(e) => self.error(&e),
             },

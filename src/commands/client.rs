@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::spec::Cmd;
 use super::{Flow, ReplyMode, Session};
 use crate::client::ClientHandle;
 use crate::config::OverflowPolicy;
@@ -130,33 +131,33 @@ fn on_off_yes_no(b: &[u8]) -> Option<bool> {
 }
 
 impl Session {
-    pub(super) fn client_command(&mut self, sub: &str, args: &[Bytes]) -> Flow {
-        match sub {
-            "client|id" => {
+    pub(super) fn client_command(&mut self, cmd: Cmd, args: &[Bytes]) -> Flow {
+        match cmd {
+            Cmd::ClientId => {
                 let id = self.id();
                 self.reply().integer(id as i64);
             }
-            "client|setname" => match validate_name(&args[2], "Client names") {
+            Cmd::ClientSetname => match validate_name(&args[2], "Client names") {
                 Ok(()) => {
                     self.client.info.locked().name = (!args[2].is_empty()).then(|| args[2].clone());
                     self.ok();
                 }
                 Err(e) => self.error(&e),
             },
-            "client|getname" => {
+            Cmd::ClientGetname => {
                 let name = self.client.info.locked().name.clone();
                 self.reply().bulk_or_null(name.as_deref());
             }
-            "client|setinfo" => self.client_setinfo(&args[2], &args[3]),
-            "client|info" => {
+            Cmd::ClientSetinfo => self.client_setinfo(&args[2], &args[3]),
+            Cmd::ClientInfo => {
                 let mut line = Vec::new();
                 self.client.render(&mut line, self.wire_len);
                 line.push(b'\n');
                 self.reply().verbatim(&line);
             }
-            "client|list" => self.client_list(args),
-            "client|kill" => return self.client_kill(args),
-            "client|reply" => {
+            Cmd::ClientList => self.client_list(args),
+            Cmd::ClientKill => return self.client_kill(args),
+            Cmd::ClientReply => {
                 let mode = &args[2];
                 if mode.eq_ignore_ascii_case(b"on") {
                     self.reply_mode = ReplyMode::On;
@@ -175,10 +176,10 @@ impl Session {
                     self.error("ERR syntax error");
                 }
             }
-            "client|no-evict" | "client|no-touch" => match on_off(&args[2]) {
+            Cmd::ClientNoEvict | Cmd::ClientNoTouch => match on_off(&args[2]) {
                 Some(on) => {
                     let mut info = self.client.info.locked();
-                    if sub == "client|no-evict" {
+                    if cmd == Cmd::ClientNoEvict {
                         info.no_evict = on;
                     } else {
                         info.no_touch = on;
@@ -188,7 +189,21 @@ impl Session {
                 }
                 None => self.error("ERR syntax error"),
             },
-            "client|overflow" => self.client_overflow(args),
+            Cmd::ClientOverflow => self.client_overflow(args),
+            // fanout has no client-side caching: the replies of a connection without
+            // tracking, as Redis gives them.
+            Cmd::ClientTrackinginfo => {
+                let mut e = self.reply();
+                e.map(3);
+                e.bulk(b"flags");
+                e.set(1);
+                e.bulk(b"off");
+                e.bulk(b"redirect");
+                e.integer(-1);
+                e.bulk(b"prefixes");
+                e.array(0);
+            }
+            Cmd::ClientGetredir => self.reply().integer(-1),
             _ => self.help(
                 "CLIENT",
                 &[

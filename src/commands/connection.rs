@@ -33,6 +33,10 @@ impl Session {
     /// Back to the state of a new connection, keeping the id (and library info, as 7.2).
     pub(super) fn reset(&mut self) -> Flow {
         self.drop_subscriptions();
+        self.multi = None;
+        self.unwatch_all();
+        self.broker.monitors.remove(self.id());
+        self.db = 0;
         self.set_proto(Proto::Resp2);
         self.reply_mode = ReplyMode::On;
         self.silenced = false;
@@ -46,6 +50,8 @@ impl Session {
             info.db = 0;
             info.no_evict = false;
             info.no_touch = false;
+            info.monitor = false;
+            info.multi = -1;
         }
         self.client.outbox.set_policy(None);
         self.reply().simple("RESET");
@@ -175,6 +181,7 @@ impl Session {
             }
             // Pub/sub ignores the database, as in Redis; only CLIENT LIST shows it.
             Some(n) => {
+                self.db = n as usize;
                 self.client.info.locked().db = n as u64;
                 self.ok();
             }

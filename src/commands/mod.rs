@@ -5,20 +5,27 @@
 //! `Session::out`, which the connection hands to its outbox, and publish through the
 //! shared [`Broker`]. That keeps every command testable without a socket.
 //!
-//! The checks before a command runs follow Redis's order exactly, because clients and
-//! Redis's own tests see which error wins: unknown command, unknown subcommand, arity,
-//! authentication, ACL permissions, then the RESP2 subscribed-context rule.
+//! * [`dispatch`]: the checks before a command, in Redis's order, and the one `match`
+//!   from the command table's [`Cmd`](crate::spec::Cmd) to its handler.
+//! * [`errors`]: Redis's error texts; [`args`]: the argument reader.
+//! * One file per command family: `pubsub`, `connection`, `client`, `transactions`,
+//!   `server` (COMMAND, CONFIG), `info`, `operator` (MONITOR, SHUTDOWN, SLOWLOG,
+//!   LATENCY, MEMORY...), `acl`.
 
 mod acl;
+pub mod args;
 mod client;
 mod connection;
+mod dispatch;
+pub mod errors;
+mod operator;
 mod pubsub;
 mod server;
+mod transactions;
 
 use crate::sync::LockExt;
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
@@ -26,13 +33,16 @@ use crate::broker::Broker;
 use crate::client::{ClientHandle, Outbox};
 use crate::protocol::reply::{Encoder, Proto};
 use crate::pubsub::Batch;
-use crate::spec::{self as table, Spec};
 use crate::stats::Stats;
 
 /// What the connection should do after a command.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum Flow {
     Continue,
+    /// The command was not run: CLIENT PAUSE holds it. Send what is queued, wait for
+    /// the pause to end ([`crate::client::pause::Pause::wait`]), then execute the same
+    /// request again; later pipelined requests wait behind it.
+    Paused,
     /// Send what is queued, then close (QUIT, killing oneself).
     CloseAfterReply,
     /// Close without replying (cross-protocol requests such as an HTTP `POST`).
@@ -74,6 +84,17 @@ pub struct Session {
     pub batch: Batch,
     /// Size on the wire of the request being executed (CLIENT LIST `qbuf` for itself).
     wire_len: usize,
+    /// SELECTed database.
+    pub db: usize,
+    /// MULTI in progress.
+    multi: Option<transactions::Multi>,
+    /// Inside EXEC: the publish gate is already held exclusively.
+    in_exec: bool,
+    /// WATCHed keys, and the flag a write to one of them raises.
+    watched: Vec<(usize, Bytes)>,
+    watcher: crate::keyspace::watch::Watcher,
+    /// Error replies so far (a command that replied with an error "failed").
+    errors_replied: u64,
 }
 
 impl Session {
@@ -95,6 +116,12 @@ impl Session {
             user,
             batch: Batch::default(),
             wire_len: 0,
+            db: 0,
+            multi: None,
+            in_exec: false,
+            watched: Vec::new(),
+            watcher: Default::default(),
+            errors_replied: 0,
         }
     }
 
@@ -127,15 +154,29 @@ impl Session {
         Encoder::new(&mut self.out, self.proto)
     }
 
+    /// An error reply with a text of its own (prefer [`Session::fail`] with a shared
+    /// [`Error`](errors::Error)).
     pub fn error(&mut self, msg: &str) {
+        self.error_bytes(msg.as_bytes());
+    }
+
+    /// Replies with one of Redis's errors.
+    pub fn fail(&mut self, err: errors::Error) {
+        self.error_bytes(&err.text());
+    }
+
+    /// Every error reply goes through here: counted (INFO `total_error_replies`,
+    /// `errorstats`, the command's `failed_calls`).
+    fn error_bytes(&mut self, msg: &[u8]) {
         Stats::add(&self.broker.stats.error_replies, 1);
-        self.reply().error(msg);
+        self.broker.stats.errors.count(errors::Error::code(msg));
+        self.errors_replied += 1;
+        self.reply().error_bytes(msg);
     }
 
     /// A protocol error's reply, sent before the connection closes.
     pub fn protocol_error(&mut self, msg: &[u8]) {
-        Stats::add(&self.broker.stats.error_replies, 1);
-        self.reply().error_bytes(msg);
+        self.error_bytes(msg);
     }
 
     pub fn ok(&mut self) {
@@ -165,141 +206,6 @@ impl Session {
         let flow = self.dispatch(args, wire_len);
         self.sink.clear();
         flow
-    }
-
-    fn dispatch(&mut self, args: &[Bytes], wire_len: usize) -> Flow {
-        let Some(name) = args.first() else {
-            return Flow::Continue;
-        };
-        Stats::add(&self.broker.stats.commands_processed, 1);
-        self.silenced = match self.reply_mode {
-            ReplyMode::On => false,
-            ReplyMode::Off => true,
-            ReplyMode::SkipNext => {
-                self.reply_mode = ReplyMode::On;
-                true
-            }
-        };
-        let Some(spec) = table::lookup(name) else {
-            if name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:") {
-                tracing::warn!(
-                    client = self.id(),
-                    "Possible SECURITY ATTACK detected: a HTTP request was sent to fanout; connection aborted"
-                );
-                return Flow::CloseNow;
-            }
-            let msg = unknown_command(name, &args[1..]);
-            self.error(&msg);
-            return Flow::Continue;
-        };
-        let spec = if spec.subcommands.is_empty() || args.len() < 2 {
-            spec
-        } else {
-            match spec.sub(&args[1]) {
-                Some(sub) => sub,
-                None => {
-                    let msg = format!(
-                        "ERR unknown subcommand '{}'. Try {} HELP.",
-                        String::from_utf8_lossy(&args[1][..args[1].len().min(128)]),
-                        spec.name.to_ascii_uppercase()
-                    );
-                    self.error(&msg);
-                    return Flow::Continue;
-                }
-            }
-        };
-        if (spec.arity > 0 && args.len() != spec.arity as usize)
-            || (spec.arity < 0 && args.len() < (-spec.arity) as usize)
-        {
-            let msg = format!("ERR wrong number of arguments for '{}' command", spec.name);
-            self.error(&msg);
-            return Flow::Continue;
-        }
-        {
-            let mut info = self.client.info.locked();
-            info.last_cmd = spec.name;
-            info.last_active = Instant::now();
-        }
-        self.wire_len = wire_len;
-        let flow = if self.auth_required() && !spec.no_auth() {
-            self.error("NOAUTH Authentication required.");
-            Flow::Continue
-        } else {
-            // A subscribe keeps its user's rules locked (shared) from this check until the
-            // subscription is recorded, so a concurrent ACL change cannot miss it (see
-            // `crate::acl`). Other commands only read them, without touching the `Arc`.
-            let subscriber = crate::acl::holds_rules(spec).then(|| self.user.clone());
-            let checked = match &subscriber {
-                Some(u) => u.check_and_hold(spec, args).map(Some),
-                None => self.user.check(spec, args).map(|()| None),
-            };
-            match checked {
-                Err(denied) => self.acl_denied(spec, args, denied),
-                Ok(_rules) => {
-                    if self.proto == Proto::Resp2 && self.subscription_count() > 0 && !spec.is_pubsub_context_allowed()
-                    {
-                        let msg = format!(
-                            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                            spec.name
-                        );
-                        self.error(&msg);
-                        Flow::Continue
-                    } else {
-                        self.run(spec, args)
-                    }
-                }
-            }
-        };
-        flow
-    }
-
-    fn run(&mut self, spec: &'static Spec, args: &[Bytes]) -> Flow {
-        self.broker.stats.command_calls.count(spec);
-        match spec.name {
-            "publish" => self.publish(crate::pubsub::Namespace::Global, args),
-            "spublish" => self.publish(crate::pubsub::Namespace::Shard, args),
-            "subscribe" | "psubscribe" | "ssubscribe" => self.subscribe(spec.name, &args[1..]),
-            "unsubscribe" | "punsubscribe" | "sunsubscribe" => self.unsubscribe(spec.name, &args[1..]),
-            "pubsub|channels"
-            | "pubsub|shardchannels"
-            | "pubsub|numsub"
-            | "pubsub|shardnumsub"
-            | "pubsub|numpat"
-            | "pubsub|help" => self.pubsub(spec.name, args),
-            "ping" => self.ping(args),
-            "echo" => {
-                self.reply().bulk(&args[1]);
-                Flow::Continue
-            }
-            "quit" => {
-                self.ok();
-                Flow::CloseAfterReply
-            }
-            "reset" => self.reset(),
-            "hello" => self.hello(args),
-            "auth" => self.auth(args),
-            "select" => self.select(args),
-            "info" => self.info(args),
-            "flushall" | "function|flush" => {
-                self.ok();
-                Flow::Continue
-            }
-            "debug" => {
-                self.error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.");
-                Flow::Continue
-            }
-            name if name.starts_with("client|") => self.client_command(name, args),
-            name if name.starts_with("acl|") => self.acl_command(name, args),
-            name if name.starts_with("command|") || name == "command" => self.command_command(name, args),
-            name if name.starts_with("config|") => self.config_command(name, args),
-            // A container called without a subcommand that passed its arity (`COMMAND`
-            // alone is the only such case and is handled above).
-            _ => {
-                let msg = unknown_command(&args[0], &args[1..]);
-                self.error(&msg);
-                Flow::Continue
-            }
-        }
     }
 
     /// Writes a HELP reply: the header line, then the lines, then HELP's own lines.
@@ -350,82 +256,4 @@ impl Session {
     }
 }
 
-/// Parses an integer argument as Redis's `string2ll` does: an optional `-` and digits,
-/// no `+`, no leading zeros (`01`, `-0` are refused), no spaces.
-pub fn parse_i64(b: &[u8]) -> Option<i64> {
-    let digits = b.strip_prefix(b"-").unwrap_or(b);
-    let valid = match digits {
-        [] => false,
-        [b'0'] => digits.len() == b.len(),
-        [first, ..] => *first != b'0' && digits.iter().all(u8::is_ascii_digit),
-    };
-    if !valid {
-        return None;
-    }
-    std::str::from_utf8(b).ok()?.parse().ok()
-}
-
-/// Redis's unknown-command text: the name cut to 128 bytes, then each argument quoted
-/// while the argument text is shorter than 128 characters, each cut to the room left.
-fn unknown_command(name: &[u8], args: &[Bytes]) -> String {
-    let mut list = String::new();
-    for a in args {
-        if list.len() >= 128 {
-            break;
-        }
-        let room = 128 - list.len();
-        let text = c_string(a);
-        let cut: String = text.chars().take(room).collect();
-        list.push('\'');
-        list.push_str(&cut);
-        list.push_str("' ");
-    }
-    let name = c_string(&name[..name.len().min(128)]);
-    format!("ERR unknown command '{name}', with args beginning with: {list}")
-}
-
-/// Redis formats these with `%s`, which stops at the first NUL byte.
-fn c_string(b: &[u8]) -> String {
-    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..end]).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strict_integers() {
-        assert_eq!(parse_i64(b"0"), Some(0));
-        assert_eq!(parse_i64(b"-12"), Some(-12));
-        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
-        for bad in [
-            &b""[..],
-            b"-",
-            b"+1",
-            b"01",
-            b"-0",
-            b" 1",
-            b"1 ",
-            b"1.0",
-            b"9223372036854775808",
-        ] {
-            assert_eq!(parse_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
-        }
-    }
-
-    #[test]
-    fn unknown_command_text() {
-        assert_eq!(
-            unknown_command(b"NOSUCH", &[Bytes::from_static(b"a"), Bytes::from_static(b"b")]),
-            "ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' "
-        );
-        assert_eq!(
-            unknown_command(b"x", &[]),
-            "ERR unknown command 'x', with args beginning with: "
-        );
-        let long = Bytes::from(vec![b'z'; 300]);
-        let msg = unknown_command(b"x", &[long.clone(), long]);
-        assert!(msg.ends_with(&format!("'{}' ", "z".repeat(128))));
-    }
-}
+pub use args::parse_i64;

@@ -2,8 +2,10 @@
 
 use bytes::Bytes;
 
+use crate::spec::Cmd;
 use super::{Flow, Session};
 use crate::pubsub::Namespace;
+use crate::sync::RwLockExt;
 
 /// Which of the three subscription families a command acts on.
 #[derive(Clone, Copy)]
@@ -125,8 +127,11 @@ impl Session {
     pub(super) fn publish(&mut self, ns: Namespace, args: &[Bytes]) -> Flow {
         let mut to_self = Vec::new();
         let id = self.id();
-        let n = self
-            .broker
+        let broker = self.broker.clone();
+        // Shared with every other publisher; an EXEC that publishes holds it alone (and
+        // already, when this runs inside it).
+        let _gate = (!self.in_exec).then(|| broker.publish_gate.read_locked());
+        let n = broker
             .registry
             .publish(ns, &args[1], &args[2], id, &mut to_self, &mut self.batch);
         self.reply().integer(n as i64);
@@ -137,10 +142,10 @@ impl Session {
         Flow::Continue
     }
 
-    pub(super) fn pubsub(&mut self, sub: &str, args: &[Bytes]) -> Flow {
+    pub(super) fn pubsub(&mut self, cmd: Cmd, args: &[Bytes]) -> Flow {
         let reg = &self.broker.registry;
-        match sub {
-            "pubsub|channels" | "pubsub|shardchannels" => {
+        match cmd {
+            Cmd::PubsubChannels | Cmd::PubsubShardchannels => {
                 if args.len() > 3 {
                     let msg = format!(
                         "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
@@ -149,7 +154,7 @@ impl Session {
                     self.error(&msg);
                     return Flow::Continue;
                 }
-                let ns = if sub == "pubsub|channels" {
+                let ns = if cmd == Cmd::PubsubChannels {
                     Namespace::Global
                 } else {
                     Namespace::Shard
@@ -161,8 +166,8 @@ impl Session {
                     e.bulk(ch);
                 }
             }
-            "pubsub|numsub" | "pubsub|shardnumsub" => {
-                let ns = if sub == "pubsub|numsub" {
+            Cmd::PubsubNumsub | Cmd::PubsubShardnumsub => {
+                let ns = if cmd == Cmd::PubsubNumsub {
                     Namespace::Global
                 } else {
                     Namespace::Shard
@@ -175,7 +180,7 @@ impl Session {
                     e.integer(n as i64);
                 }
             }
-            "pubsub|numpat" => {
+            Cmd::PubsubNumpat => {
                 let n = reg.patterns.len();
                 self.reply().integer(n as i64);
             }

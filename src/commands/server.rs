@@ -10,7 +10,8 @@ use crate::config::DIRECTIVES;
 use crate::glob;
 use crate::protocol::reply::Encoder;
 use crate::pubsub::Namespace;
-use crate::spec::{self as table, Arg, Spec};
+use super::errors::Error;
+use crate::spec::{self as table, Arg, Begin, Cmd, Find, KeySpec, Spec};
 use crate::stats::Stats;
 
 const DEFAULT_SECTIONS: &[&str] = &[
@@ -26,28 +27,6 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "cluster",
     "keyspace",
 ];
-
-/// Resident set size and CPU times of this process, from /proc (Linux).
-fn process_usage() -> (u64, f64, f64) {
-    let page = 4096;
-    let rss = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
-        .map_or(0, |pages| pages * page);
-    let (user, sys) = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name, which is in parentheses and may hold spaces.
-            let rest = s.rsplit_once(')')?.1.to_string();
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some((
-                f.get(11)?.parse::<f64>().ok()? / 100.0,
-                f.get(12)?.parse::<f64>().ok()? / 100.0,
-            ))
-        })
-        .unwrap_or((0.0, 0.0));
-    (rss, user, sys)
-}
 
 impl Session {
     pub(super) fn info(&mut self, args: &[Bytes]) -> Flow {
@@ -80,7 +59,7 @@ impl Session {
         let b = &self.broker;
         let st = &b.stats;
         let uptime = b.started.elapsed().as_secs();
-        let (rss, cpu_user, cpu_sys) = process_usage();
+        let (rss, cpu_user, cpu_sys) = crate::stats::process_usage();
         let title = {
             let mut c = section.chars();
             c.next()
@@ -210,9 +189,9 @@ impl Session {
         }
     }
 
-    pub(super) fn config_command(&mut self, sub: &str, args: &[Bytes]) -> Flow {
-        match sub {
-            "config|get" => {
+    pub(super) fn config_command(&mut self, cmd: Cmd, args: &[Bytes]) -> Flow {
+        match cmd {
+            Cmd::ConfigGet => {
                 // (name as shown, directive, value); a name asked for without glob
                 // characters is shown as the client wrote it, as Redis does.
                 let mut pairs: Vec<(Vec<u8>, &str, String)> = Vec::new();
@@ -237,8 +216,8 @@ impl Session {
                     e.bulk(v.as_bytes());
                 }
             }
-            "config|set" => self.config_set(&args[2..]),
-            "config|resetstat" => {
+            Cmd::ConfigSet => self.config_set(&args[2..]),
+            Cmd::ConfigResetstat => {
                 self.broker.stats.reset();
                 self.ok();
             }
@@ -306,7 +285,7 @@ impl Session {
         for (name, value) in checked {
             let _ = settings.set(&name, &value);
             if name.eq_ignore_ascii_case("loglevel") {
-                crate::server::set_log_level(&value);
+                crate::logging::set_log_level(&value);
             }
             if name.eq_ignore_ascii_case("requirepass") {
                 // As in Redis, requirepass is the `default` user's password.
@@ -316,20 +295,20 @@ impl Session {
         self.ok();
     }
 
-    pub(super) fn command_command(&mut self, sub: &str, args: &[Bytes]) -> Flow {
-        match sub {
-            "command" => {
+    pub(super) fn command_command(&mut self, cmd: Cmd, args: &[Bytes]) -> Flow {
+        match cmd {
+            Cmd::Command => {
                 let mut e = self.reply();
-                e.array(table::COMMANDS.len());
-                for c in table::COMMANDS {
+                e.array(table::commands().count());
+                for c in table::commands() {
                     command_info(&mut e, c);
                 }
             }
-            "command|count" => self.reply().integer(table::COMMANDS.len() as i64),
-            "command|info" => {
+            Cmd::CommandCount => self.reply().integer(table::commands().count() as i64),
+            Cmd::CommandInfo => {
                 // With no names, every command, as COMMAND alone.
                 let found: Vec<Option<&'static Spec>> = if args.len() == 2 {
-                    table::COMMANDS.iter().map(Some).collect()
+                    table::commands().map(Some).collect()
                 } else {
                     args[2..].iter().map(|n| find_spec(n)).collect()
                 };
@@ -342,9 +321,9 @@ impl Session {
                     }
                 }
             }
-            "command|docs" => {
+            Cmd::CommandDocs => {
                 let specs: Vec<&'static Spec> = if args.len() == 2 {
-                    table::COMMANDS.iter().collect()
+                    table::commands().collect()
                 } else {
                     args[2..].iter().filter_map(|n| find_spec(n)).collect()
                 };
@@ -355,7 +334,7 @@ impl Session {
                     command_docs(&mut e, c);
                 }
             }
-            "command|list" => {
+            Cmd::CommandList => {
                 let filter = match args.len() {
                     2 => None,
                     5 if args[2].eq_ignore_ascii_case(b"filterby")
@@ -388,13 +367,7 @@ impl Session {
                     e.bulk(n.as_bytes());
                 }
             }
-            "command|getkeys" => {
-                if find_spec(&args[2]).is_some() {
-                    self.error("ERR The command has no key arguments");
-                } else {
-                    self.error("ERR Invalid command specified");
-                }
-            }
+            Cmd::CommandGetkeys | Cmd::CommandGetkeysandflags => self.command_getkeys(cmd, &args[2..]),
             _ => self.help(
                 "COMMAND",
                 &[
@@ -414,10 +387,47 @@ impl Session {
                     "    commands are returned.",
                     "GETKEYS <full-command>",
                     "    Return the keys from a full Redis command.",
+                    "GETKEYSANDFLAGS <full-command>",
+                    "    Return the keys and the access flags from a full Redis command.",
                 ],
             ),
         }
         Flow::Continue
+    }
+}
+
+impl Session {
+    /// COMMAND GETKEYS / GETKEYSANDFLAGS: the keys of a full command, from its key specs.
+    fn command_getkeys(&mut self, cmd: Cmd, full: &[Bytes]) {
+        let spec = match table::lookup(&full[0]) {
+            Some(c) if !c.subcommands.is_empty() && full.len() >= 2 => c.sub(&full[1]),
+            found => found,
+        };
+        let Some(spec) = spec else {
+            return self.fail(Error::InvalidCommand);
+        };
+        if !spec.arity_ok(full.len()) {
+            return self.fail(Error::InvalidArgsForCommand);
+        }
+        let keys = match spec.key_positions(full, false) {
+            Ok(k) if k.is_empty() => return self.fail(Error::NoKeyArguments),
+            Ok(k) => k,
+            Err(_) => return self.fail(Error::InvalidArgsForCommand),
+        };
+        let mut e = self.reply();
+        e.array(keys.len());
+        for (pos, flags) in keys {
+            if cmd == Cmd::CommandGetkeys {
+                e.bulk(&full[pos]);
+            } else {
+                e.array(2);
+                e.bulk(&full[pos]);
+                e.set(flags.len());
+                for f in flags {
+                    e.simple(f);
+                }
+            }
+        }
     }
 }
 
@@ -434,22 +444,91 @@ fn command_info(e: &mut Encoder, c: &Spec) {
     e.array(10);
     e.bulk(c.name.as_bytes());
     e.integer(c.arity as i64);
-    e.set(c.flags.len());
-    for f in c.flags {
+    let movable = c.movable_keys();
+    e.set(c.flags.names().count() + movable as usize);
+    for f in c.flags.names() {
         e.simple(f);
     }
-    e.integer(0);
-    e.integer(0);
-    e.integer(0);
+    if movable {
+        e.simple("movablekeys");
+    }
+    let (first, last, step) = c.legacy_range();
+    e.integer(first);
+    e.integer(last);
+    e.integer(step);
     e.set(c.acl.len());
     for a in c.acl {
         e.simple(a);
     }
-    e.set(0);
-    e.set(0);
+    e.set(c.tips.len());
+    for t in c.tips {
+        e.simple(t);
+    }
+    e.array(c.keys.len());
+    for k in c.keys {
+        key_spec(e, k);
+    }
     e.array(c.subcommands.len());
     for s in c.subcommands {
         command_info(e, s);
+    }
+}
+
+/// A Redis 7 key-spec object, as COMMAND INFO shows it.
+fn key_spec(e: &mut Encoder, k: &KeySpec) {
+    e.map(3);
+    e.bulk(b"flags");
+    e.set(k.flags.len());
+    for f in k.flags {
+        e.simple(f);
+    }
+    e.bulk(b"begin_search");
+    e.map(2);
+    e.bulk(b"type");
+    match k.begin {
+        Begin::Index(i) => {
+            e.bulk(b"index");
+            e.bulk(b"spec");
+            e.map(1);
+            e.bulk(b"index");
+            e.integer(i as i64);
+        }
+        Begin::Keyword { keyword, startfrom } => {
+            e.bulk(b"keyword");
+            e.bulk(b"spec");
+            e.map(2);
+            e.bulk(b"keyword");
+            e.bulk(keyword.as_bytes());
+            e.bulk(b"startfrom");
+            e.integer(startfrom as i64);
+        }
+    }
+    e.bulk(b"find_keys");
+    e.map(2);
+    e.bulk(b"type");
+    match k.find {
+        Find::Range { lastkey, step, limit } => {
+            e.bulk(b"range");
+            e.bulk(b"spec");
+            e.map(3);
+            e.bulk(b"lastkey");
+            e.integer(lastkey as i64);
+            e.bulk(b"keystep");
+            e.integer(step as i64);
+            e.bulk(b"limit");
+            e.integer(limit as i64);
+        }
+        Find::Keynum { keynumidx, firstkey, step } => {
+            e.bulk(b"keynum");
+            e.bulk(b"spec");
+            e.map(3);
+            e.bulk(b"keynumidx");
+            e.integer(keynumidx as i64);
+            e.bulk(b"firstkey");
+            e.integer(firstkey as i64);
+            e.bulk(b"keystep");
+            e.integer(step as i64);
+        }
     }
 }
 
@@ -490,8 +569,10 @@ fn arguments_docs(e: &mut Encoder, args: &[Arg]) {
             .filter(|(on, _)| *on)
             .map(|(_, f)| *f)
             .collect();
+        let key = a.kind == "key";
         e.map(
             2 + display as usize
+                + key as usize
                 + a.token.is_some() as usize
                 + !flags.is_empty() as usize
                 + !a.subargs.is_empty() as usize,
@@ -503,6 +584,11 @@ fn arguments_docs(e: &mut Encoder, args: &[Arg]) {
         if display {
             e.bulk(b"display_text");
             e.bulk(a.name.as_bytes());
+        }
+        if key {
+            // Every table entry with key arguments has one key spec.
+            e.bulk(b"key_spec_index");
+            e.integer(0);
         }
         if let Some(t) = a.token {
             e.bulk(b"token");

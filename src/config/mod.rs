@@ -11,7 +11,7 @@
 
 use crate::sync::LockExt;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Mutex;
 
 pub mod units;
@@ -49,6 +49,19 @@ pub const DIRECTIVES: &[Directive] = &[
         help: "addresses to listen on, several allowed (IPv4 or IPv6)",
     },
     d("maxclients", "10000", true, "most connections served at once"),
+    d(
+        "slowlog-log-slower-than",
+        "10000",
+        true,
+        "log commands slower than this many microseconds in SLOWLOG (negative: off, 0: all)",
+    ),
+    d("slowlog-max-len", "128", true, "entries SLOWLOG keeps"),
+    d(
+        "latency-monitor-threshold",
+        "0",
+        true,
+        "record LATENCY events of at least this many milliseconds (0: off)",
+    ),
     d("loglevel", "notice", true, "debug, verbose, notice or warning"),
     d("log-format", "text", false, "text or json"),
     d(
@@ -270,6 +283,11 @@ pub struct Settings {
     pub shutdown_timeout: AtomicU64,
     pub protected_mode: AtomicBool,
     pub max_subscriptions: AtomicU64,
+    /// `slowlog-log-slower-than` in microseconds; negative: the slow log is off.
+    pub slowlog_slower_than: AtomicI64,
+    pub slowlog_max_len: AtomicU64,
+    /// `latency-monitor-threshold` in milliseconds; 0: the latency monitor is off.
+    pub latency_threshold_ms: AtomicU64,
     /// Everything else, as the normalised text CONFIG GET shows.
     text: Mutex<BTreeMap<&'static str, String>>,
     requirepass: Mutex<Option<Vec<u8>>>,
@@ -290,6 +308,9 @@ impl Default for Settings {
             shutdown_timeout: AtomicU64::new(0),
             protected_mode: AtomicBool::new(true),
             max_subscriptions: AtomicU64::new(0),
+            slowlog_slower_than: AtomicI64::new(0),
+            slowlog_max_len: AtomicU64::new(0),
+            latency_threshold_ms: AtomicU64::new(0),
             text: Mutex::new(BTreeMap::new()),
             requirepass: Mutex::new(None),
         };
@@ -358,6 +379,23 @@ impl Settings {
                     return Err("bind needs at least one address".into());
                 }
                 words.join(" ")
+            }
+            "slowlog-log-slower-than" => {
+                let n: i64 = value
+                    .parse()
+                    .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+                self.slowlog_slower_than.store(n, Relaxed);
+                n.to_string()
+            }
+            "slowlog-max-len" => {
+                let n = parse_u64(value)?;
+                self.slowlog_max_len.store(n, Relaxed);
+                n.to_string()
+            }
+            "latency-monitor-threshold" => {
+                let n = parse_u64(value)?;
+                self.latency_threshold_ms.store(n, Relaxed);
+                n.to_string()
             }
             "maxclients" => {
                 let n = parse_u64(value)?;

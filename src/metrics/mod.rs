@@ -255,7 +255,7 @@ impl Collector for BrokerCollector {
             "Commands run, by full name (publish, client|list), as INFO commandstats calls",
             MetricType::Counter,
             "command",
-            st.command_calls.snapshot(),
+            st.command_calls.snapshot().map(|(n, f)| (n, f.calls)),
         )?;
         Ok(())
     }

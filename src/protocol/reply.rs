@@ -129,6 +129,15 @@ impl<'a> Encoder<'a> {
         }
     }
 
+    /// A null array (`*-1` in RESP2): EXEC aborted by WATCH, a blocking read that timed
+    /// out.
+    pub fn null_array(&mut self) {
+        match self.proto {
+            Proto::Resp2 => self.out.put_slice(b"*-1\r\n"),
+            Proto::Resp3 => self.out.put_slice(b"_\r\n"),
+        }
+    }
+
     pub fn array(&mut self, n: usize) {
         put_len(self.out, b'*', n as i64);
     }

@@ -109,6 +109,8 @@ impl Drop for Cleanup {
         // would wait for it forever.
         session.broker.registry.end_batch(&mut session.batch);
         session.drop_subscriptions();
+        session.unwatch_all();
+        session.broker.monitors.remove(session.id());
         session.broker.clients.remove(session.id());
         session.broker.clients.release_slot();
     }
@@ -165,6 +167,35 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
             match parser.next(&mut buf, &limits) {
                 Ok(Some(req)) => match session.execute(&req.args, req.wire_len) {
                     Flow::Continue => {}
+                    Flow::Paused => {
+                        // Held by CLIENT PAUSE: what is queued goes out, then this
+                        // request runs again once the pause ends; the rest of the
+                        // pipeline waits in `buf`.
+                        session.flush();
+                        loop {
+                            tokio::select! {
+                                _ = outbox.gone.cancelled() => return,
+                                _ = shutdown.cancelled() => {
+                                    outbox.close_after_flush();
+                                    return;
+                                }
+                                _ = broker.pause.wait() => {}
+                            }
+                            match session.execute(&req.args, req.wire_len) {
+                                Flow::Paused => continue,
+                                Flow::Continue => break,
+                                Flow::CloseAfterReply => {
+                                    session.flush();
+                                    outbox.close_after_flush();
+                                    return;
+                                }
+                                Flow::CloseNow => {
+                                    outbox.kill();
+                                    return;
+                                }
+                            }
+                        }
+                    }
                     Flow::CloseAfterReply => {
                         session.flush();
                         outbox.close_after_flush();

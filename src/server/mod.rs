@@ -25,7 +25,6 @@ use crate::stats::Stats;
 use tracing::Instrument;
 use transport::Listener;
 
-pub use crate::logging::set_log_level;
 
 /// Overflow warnings (disconnects and first drops) share one budget of lines a second.
 pub(crate) static OVERFLOW_LOG: crate::logging::RateLimit = crate::logging::RateLimit::new(10);
@@ -170,7 +169,8 @@ impl Server {
         &self.broker
     }
 
-    /// Serves until `stop` resolves, then shuts down gracefully.
+    /// Serves until `stop` resolves or a client sends SHUTDOWN, then shuts down
+    /// gracefully.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         let tracker = TaskTracker::new();
         let accept_stop = CancellationToken::new();
@@ -201,7 +201,11 @@ impl Server {
             let registry = crate::metrics::registry(self.broker.clone());
             tokio::spawn(crate::metrics::http::serve(listener, registry, accept_stop.clone()));
         }
-        stop.await;
+        // SIGTERM (through `stop`) and SHUTDOWN take the same path.
+        tokio::select! {
+            _ = stop => {}
+            _ = self.broker.shutdown.cancelled() => {}
+        }
 
         tracing::info!("shutting down: no longer accepting, draining connections");
         accept_stop.cancel();

@@ -1,21 +1,41 @@
-//! The command table: names, arities, flags and documentation, as Redis 7's command
-//! table has them. Dispatch, the arity check, COMMAND INFO/DOCS/LIST/COUNT and the
-//! RESP2 subscribed-context rule all read this one table.
+//! The command table: the one place that knows every command's facts (name, subcommands,
+//! arity, flags, ACL categories, key positions, channel arguments and documentation), as
+//! Redis 7.2's command table has them. Dispatch, the arity check, ACL, the RESP2
+//! subscribed-context rule, MULTI's refusals, MONITOR, COMMAND INFO/DOCS/LIST/COUNT/GETKEYS
+//! and the per-command counters all read it.
+//!
+//! Each entry carries a [`Cmd`]: dispatch is an exhaustive `match` on it, so a command
+//! with no handler does not compile, and a test checks that every `Cmd` has exactly one
+//! entry. Adding a command family means one file of rows here (see [`pubsub`] for the
+//! shape) plus one file of handlers under `commands/`.
+//!
+//! This module imports nothing from the crate: everything else may read it.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// One command or subcommand.
 pub struct Spec {
     /// Lower-case full name: `publish`, `pubsub|numpat`.
     pub name: &'static str,
+    /// What dispatch runs, and the command's counter slot.
+    pub cmd: Cmd,
     /// Redis arity: counts the command name (and subcommand); negative means "at least".
     pub arity: i32,
-    pub flags: &'static [&'static str],
+    pub flags: Flags,
     pub acl: &'static [&'static str],
+    /// Where the keys are, as Redis 7 key specs (COMMAND INFO, GETKEYS, ACL key rules,
+    /// cluster slots).
+    pub keys: &'static [KeySpec],
+    /// Which arguments name channels (ACL channel rules).
+    pub channels: Channels,
+    /// COMMAND INFO's tips (`nondeterministic_output`, `request_policy:...`).
+    pub tips: &'static [&'static str],
     pub group: &'static str,
     pub since: &'static str,
     pub summary: &'static str,
     pub complexity: &'static str,
-    /// Arguments as (name, type, flags) for COMMAND DOCS; flags are `optional`,
-    /// `multiple` or both.
+    /// Arguments for COMMAND DOCS.
     pub args: &'static [Arg],
     pub subcommands: &'static [Spec],
 }
@@ -31,24 +51,127 @@ pub struct Arg {
     pub subargs: &'static [Arg],
 }
 
-impl Spec {
-    pub fn is_pubsub_context_allowed(&self) -> bool {
-        matches!(
-            self.name,
-            "subscribe"
-                | "psubscribe"
-                | "ssubscribe"
-                | "unsubscribe"
-                | "punsubscribe"
-                | "sunsubscribe"
-                | "ping"
-                | "quit"
-                | "reset"
-        )
+/// Command flags: Redis's, in the order COMMAND INFO prints them, then fanout's own
+/// (never printed).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Flags(pub u32);
+
+impl Flags {
+    pub const WRITE: u32 = 1;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const SKIP_MONITOR: u32 = 1 << 9;
+    pub const SKIP_SLOWLOG: u32 = 1 << 10;
+    pub const FAST: u32 = 1 << 11;
+    pub const NO_AUTH: u32 = 1 << 12;
+    pub const MAY_REPLICATE: u32 = 1 << 13;
+    pub const SENTINEL: u32 = 1 << 14;
+    pub const NO_MULTI: u32 = 1 << 15;
+    pub const ALLOW_BUSY: u32 = 1 << 16;
+    /// fanout: allowed while a RESP2 connection is subscribed (Redis checks these
+    /// commands by name).
+    pub const SUBSCRIBED_OK: u32 = 1 << 24;
+    /// fanout: adds subscriptions, so it holds its user's ACL rules while it runs (see
+    /// `crate::acl`).
+    pub const SUBSCRIBES: u32 = 1 << 25;
+
+    const NAMES: [(u32, &'static str); 17] = [
+        (Self::WRITE, "write"),
+        (Self::READONLY, "readonly"),
+        (Self::DENYOOM, "denyoom"),
+        (Self::ADMIN, "admin"),
+        (Self::PUBSUB, "pubsub"),
+        (Self::NOSCRIPT, "noscript"),
+        (Self::BLOCKING, "blocking"),
+        (Self::LOADING, "loading"),
+        (Self::STALE, "stale"),
+        (Self::SKIP_MONITOR, "skip_monitor"),
+        (Self::SKIP_SLOWLOG, "skip_slowlog"),
+        (Self::FAST, "fast"),
+        (Self::NO_AUTH, "no_auth"),
+        (Self::MAY_REPLICATE, "may_replicate"),
+        (Self::SENTINEL, "sentinel"),
+        (Self::NO_MULTI, "no_multi"),
+        (Self::ALLOW_BUSY, "allow_busy"),
+    ];
+
+    pub const fn has(self, flag: u32) -> bool {
+        self.0 & flag != 0
     }
 
-    pub fn no_auth(&self) -> bool {
-        self.flags.contains(&"no_auth")
+    /// Redis's names of the flags set, in Redis's order.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Self::NAMES
+            .into_iter()
+            .filter(move |(bit, _)| self.0 & bit != 0)
+            .map(|(_, name)| name)
+    }
+}
+
+/// `f![PUBSUB, FAST]`: a [`Flags`] value in a const context.
+macro_rules! f {
+    ($($flag:ident),* $(,)?) => {
+        $crate::spec::Flags(0 $(| $crate::spec::Flags::$flag)*)
+    };
+}
+
+/// A Redis 7 key spec: where the search for keys begins, then how keys are found.
+pub struct KeySpec {
+    /// `RO`, `RW`, `OW`, `RM`, `access`, `update`, `insert`, `delete`, `not_key`...
+    pub flags: &'static [&'static str],
+    pub begin: Begin,
+    pub find: Find,
+}
+
+pub enum Begin {
+    /// Keys start at this argument.
+    Index(usize),
+    /// Keys start after this keyword, searched from `startfrom` (negative: from the end,
+    /// backwards).
+    Keyword { keyword: &'static str, startfrom: i32 },
+}
+
+pub enum Find {
+    /// `lastkey` relative to the first key (negative: from the end of the arguments,
+    /// or, with a `limit` above 1, from the end of the first 1/limit of the rest).
+    Range { lastkey: i32, step: usize, limit: usize },
+    /// The number of keys is at `keynumidx` (relative to the start), keys start at
+    /// `firstkey`.
+    Keynum { keynumidx: usize, firstkey: usize, step: usize },
+}
+
+impl KeySpec {
+    pub fn not_key(&self) -> bool {
+        // `not_key` is always the only flag where it appears in the table.
+        matches!(self.flags, ["not_key"])
+    }
+}
+
+/// Which arguments name channels, for ACL channel rules.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Channels {
+    None,
+    /// Argument 1 (PUBLISH, SPUBLISH).
+    First,
+    /// Every argument from 1 (SUBSCRIBE, SSUBSCRIBE).
+    All,
+    /// Every argument from 1, as patterns (PSUBSCRIBE).
+    AllPatterns,
+}
+
+/// Why [`Spec::key_positions`] found no valid key layout.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadKeyArgs;
+
+impl Spec {
+    pub const fn has(&self, flag: u32) -> bool {
+        self.flags.has(flag)
     }
 
     /// The name as COMMAND shows it for a subcommand (`numpat`) or command (`publish`).
@@ -56,14 +179,153 @@ impl Spec {
         self.name.rsplit('|').next().unwrap_or(self.name)
     }
 
-    pub fn sub(&self, name: &[u8]) -> Option<&'static Spec>
-    where
-        Self: 'static,
-    {
+    pub fn sub(&'static self, name: &[u8]) -> Option<&'static Spec> {
         self.subcommands
             .iter()
             .find(|s| s.short_name().as_bytes().eq_ignore_ascii_case(name))
     }
+
+    /// The argument count passes the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        if self.arity >= 0 {
+            argc == self.arity as usize
+        } else {
+            argc >= self.arity.unsigned_abs() as usize
+        }
+    }
+
+    /// Some key spec is not a plain index and range: keys move with the arguments.
+    pub fn movable_keys(&self) -> bool {
+        self.keys.iter().any(|k| {
+            !matches!((&k.begin, &k.find), (Begin::Index(_), Find::Range { .. })) && !k.not_key()
+        })
+    }
+
+    /// COMMAND INFO's first key, last key and step (Redis's legacy range), derived from
+    /// the key specs as `populateCommandLegacyRangeSpec` does.
+    pub fn legacy_range(&self) -> (i64, i64, i64) {
+        let mut range: Option<(i64, i64, i64)> = None;
+        for k in self.keys {
+            let (Begin::Index(first), Find::Range { lastkey, step, limit }) = (&k.begin, &k.find) else {
+                continue;
+            };
+            if *limit > 1 {
+                continue;
+            }
+            let first = *first as i64;
+            let last = if *lastkey < 0 { *lastkey as i64 } else { first + *lastkey as i64 };
+            range = match range {
+                None => Some((first, last, *step as i64)),
+                // Contiguous specs with the same step extend the range; others end it.
+                Some((f, l, s)) if l >= 0 && l + 1 == first && s == *step as i64 => Some((f, last, s)),
+                Some(r) => Some(r),
+            };
+        }
+        range.unwrap_or((0, 0, 0))
+    }
+
+    /// The positions of the keys in `args` (the whole command, name included) with the
+    /// flags of the key spec that found them; channel specs (`not_key`) only when asked.
+    /// Redis's `getKeysUsingKeySpecs`.
+    pub fn key_positions(
+        &self,
+        args: &[impl AsRef<[u8]>],
+        with_channels: bool,
+    ) -> Result<Vec<(usize, &'static [&'static str])>, BadKeyArgs> {
+        let argc = args.len();
+        let mut out = Vec::new();
+        for k in self.keys {
+            if k.not_key() && !with_channels {
+                continue;
+            }
+            let first = match k.begin {
+                Begin::Index(i) if i < argc => i,
+                Begin::Index(_) => continue,
+                Begin::Keyword { keyword, startfrom } => {
+                    let found = if startfrom >= 0 {
+                        (startfrom as usize..argc).find(|&i| args[i].as_ref().eq_ignore_ascii_case(keyword.as_bytes()))
+                    } else {
+                        let from = argc as i64 + startfrom as i64;
+                        (1..=from.max(0) as usize)
+                            .rev()
+                            .find(|&i| i < argc && args[i].as_ref().eq_ignore_ascii_case(keyword.as_bytes()))
+                    };
+                    match found {
+                        Some(i) => i + 1,
+                        None => continue,
+                    }
+                }
+            };
+            let (first, last, step) = match k.find {
+                Find::Range { lastkey, step, limit } => {
+                    let last = if lastkey >= 0 {
+                        first as i64 + lastkey as i64
+                    } else if limit <= 1 {
+                        argc as i64 + lastkey as i64
+                    } else {
+                        first as i64 + ((argc - first) / limit) as i64 + lastkey as i64
+                    };
+                    (first, last, step)
+                }
+                Find::Keynum { keynumidx, firstkey, step } => {
+                    let at = first + keynumidx;
+                    let n = args
+                        .get(at)
+                        .and_then(|a| std::str::from_utf8(a.as_ref()).ok()?.parse::<i64>().ok())
+                        .ok_or(BadKeyArgs)?;
+                    if n < 0 {
+                        return Err(BadKeyArgs);
+                    }
+                    let first = first + firstkey;
+                    (first, first as i64 + (n - 1) * step as i64, step)
+                }
+            };
+            if last < first as i64 - 1 || last >= argc as i64 {
+                return Err(BadKeyArgs);
+            }
+            let mut i = first as i64;
+            while i <= last {
+                out.push((i as usize, k.flags));
+                i += step.max(1) as i64;
+            }
+        }
+        Ok(out)
+    }
+}
+
+macro_rules! commands {
+    ($($variant:ident),* $(,)?) => {
+        /// Every command and subcommand fanout implements: what dispatch matches on.
+        #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+        pub enum Cmd { $($variant),* }
+
+        impl Cmd {
+            pub const ALL: &'static [Cmd] = &[$(Cmd::$variant),*];
+        }
+    };
+}
+
+commands! {
+    // pub/sub
+    Publish, Spublish, Subscribe, Psubscribe, Ssubscribe, Unsubscribe, Punsubscribe, Sunsubscribe,
+    Pubsub, PubsubChannels, PubsubNumsub, PubsubNumpat, PubsubShardchannels, PubsubShardnumsub, PubsubHelp,
+    // connection
+    Ping, Echo, Quit, Reset, Hello, Auth, Select,
+    Client, ClientId, ClientSetname, ClientGetname, ClientSetinfo, ClientInfo, ClientList, ClientKill,
+    ClientReply, ClientNoEvict, ClientNoTouch, ClientOverflow, ClientPause, ClientUnpause,
+    ClientTrackinginfo, ClientGetredir, ClientHelp,
+    // transactions
+    Multi, Exec, Discard, Watch, Unwatch,
+    // server
+    Command, CommandCount, CommandDocs, CommandInfo, CommandList, CommandGetkeys, CommandGetkeysandflags, CommandHelp,
+    Info, Config, ConfigGet, ConfigSet, ConfigResetstat, ConfigHelp,
+    Flushall, Function, FunctionFlush, Debug, Monitor, Shutdown, Time, Dbsize, Lastsave,
+    Slowlog, SlowlogGet, SlowlogLen, SlowlogReset, SlowlogHelp,
+    Latency, LatencyLatest, LatencyHistory, LatencyReset, LatencyHelp,
+    Memory, MemoryUsage, MemoryStats, MemoryDoctor, MemoryPurge, MemoryHelp,
+    // ACL
+    Acl, AclCat, AclDeluser, AclDryrun, AclGenpass, AclGetuser, AclList, AclLoad, AclLog, AclSave,
+    AclSetuser, AclUsers, AclWhoami, AclHelp,
 }
 
 const fn arg(name: &'static str, kind: &'static str, optional: bool, multiple: bool) -> Arg {
@@ -117,25 +379,38 @@ const fn group(
     }
 }
 
+/// Keys from argument `index` to the last argument (`WATCH key [key ...]`).
+const fn keys_from(index: usize, flags: &'static [&'static str]) -> KeySpec {
+    KeySpec {
+        flags,
+        begin: Begin::Index(index),
+        find: Find::Range { lastkey: -1, step: 1, limit: 0 },
+    }
+}
+/// One key at argument `index`.
+const fn key_at(index: usize, flags: &'static [&'static str]) -> KeySpec {
+    KeySpec {
+        flags,
+        begin: Begin::Index(index),
+        find: Find::Range { lastkey: 0, step: 1, limit: 0 },
+    }
+}
+
 const ON_OFF: &[Arg] = &[token("on", "ON"), token("off", "OFF")];
 const FLUSH_TYPE: &[Arg] = &[token("async", "ASYNC"), token("sync", "SYNC")];
-
-const SUB_FLAGS: &[&str] = &["pubsub", "noscript", "loading", "stale"];
-const PUBSUB_SLOW: &[&str] = &["@pubsub", "@slow"];
-const CONN_FAST: &[&str] = &["@fast", "@connection"];
-const CLIENT_FLAGS: &[&str] = &["noscript", "loading", "stale"];
-const CLIENT_ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
-const SLOW_CONN: &[&str] = &["@slow", "@connection"];
-const ADMIN_ACL: &[&str] = &["@admin", "@slow", "@dangerous", "@connection"];
-const CONFIG_ACL: &[&str] = &["@admin", "@slow", "@dangerous"];
+const ADMIN_ACL: &[&str] = &["@admin", "@slow", "@dangerous"];
 
 macro_rules! spec {
-    ($name:expr, $arity:expr, $flags:expr, $acl:expr, $group:expr, $since:expr, $summary:expr, $cx:expr, $args:expr) => {
-        Spec {
+    ($name:expr, $cmd:ident, $arity:expr, $flags:expr, $acl:expr, $group:expr, $since:expr, $summary:expr, $cx:expr, $args:expr) => {
+        $crate::spec::Spec {
             name: $name,
+            cmd: $crate::spec::Cmd::$cmd,
             arity: $arity,
             flags: $flags,
             acl: $acl,
+            keys: &[],
+            channels: $crate::spec::Channels::None,
+            tips: &[],
             group: $group,
             since: $since,
             summary: $summary,
@@ -147,15 +422,19 @@ macro_rules! spec {
 }
 
 macro_rules! container {
-    ($name:expr, $group:expr, $since:expr, $summary:expr, $subs:expr) => {
-        container!($name, -2, $group, $since, $summary, $subs)
+    ($name:expr, $cmd:ident, $group:expr, $since:expr, $summary:expr, $subs:expr) => {
+        container!($name, $cmd, -2, $group, $since, $summary, $subs)
     };
-    ($name:expr, $arity:expr, $group:expr, $since:expr, $summary:expr, $subs:expr) => {
-        Spec {
+    ($name:expr, $cmd:ident, $arity:expr, $group:expr, $since:expr, $summary:expr, $subs:expr) => {
+        $crate::spec::Spec {
             name: $name,
+            cmd: $crate::spec::Cmd::$cmd,
             arity: $arity,
-            flags: &[],
+            flags: $crate::spec::Flags(0),
             acl: &["@slow"],
+            keys: &[],
+            channels: $crate::spec::Channels::None,
+            tips: &[],
             group: $group,
             since: $since,
             summary: $summary,
@@ -166,146 +445,132 @@ macro_rules! container {
     };
 }
 
-pub static COMMANDS: &[Spec] = &[
-    spec!("publish", 3, &["pubsub", "loading", "stale", "fast", "may_replicate"], &["@pubsub", "@fast"], "pubsub", "2.0.0",
-        "Post a message to a channel", "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).",
-        &[a("channel", "string"), a("message", "string")]),
-    spec!("spublish", 3, &["pubsub", "loading", "stale", "fast", "may_replicate"], &["@pubsub", "@fast"], "pubsub", "7.0.0",
-        "Post a message to a shard channel", "O(N) where N is the number of clients subscribed to the receiving shard channel.",
-        &[a("shardchannel", "string"), a("message", "string")]),
-    spec!("subscribe", -2, SUB_FLAGS, PUBSUB_SLOW, "pubsub", "2.0.0",
-        "Listen for messages published to the given channels", "O(N) where N is the number of channels to subscribe to.",
-        &[many("channel", "string")]),
-    spec!("psubscribe", -2, SUB_FLAGS, PUBSUB_SLOW, "pubsub", "2.0.0",
-        "Listen for messages published to channels matching the given patterns", "O(N) where N is the number of patterns the client is already subscribed to.",
-        &[many("pattern", "pattern")]),
-    spec!("ssubscribe", -2, SUB_FLAGS, PUBSUB_SLOW, "pubsub", "7.0.0",
-        "Listen for messages published to the given shard channels", "O(N) where N is the number of shard channels to subscribe to.",
-        &[many("shardchannel", "string")]),
-    spec!("unsubscribe", -1, SUB_FLAGS, PUBSUB_SLOW, "pubsub", "2.0.0",
-        "Stop listening for messages posted to the given channels", "O(N) where N is the number of clients already subscribed to a channel.",
-        &[opt_many("channel", "string")]),
-    spec!("punsubscribe", -1, SUB_FLAGS, PUBSUB_SLOW, "pubsub", "2.0.0",
-        "Stop listening for messages posted to channels matching the given patterns", "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).",
-        &[opt_many("pattern", "pattern")]),
-    spec!("sunsubscribe", -1, SUB_FLAGS, PUBSUB_SLOW, "pubsub", "7.0.0",
-        "Stop listening for messages posted to the given shard channels", "O(N) where N is the number of clients already subscribed to a shard channel.",
-        &[opt_many("shardchannel", "string")]),
-    container!("pubsub", "pubsub", "2.8.0", "A container for Pub/Sub commands", &[
-        spec!("pubsub|channels", -2, &["pubsub", "loading", "stale"], PUBSUB_SLOW, "pubsub", "2.8.0",
-            "List active channels", "O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)",
-            &[opt("pattern", "pattern")]),
-        spec!("pubsub|numsub", -2, &["pubsub", "loading", "stale"], PUBSUB_SLOW, "pubsub", "2.8.0",
-            "Get the count of subscribers for channels", "O(N) for the NUMSUB subcommand, where N is the number of requested channels",
-            &[opt_many("channel", "string")]),
-        spec!("pubsub|numpat", 2, &["pubsub", "loading", "stale"], PUBSUB_SLOW, "pubsub", "2.8.0",
-            "Get the count of unique patterns pattern subscriptions", "O(1)", &[]),
-        spec!("pubsub|shardchannels", -2, &["pubsub", "loading", "stale"], PUBSUB_SLOW, "pubsub", "7.0.0",
-            "List active shard channels", "O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels).",
-            &[opt("pattern", "pattern")]),
-        spec!("pubsub|shardnumsub", -2, &["pubsub", "loading", "stale"], PUBSUB_SLOW, "pubsub", "7.0.0",
-            "Get the count of subscribers for shard channels", "O(N) for the SHARDNUMSUB subcommand, where N is the number of requested shard channels",
-            &[opt_many("shardchannel", "string")]),
-        spec!("pubsub|help", 2, &["loading", "stale"], &["@slow"], "pubsub", "6.2.0",
-            "Show helpful text about the different subcommands", "O(1)", &[]),
-    ]),
-    spec!("ping", -1, &["fast", "sentinel"], CONN_FAST, "connection", "1.0.0",
-        "Ping the server", "O(1)", &[opt("message", "string")]),
-    spec!("echo", 2, &["loading", "stale", "fast"], CONN_FAST, "connection", "1.0.0",
-        "Echo the given string", "O(1)", &[a("message", "string")]),
-    spec!("quit", -1, &["allow_busy", "noscript", "loading", "stale", "fast", "no_auth"], CONN_FAST, "connection", "1.0.0",
-        "Close the connection", "O(1)", &[]),
-    spec!("reset", 1, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], CONN_FAST, "connection", "6.2.0",
-        "Reset the connection", "O(1)", &[]),
-    spec!("hello", -1, &["noscript", "loading", "stale", "fast", "no_auth", "sentinel", "allow_busy"], CONN_FAST, "connection", "6.0.0",
-        "Handshake with Redis", "O(1)",
-        &[opt("protover", "integer"), group("username_password", "block", Some("AUTH"), true, &[a("username", "string"), a("password", "string")]), Arg { token: Some("SETNAME"), ..opt("clientname", "string") }]),
-    spec!("auth", -2, &["noscript", "loading", "stale", "fast", "no_auth", "sentinel", "allow_busy"], CONN_FAST, "connection", "1.0.0",
-        "Authenticate to the server", "O(N) where N is the number of passwords defined for the user",
-        &[opt("username", "string"), a("password", "string")]),
-    spec!("select", 2, &["loading", "stale", "fast"], CONN_FAST, "connection", "1.0.0",
-        "Change the selected database for the current connection", "O(1)", &[a("index", "integer")]),
-    container!("client", "connection", "2.4.0", "A container for client connection commands", &[
-        spec!("client|id", 2, CLIENT_FLAGS, SLOW_CONN, "connection", "5.0.0", "Returns the client ID for the current connection", "O(1)", &[]),
-        spec!("client|setname", 3, CLIENT_FLAGS, SLOW_CONN, "connection", "2.6.9", "Set the current connection name", "O(1)", &[a("connection-name", "string")]),
-        spec!("client|getname", 2, CLIENT_FLAGS, SLOW_CONN, "connection", "2.6.9", "Get the current connection name", "O(1)", &[]),
-        spec!("client|setinfo", 4, CLIENT_FLAGS, SLOW_CONN, "connection", "7.2.0", "Set client or connection specific info", "O(1)",
-            &[group("attr", "oneof", None, false, &[Arg { token: Some("LIB-NAME"), ..a("libname", "string") }, Arg { token: Some("LIB-VER"), ..a("libver", "string") }]), ]),
-        spec!("client|info", 2, CLIENT_FLAGS, SLOW_CONN, "connection", "6.2.0", "Returns information about the current client connection.", "O(1)", &[]),
-        spec!("client|list", -2, CLIENT_ADMIN, ADMIN_ACL, "connection", "2.4.0", "Get the list of client connections", "O(N) where N is the number of client connections",
-            &[group("client-type", "oneof", Some("TYPE"), true, &[token("normal", "NORMAL"), token("master", "MASTER"), token("replica", "REPLICA"), token("pubsub", "PUBSUB")]), Arg { name: "client-id", kind: "integer", token: Some("ID"), optional: true, multiple: true, subargs: &[] }]),
-        spec!("client|kill", -3, CLIENT_ADMIN, ADMIN_ACL, "connection", "2.4.0", "Kill the connection of a client", "O(N) where N is the number of client connections",
-            &[group("filter", "oneof", None, false, &[Arg { token: Some("ID"), ..opt("client-id", "integer") }, Arg { token: Some("TYPE"), ..opt("client-type", "string") }, Arg { token: Some("USER"), ..opt("username", "string") }, Arg { token: Some("ADDR"), ..opt("ip:port", "string") }, Arg { token: Some("LADDR"), ..opt("ip:port", "string") }, Arg { token: Some("SKIPME"), ..opt("yes/no", "string") }])]),
-        spec!("client|reply", 3, CLIENT_FLAGS, SLOW_CONN, "connection", "3.2.0", "Instruct the server whether to reply to commands", "O(1)", &[group("action", "oneof", None, false, &[token("on", "ON"), token("off", "OFF"), token("skip", "SKIP")])]),
-        spec!("client|no-evict", 3, CLIENT_ADMIN, ADMIN_ACL, "connection", "7.0.0", "Set client eviction mode for the current connection", "O(1)", &[group("enabled", "oneof", None, false, ON_OFF)]),
-        spec!("client|no-touch", 3, CLIENT_FLAGS, SLOW_CONN, "connection", "7.2.0", "Controls whether commands sent by the client will alter the LRU/LFU of the keys they access.", "O(1)", &[group("enabled", "oneof", None, false, ON_OFF)]),
-        spec!("client|overflow", -2, CLIENT_FLAGS, SLOW_CONN, "connection", "fanout 0.1.0",
-            "Get or set this connection's pubsub overflow policy (default|disconnect|drop-newest|drop-oldest)", "O(1)", &[group("policy", "oneof", None, true, &[token("default", "DEFAULT"), token("disconnect", "DISCONNECT"), token("drop-newest", "DROP-NEWEST"), token("drop-oldest", "DROP-OLDEST")])]),
-        spec!("client|help", 2, &["loading", "stale"], SLOW_CONN, "connection", "5.0.0", "Show helpful text about the different subcommands", "O(1)", &[]),
-    ]),
-    // COMMAND alone lists every command, so unlike other containers its arity is -1.
-    container!("command", -1, "server", "2.8.13", "Get array of Redis command details", &[
-        spec!("command|count", 2, &["loading", "stale"], &["@slow", "@connection"], "server", "2.8.13", "Get total number of Redis commands", "O(1)", &[]),
-        spec!("command|docs", -2, &["loading", "stale"], &["@slow", "@connection"], "server", "7.0.0", "Get array of specific Redis command documentation", "O(N) where N is the number of commands to look up",
-            &[opt_many("command-name", "string")]),
-        spec!("command|info", -2, &["loading", "stale"], &["@slow", "@connection"], "server", "2.8.13", "Get array of specific Redis command details, or all when no argument is given.", "O(N) where N is the number of commands to look up",
-            &[opt_many("command-name", "string")]),
-        spec!("command|list", -2, &["loading", "stale"], &["@slow", "@connection"], "server", "7.0.0", "Get an array of Redis command names", "O(N) where N is the total number of Redis commands",
-            &[group("filterby", "oneof", Some("FILTERBY"), true, &[Arg { token: Some("MODULE"), ..a("module-name", "string") }, Arg { token: Some("ACLCAT"), ..a("category", "string") }, Arg { token: Some("PATTERN"), ..a("pattern", "pattern") }])]),
-        spec!("command|getkeys", -3, &["loading", "stale"], &["@slow", "@connection"], "server", "2.8.13", "Extract keys given a full Redis command", "O(N) where N is the number of arguments to the command",
-            &[a("command", "string"), opt_many("arg", "string")]),
-        spec!("command|help", 2, &["loading", "stale"], &["@slow", "@connection"], "server", "5.0.0", "Show helpful text about the different subcommands", "O(1)", &[]),
-    ]),
-    spec!("info", -1, &["loading", "stale", "sentinel"], &["@slow", "@dangerous"], "server", "1.0.0",
-        "Get information and statistics about the server", "O(1)", &[opt_many("section", "string")]),
-    container!("config", "server", "2.0.0", "A container for server configuration commands", &[
-        spec!("config|get", -3, CLIENT_ADMIN, CONFIG_ACL, "server", "2.0.0", "Get the values of configuration parameters", "O(N) when N is the number of configuration parameters provided",
-            &[many("parameter", "string")]),
-        spec!("config|set", -4, CLIENT_ADMIN, CONFIG_ACL, "server", "2.0.0", "Set configuration parameters to the given values", "O(N) when N is the number of configuration parameters provided",
-            &[Arg { multiple: true, ..group("data", "block", None, false, &[a("parameter", "string"), a("value", "string")]) }]),
-        spec!("config|resetstat", 2, CLIENT_ADMIN, CONFIG_ACL, "server", "2.0.0", "Reset the stats returned by INFO", "O(1)", &[]),
-        spec!("config|help", 2, &["loading", "stale"], &["@slow"], "server", "5.0.0", "Show helpful text about the different subcommands", "O(1)", &[]),
-    ]),
-    container!("acl", "server", "6.0.0", "A container for Access List Control commands ", &[
-        spec!("acl|cat", -2, CLIENT_FLAGS, &["@slow"], "server", "6.0.0", "List the ACL categories or the commands inside a category", "O(1) since the categories and commands are a fixed set.",
-            &[opt("categoryname", "string")]),
-        spec!("acl|deluser", -3, CLIENT_ADMIN, CONFIG_ACL, "server", "6.0.0", "Remove the specified ACL users and the associated rules", "O(1) amortized time considering the typical user.",
-            &[many("username", "string")]),
-        spec!("acl|dryrun", -4, CLIENT_ADMIN, CONFIG_ACL, "server", "7.0.0", "Returns whether the user can execute the given command without executing the command.", "O(1).",
-            &[a("username", "string"), a("command", "string"), opt_many("arg", "string")]),
-        spec!("acl|genpass", -2, CLIENT_FLAGS, &["@slow"], "server", "6.0.0", "Generate a pseudorandom secure password to use for ACL users", "O(1)",
-            &[opt("bits", "integer")]),
-        spec!("acl|getuser", 3, CLIENT_ADMIN, CONFIG_ACL, "server", "6.0.0", "Get the rules for a specific ACL user", "O(N). Where N is the number of password, command and pattern rules that the user has.",
-            &[a("username", "string")]),
-        spec!("acl|list", 2, CLIENT_ADMIN, CONFIG_ACL, "server", "6.0.0", "List the current ACL rules in ACL config file format", "O(N). Where N is the number of configured users.", &[]),
-        spec!("acl|load", 2, CLIENT_ADMIN, CONFIG_ACL, "server", "6.0.0", "Reload the ACLs from the configured ACL file", "O(N). Where N is the number of configured users.", &[]),
-        spec!("acl|log", -2, CLIENT_ADMIN, CONFIG_ACL, "server", "6.0.0", "List latest events denied because of ACLs in place", "O(N) with N being the number of entries shown.",
-            &[group("operation", "oneof", None, true, &[a("count", "integer"), token("reset", "RESET")])]),
-        spec!("acl|save", 2, CLIENT_ADMIN, CONFIG_ACL, "server", "6.0.0", "Save the current ACL rules in the configured ACL file", "O(N). Where N is the number of configured users.", &[]),
-        spec!("acl|setuser", -3, CLIENT_ADMIN, CONFIG_ACL, "server", "6.0.0", "Modify or create the rules for a specific ACL user", "O(N). Where N is the number of rules provided.",
-            &[a("username", "string"), opt_many("rule", "string")]),
-        spec!("acl|users", 2, CLIENT_ADMIN, CONFIG_ACL, "server", "6.0.0", "List the username of all the configured ACL rules", "O(N). Where N is the number of configured users.", &[]),
-        spec!("acl|whoami", 2, CLIENT_FLAGS, &["@slow"], "server", "6.0.0", "Return the name of the user associated to the current connection", "O(1)", &[]),
-        spec!("acl|help", 2, &["loading", "stale"], &["@slow"], "server", "6.0.0", "Show helpful text about the different subcommands", "O(1)", &[]),
-    ]),
-    spec!("flushall", -1, &["write"], &["@keyspace", "@write", "@slow", "@dangerous"], "server", "1.0.0",
-        "Remove all keys from all databases (fanout keeps no keys: a no-op)", "O(1)", &[group("flush-type", "oneof", None, true, FLUSH_TYPE)]),
-    container!("function", "scripting", "7.0.0", "A container for function commands", &[
-        spec!("function|flush", -2, &["noscript", "write"], &["@write", "@slow", "@scripting"], "scripting", "7.0.0",
-            "Deleting all functions (fanout has none: a no-op)", "O(N) where N is the number of functions deleted", &[group("flush-type", "oneof", None, true, FLUSH_TYPE)]),
-    ]),
-    spec!("debug", -2, &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous"], "server", "1.0.0",
-        "A container for debugging commands (disabled, as in Redis by default)", "Depends on subcommand.", &[]),
+mod acl;
+mod connection;
+mod pubsub;
+mod server;
+mod transactions;
+
+/// The families' tables.
+static FAMILIES: &[&[Spec]] = &[
+    pubsub::COMMANDS,
+    connection::COMMANDS,
+    transactions::COMMANDS,
+    server::COMMANDS,
+    acl::COMMANDS,
 ];
+
+/// Top-level commands by lower-case name.
+fn by_name() -> &'static HashMap<&'static [u8], &'static Spec> {
+    static MAP: OnceLock<HashMap<&'static [u8], &'static Spec>> = OnceLock::new();
+    MAP.get_or_init(|| commands().map(|c| (c.name.as_bytes(), c)).collect())
+}
 
 /// Looks a command up by name, ignoring case.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    COMMANDS.iter().find(|c| c.name.as_bytes().eq_ignore_ascii_case(name))
+    let mut buf = [0u8; 32];
+    let lower = buf.get_mut(..name.len())?;
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    by_name().get(&*lower).copied()
+}
+
+/// Every top-level command.
+pub fn commands() -> impl Iterator<Item = &'static Spec> {
+    FAMILIES.iter().flat_map(|f| f.iter())
 }
 
 /// Every command and subcommand, for COMMAND COUNT and COMMAND LIST.
 pub fn all() -> impl Iterator<Item = &'static Spec> {
-    COMMANDS
-        .iter()
-        .flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
+    commands().flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
+}
+
+/// The entry of `cmd`.
+pub fn of(cmd: Cmd) -> &'static Spec {
+    static BY_CMD: OnceLock<Vec<&'static Spec>> = OnceLock::new();
+    BY_CMD.get_or_init(|| {
+        let mut v: Vec<Option<&'static Spec>> = vec![None; Cmd::ALL.len()];
+        for s in all() {
+            v[s.cmd as usize] = Some(s);
+        }
+        v.into_iter()
+            .enumerate()
+            .map(|(i, s)| s.unwrap_or_else(|| panic!("{:?} has no table entry", Cmd::ALL[i])))
+            .collect()
+    })[cmd as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `Cmd` (each has a handler: dispatch matches them exhaustively) has exactly
+    /// one table entry, and every entry's `Cmd` is its own.
+    #[test]
+    fn every_cmd_has_exactly_one_entry() {
+        let mut seen = vec![Vec::new(); Cmd::ALL.len()];
+        for s in all() {
+            seen[s.cmd as usize].push(s.name);
+        }
+        for (i, names) in seen.iter().enumerate() {
+            assert_eq!(names.len(), 1, "{:?} has entries {:?}", Cmd::ALL[i], names);
+            assert_eq!(of(Cmd::ALL[i]).cmd, Cmd::ALL[i]);
+        }
+    }
+
+    #[test]
+    fn names_are_lower_case_and_subcommands_carry_their_container() {
+        for c in commands() {
+            assert_eq!(c.name, c.name.to_ascii_lowercase());
+            assert!(!c.name.contains('|'));
+            for s in c.subcommands {
+                assert!(s.name.starts_with(&format!("{}|", c.name)), "{}", s.name);
+                assert!(s.subcommands.is_empty());
+            }
+            assert_eq!(lookup(c.name.to_ascii_uppercase().as_bytes()).map(|s| s.name), Some(c.name));
+        }
+    }
+
+    #[test]
+    fn key_positions_as_redis_reports_them() {
+        let watch = lookup(b"watch").unwrap();
+        assert_eq!(watch.legacy_range(), (1, -1, 1));
+        let keys = watch.key_positions(&["watch", "a", "b"], false).unwrap();
+        assert_eq!(keys.iter().map(|k| k.0).collect::<Vec<_>>(), vec![1, 2]);
+        let spublish = lookup(b"spublish").unwrap();
+        assert_eq!(spublish.legacy_range(), (1, 1, 1));
+        assert!(spublish.key_positions(&["spublish", "ch", "m"], false).unwrap().is_empty());
+        assert_eq!(spublish.key_positions(&["spublish", "ch", "m"], true).unwrap()[0].0, 1);
+        assert_eq!(lookup(b"ssubscribe").unwrap().legacy_range(), (1, -1, 1));
+        assert_eq!(lookup(b"publish").unwrap().legacy_range(), (0, 0, 0));
+        let usage = lookup(b"memory").unwrap().sub(b"usage").unwrap();
+        assert_eq!(usage.legacy_range(), (2, 2, 1));
+        // A keyword search and a key count, as stream and script commands use them.
+        let xread = KeySpec {
+            flags: &["RO"],
+            begin: Begin::Keyword { keyword: "STREAMS", startfrom: 1 },
+            find: Find::Range { lastkey: -1, step: 1, limit: 2 },
+        };
+        let eval = KeySpec {
+            flags: &["RW"],
+            begin: Begin::Index(2),
+            find: Find::Keynum { keynumidx: 0, firstkey: 1, step: 1 },
+        };
+        let s = Spec { keys: std::slice::from_ref(&xread), ..spec!("x", Time, -1, f![], &[], "", "", "", "", &[]) };
+        let pos = |s: &Spec, a: &[&str]| s.key_positions(a, false).map(|v| v.iter().map(|k| k.0).collect::<Vec<_>>());
+        assert_eq!(pos(&s, &["xread", "COUNT", "2", "streams", "a", "b", "0", "0"]), Ok(vec![4, 5]));
+        assert!(s.movable_keys());
+        let s = Spec { keys: std::slice::from_ref(&eval), ..spec!("x", Time, -1, f![], &[], "", "", "", "", &[]) };
+        assert_eq!(pos(&s, &["eval", "s", "2", "k1", "k2", "v"]), Ok(vec![3, 4]));
+        assert_eq!(pos(&s, &["eval", "s", "3", "k1"]), Err(BadKeyArgs));
+    }
+
+    #[test]
+    fn flags_print_in_redis_order() {
+        let exec = lookup(b"exec").unwrap();
+        assert_eq!(exec.flags.names().collect::<Vec<_>>(), ["noscript", "loading", "stale", "skip_slowlog"]);
+        let quit = lookup(b"quit").unwrap();
+        assert!(quit.has(Flags::SUBSCRIBED_OK));
+        assert!(!quit.flags.names().any(|n| n.contains("subscribed")));
+    }
 }

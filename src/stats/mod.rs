@@ -2,6 +2,8 @@
 //! only by INFO, CLIENT LIST and metrics, which need no cross-counter consistency.
 
 pub mod calls;
+pub mod latency;
+pub mod slowlog;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -28,6 +30,8 @@ pub struct Stats {
     pub instantaneous: Instantaneous,
     /// Calls per command, by position in the command table (metrics).
     pub command_calls: CommandCalls,
+    /// Error replies by their first word (INFO `errorstats`).
+    pub errors: ErrorCounts,
 }
 
 impl Stats {
@@ -60,6 +64,7 @@ impl Stats {
             c.store(0, Relaxed);
         }
         self.command_calls.reset();
+        self.errors.reset();
     }
 }
 
@@ -109,3 +114,58 @@ impl RateSampler {
             .store((rate(first.3, now.3) / 1024.0 * 100.0).round() as u64, Relaxed);
     }
 }
+
+/// Error replies counted by their code (the first word: `ERR`, `NOPERM`, `WRONGTYPE`),
+/// for INFO `errorstats`. Like Redis, at most 128 codes are tracked; past that, new codes
+/// are not added (a client sending made-up error codes cannot grow the table).
+#[derive(Default)]
+pub struct ErrorCounts {
+    codes: std::sync::Mutex<std::collections::BTreeMap<Vec<u8>, u64>>,
+}
+
+impl ErrorCounts {
+    const MAX_CODES: usize = 128;
+
+    pub fn count(&self, code: &[u8]) {
+        use crate::sync::LockExt;
+        let mut codes = self.codes.locked();
+        if let Some(n) = codes.get_mut(code) {
+            *n += 1;
+        } else if codes.len() < Self::MAX_CODES {
+            codes.insert(code.to_vec(), 1);
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<(Vec<u8>, u64)> {
+        use crate::sync::LockExt;
+        self.codes.locked().iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    pub fn reset(&self) {
+        use crate::sync::LockExt;
+        self.codes.locked().clear();
+    }
+}
+
+/// Resident set size and CPU times of this process, from /proc (Linux).
+pub fn process_usage() -> (u64, f64, f64) {
+    let page = 4096;
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * page);
+    let (user, sys) = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let rest = s.rsplit_once(')')?.1.to_string();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((
+                f.get(11)?.parse::<f64>().ok()? / 100.0,
+                f.get(12)?.parse::<f64>().ok()? / 100.0,
+            ))
+        })
+        .unwrap_or((0.0, 0.0));
+    (rss, user, sys)
+}
+

@@ -1,0 +1,321 @@
+//! The checks before a command runs, in Redis's order (clients and Redis's own tests see
+//! which error wins): unknown command, unknown subcommand, arity, authentication, ACL,
+//! MULTI's refusals, the RESP2 subscribed-context rule, CLIENT PAUSE; then MULTI queues
+//! the command or it runs: an exhaustive `match` on its [`Cmd`], so every table entry has
+//! a handler. After it ran: counters, slow log and MONITOR.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::errors::Error;
+use super::{Flow, ReplyMode, Session};
+use crate::client::pause::PauseMode;
+use crate::protocol::reply::Proto;
+use crate::pubsub::Namespace;
+use crate::spec::{self, Cmd, Flags, Spec};
+use crate::stats::Stats;
+use crate::sync::LockExt;
+
+/// Commands that run at once inside MULTI instead of being queued.
+fn runs_inside_multi(cmd: Cmd) -> bool {
+    matches!(cmd, Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Watch | Cmd::Quit | Cmd::Reset)
+}
+
+impl Session {
+    pub(super) fn dispatch(&mut self, args: &[Bytes], wire_len: usize) -> Flow {
+        let Some(name) = args.first() else {
+            return Flow::Continue;
+        };
+        Stats::add(&self.broker.stats.commands_processed, 1);
+        self.silenced = match self.reply_mode {
+            ReplyMode::On => false,
+            ReplyMode::Off => true,
+            ReplyMode::SkipNext => {
+                self.reply_mode = ReplyMode::On;
+                true
+            }
+        };
+        let Some(spec) = spec::lookup(name) else {
+            if name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:") {
+                tracing::warn!(
+                    client = self.id(),
+                    "Possible SECURITY ATTACK detected: a HTTP request was sent to fanout; connection aborted"
+                );
+                return Flow::CloseNow;
+            }
+            return self.reject(
+                None,
+                Error::UnknownCommand {
+                    name: name.clone(),
+                    args: args[1..].to_vec(),
+                },
+            );
+        };
+        let spec = if spec.subcommands.is_empty() || args.len() < 2 {
+            spec
+        } else {
+            match spec.sub(&args[1]) {
+                Some(sub) => sub,
+                None => {
+                    let e = Error::UnknownSubcommand {
+                        sub: args[1].clone(),
+                        container: spec.name,
+                    };
+                    return self.reject(None, e);
+                }
+            }
+        };
+        if !spec.arity_ok(args.len()) {
+            return self.reject(Some(spec), Error::WrongArity(spec.name));
+        }
+        {
+            let mut info = self.client.info.locked();
+            info.last_cmd = spec.name;
+            info.last_active = Instant::now();
+        }
+        self.wire_len = wire_len;
+        if self.auth_required() && !spec.has(Flags::NO_AUTH) {
+            return self.reject(Some(spec), Error::NoAuth);
+        }
+        // A subscribe keeps its user's rules locked (shared) from this check until the
+        // subscription is recorded, so a concurrent ACL change cannot miss it (see
+        // `crate::acl`). Other commands only read them, without touching the `Arc`.
+        let subscriber = spec.has(Flags::SUBSCRIBES).then(|| self.user.clone());
+        let checked = match &subscriber {
+            Some(u) => u.check_and_hold(spec, args).map(Some),
+            None => self.user.check(spec, args).map(|()| None),
+        };
+        let _rules = match checked {
+            Ok(rules) => rules,
+            Err(denied) => {
+                self.flag_transaction();
+                self.broker.stats.command_calls.rejected(spec);
+                return self.acl_denied(spec, args, denied);
+            }
+        };
+        if self.multi.is_some() && spec.has(Flags::NO_MULTI) {
+            return self.reject(Some(spec), Error::NotInMulti);
+        }
+        if self.proto == Proto::Resp2 && self.subscription_count() > 0 && !spec.has(Flags::SUBSCRIBED_OK) {
+            return self.reject(Some(spec), Error::SubscribedContext(spec.name));
+        }
+        if self.multi.is_none() && self.paused_for(spec) {
+            return Flow::Paused;
+        }
+        if let Some(multi) = &mut self.multi {
+            if !runs_inside_multi(spec.cmd) {
+                multi.queue.push((spec, args.to_vec()));
+                self.client.info.locked().multi = multi.queue.len() as i64;
+                self.reply().simple("QUEUED");
+                return Flow::Continue;
+            }
+        }
+        self.call(spec, args)
+    }
+
+    /// Does CLIENT PAUSE hold this command now? Redis holds every command under ALL,
+    /// and under WRITE those that write or may propagate (PUBLISH, SPUBLISH), and an
+    /// EXEC whose queue holds such a command.
+    fn paused_for(&self, spec: &Spec) -> bool {
+        match self.broker.pause.mode() {
+            PauseMode::Off => false,
+            PauseMode::All => true,
+            PauseMode::Write => writes(spec) || (spec.cmd == Cmd::Exec && self.multi.as_ref().is_some_and(|m| m.queue.iter().any(|(s, _)| writes(s)))),
+        }
+    }
+
+    /// Refuses a command before it runs: the error, counted, and, inside MULTI, the
+    /// transaction flagged so that EXEC aborts.
+    fn reject(&mut self, spec: Option<&'static Spec>, err: Error) -> Flow {
+        self.flag_transaction();
+        if let Some(spec) = spec {
+            self.broker.stats.command_calls.rejected(spec);
+            // EXEC itself refused ends the transaction, saying why (Redis's
+            // `rejectCommand` for EXEC).
+            if spec.cmd == Cmd::Exec && self.multi.take().is_some() {
+                self.client.info.locked().multi = -1;
+                self.unwatch_all();
+                let text = err.text();
+                let why = text.strip_prefix(b"ERR ").unwrap_or(&text);
+                let mut msg = b"EXECABORT Transaction discarded because of: ".to_vec();
+                msg.extend_from_slice(why);
+                self.fail(Error::Owned(String::from_utf8_lossy(&msg).into_owned()));
+                return Flow::Continue;
+            }
+        }
+        self.fail(err);
+        Flow::Continue
+    }
+
+    /// Runs a command that passed every check, then accounts for it (Redis's `call`).
+    pub(super) fn call(&mut self, spec: &'static Spec, args: &[Bytes]) -> Flow {
+        let errors_before = self.errors_replied;
+        let start = Instant::now();
+        let flow = self.run(spec, args);
+        let usec = start.elapsed().as_micros() as u64;
+        let stats = &self.broker.stats;
+        stats.command_calls.count(spec, usec);
+        if self.errors_replied != errors_before {
+            stats.command_calls.failed(spec);
+        }
+        self.broker.record_call(spec, args, usec, self.client.as_ref());
+        if self.broker.monitors.any() && !spec.has(Flags::ADMIN | Flags::SKIP_MONITOR) {
+            self.feed_monitors(spec, args);
+        }
+        flow
+    }
+
+    fn feed_monitors(&self, spec: &Spec, args: &[Bytes]) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros();
+        let addr = if self.client.unix {
+            format!("unix:{}", self.client.local)
+        } else {
+            self.client.peer.clone()
+        };
+        // Passwords never reach a monitor (Redis's `redactClientCommandArgument`).
+        let redacted;
+        let shown: &[Bytes] = match spec.cmd {
+            Cmd::Auth => {
+                redacted = std::iter::once(args[0].clone())
+                    .chain(args[1..].iter().map(|_| Bytes::from_static(b"(redacted)")))
+                    .collect::<Vec<_>>();
+                &redacted
+            }
+            Cmd::Hello => {
+                let mut v = args.to_vec();
+                if let Some(i) = v.iter().position(|a| a.eq_ignore_ascii_case(b"auth")) {
+                    for a in v.iter_mut().skip(i + 1).take(2) {
+                        *a = Bytes::from_static(b"(redacted)");
+                    }
+                }
+                redacted = v;
+                &redacted
+            }
+            _ => args,
+        };
+        let line = crate::client::monitors::line(now, self.db, &addr, shown);
+        self.broker.monitors.feed(line, &self.broker.settings);
+    }
+
+    fn run(&mut self, spec: &'static Spec, args: &[Bytes]) -> Flow {
+        match spec.cmd {
+            Cmd::Publish => self.publish(Namespace::Global, args),
+            Cmd::Spublish => self.publish(Namespace::Shard, args),
+            Cmd::Subscribe | Cmd::Psubscribe | Cmd::Ssubscribe => self.subscribe(spec.name, &args[1..]),
+            Cmd::Unsubscribe | Cmd::Punsubscribe | Cmd::Sunsubscribe => self.unsubscribe(spec.name, &args[1..]),
+            Cmd::PubsubChannels
+            | Cmd::PubsubShardchannels
+            | Cmd::PubsubNumsub
+            | Cmd::PubsubShardnumsub
+            | Cmd::PubsubNumpat
+            | Cmd::PubsubHelp => self.pubsub(spec.cmd, args),
+            Cmd::Ping => self.ping(args),
+            Cmd::Echo => {
+                self.reply().bulk(&args[1]);
+                Flow::Continue
+            }
+            Cmd::Quit => {
+                self.ok();
+                Flow::CloseAfterReply
+            }
+            Cmd::Reset => self.reset(),
+            Cmd::Hello => self.hello(args),
+            Cmd::Auth => self.auth(args),
+            Cmd::Select => self.select(args),
+            Cmd::ClientId
+            | Cmd::ClientSetname
+            | Cmd::ClientGetname
+            | Cmd::ClientSetinfo
+            | Cmd::ClientInfo
+            | Cmd::ClientList
+            | Cmd::ClientKill
+            | Cmd::ClientReply
+            | Cmd::ClientNoEvict
+            | Cmd::ClientNoTouch
+            | Cmd::ClientOverflow
+            | Cmd::ClientTrackinginfo
+            | Cmd::ClientGetredir
+            | Cmd::ClientHelp => self.client_command(spec.cmd, args),
+            Cmd::ClientPause | Cmd::ClientUnpause => self.client_pause(spec.cmd, args),
+            Cmd::Multi => self.multi(),
+            Cmd::Exec => self.exec(),
+            Cmd::Discard => self.discard(),
+            Cmd::Watch => self.watch(&args[1..]),
+            Cmd::Unwatch => self.unwatch_reply(),
+            Cmd::Command
+            | Cmd::CommandCount
+            | Cmd::CommandDocs
+            | Cmd::CommandInfo
+            | Cmd::CommandList
+            | Cmd::CommandGetkeys
+            | Cmd::CommandGetkeysandflags
+            | Cmd::CommandHelp => self.command_command(spec.cmd, args),
+            Cmd::Info => self.info(args),
+            Cmd::ConfigGet | Cmd::ConfigSet | Cmd::ConfigResetstat | Cmd::ConfigHelp => self.config_command(spec.cmd, args),
+            Cmd::AclCat
+            | Cmd::AclDeluser
+            | Cmd::AclDryrun
+            | Cmd::AclGenpass
+            | Cmd::AclGetuser
+            | Cmd::AclList
+            | Cmd::AclLoad
+            | Cmd::AclLog
+            | Cmd::AclSave
+            | Cmd::AclSetuser
+            | Cmd::AclUsers
+            | Cmd::AclWhoami
+            | Cmd::AclHelp => self.acl_command(spec.cmd, args),
+            // fanout keeps no keys and no functions: there is nothing to flush (see README).
+            Cmd::Flushall | Cmd::FunctionFlush => {
+                self.ok();
+                Flow::Continue
+            }
+            Cmd::Debug => {
+                self.error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.");
+                Flow::Continue
+            }
+            Cmd::Monitor => self.monitor(),
+            Cmd::Shutdown => self.shutdown(args),
+            Cmd::Time => self.time(),
+            Cmd::Dbsize => self.dbsize(),
+            Cmd::Lastsave => self.lastsave(),
+            Cmd::SlowlogGet | Cmd::SlowlogLen | Cmd::SlowlogReset | Cmd::SlowlogHelp => self.slowlog(spec.cmd, args),
+            Cmd::LatencyLatest | Cmd::LatencyHistory | Cmd::LatencyReset | Cmd::LatencyHelp => {
+                self.latency(spec.cmd, args)
+            }
+            Cmd::MemoryUsage | Cmd::MemoryStats | Cmd::MemoryDoctor | Cmd::MemoryPurge | Cmd::MemoryHelp => {
+                self.memory(spec.cmd, args)
+            }
+            // Containers reach here only without their subcommand, which their arity
+            // refuses first; Redis's reply for a container it cannot run is this.
+            Cmd::Pubsub | Cmd::Client | Cmd::Config | Cmd::Acl | Cmd::Function | Cmd::Slowlog | Cmd::Latency | Cmd::Memory => {
+                self.fail(Error::WrongArity(spec.name));
+                Flow::Continue
+            }
+        }
+    }
+}
+
+/// Commands CLIENT PAUSE WRITE holds.
+fn writes(spec: &Spec) -> bool {
+    spec.has(Flags::WRITE | Flags::MAY_REPLICATE)
+}
+
+impl Session {
+    /// Inside MULTI, a refused command makes EXEC abort (Redis's `flagTransaction`).
+    pub(super) fn flag_transaction(&mut self) {
+        if let Some(m) = &mut self.multi {
+            m.dirty = true;
+        }
+    }
+
+    /// A watched key changed since WATCH.
+    pub(super) fn watch_broken(&self) -> bool {
+        self.watcher.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,142 @@
+//! Redis's error replies, in one place: each failure a command can report is a variant,
+//! rendered here to Redis's exact text. Texts that quote what the client sent carry its
+//! bytes as they are (never a lossy UTF-8 conversion); the encoder only turns CR and LF
+//! into spaces, as Redis does.
+
+use bytes::Bytes;
+
+/// A command's failure, as the client will read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    Syntax,
+    NotInteger,
+    /// A named integer argument out of its range: `ERR <what> is out of range`-style
+    /// texts that Redis words per command.
+    Text(&'static str),
+    /// A text built at run time (ACL rule errors, CONFIG SET reasons...).
+    Owned(String),
+    UnknownCommand { name: Bytes, args: Vec<Bytes> },
+    UnknownSubcommand { sub: Bytes, container: &'static str },
+    WrongArity(&'static str),
+    NoAuth,
+    /// RESP2 subscribed context: the command is not allowed.
+    SubscribedContext(&'static str),
+    // Transactions.
+    NestedMulti,
+    WatchInMulti,
+    ExecWithoutMulti,
+    DiscardWithoutMulti,
+    ExecAbort,
+    NotInMulti,
+    // COMMAND GETKEYS.
+    InvalidCommand,
+    InvalidArgsForCommand,
+    NoKeyArguments,
+    /// SHUTDOWN ABORT with nothing to abort.
+    NoShutdownInProgress,
+}
+
+impl Error {
+    /// The reply text, without the leading `-` and trailing CRLF.
+    pub fn text(&self) -> Vec<u8> {
+        let s: &str = match self {
+            Error::Syntax => "ERR syntax error",
+            Error::NotInteger => "ERR value is not an integer or out of range",
+            Error::Text(t) => t,
+            Error::Owned(t) => t,
+            Error::UnknownCommand { name, args } => return unknown_command(name, args),
+            Error::UnknownSubcommand { sub, container } => {
+                let mut t = b"ERR unknown subcommand '".to_vec();
+                t.extend_from_slice(c_str(&sub[..sub.len().min(128)]));
+                t.extend_from_slice(b"'. Try ");
+                t.extend_from_slice(container.to_ascii_uppercase().as_bytes());
+                t.extend_from_slice(b" HELP.");
+                return t;
+            }
+            Error::WrongArity(name) => return format!("ERR wrong number of arguments for '{name}' command").into_bytes(),
+            Error::NoAuth => "NOAUTH Authentication required.",
+            Error::SubscribedContext(name) => return format!(
+                "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+            )
+            .into_bytes(),
+            Error::NestedMulti => "ERR MULTI calls can not be nested",
+            Error::WatchInMulti => "ERR WATCH inside MULTI is not allowed",
+            Error::ExecWithoutMulti => "ERR EXEC without MULTI",
+            Error::DiscardWithoutMulti => "ERR DISCARD without MULTI",
+            Error::ExecAbort => "EXECABORT Transaction discarded because of previous errors.",
+            Error::NotInMulti => "ERR Command not allowed inside a transaction",
+            Error::InvalidCommand => "ERR Invalid command specified",
+            Error::InvalidArgsForCommand => "ERR Invalid arguments specified for command",
+            Error::NoKeyArguments => "ERR The command has no key arguments",
+            Error::NoShutdownInProgress => "ERR No shutdown in progress.",
+        };
+        s.as_bytes().to_vec()
+    }
+
+    /// The first word, as INFO `errorstats` counts it (`errorstat_ERR`).
+    pub fn code(text: &[u8]) -> &[u8] {
+        let end = text.iter().position(|&b| b == b' ').unwrap_or(text.len());
+        &text[..end]
+    }
+}
+
+impl From<String> for Error {
+    fn from(s: String) -> Error {
+        Error::Owned(s)
+    }
+}
+
+/// Redis's unknown-command text: the name cut to 128 bytes, then each argument quoted
+/// while the argument text is shorter than 128 bytes, each cut to the room left.
+fn unknown_command(name: &[u8], args: &[Bytes]) -> Vec<u8> {
+    let mut list = Vec::new();
+    for a in args {
+        if list.len() >= 128 {
+            break;
+        }
+        let room = 128 - list.len();
+        let text = c_str(a);
+        list.push(b'\'');
+        list.extend_from_slice(&text[..text.len().min(room)]);
+        list.extend_from_slice(b"' ");
+    }
+    let mut t = b"ERR unknown command '".to_vec();
+    t.extend_from_slice(c_str(&name[..name.len().min(128)]));
+    t.extend_from_slice(b"', with args beginning with: ");
+    t.extend_from_slice(&list);
+    t
+}
+
+/// Redis formats these with `%s`, which stops at the first NUL byte.
+fn c_str(b: &[u8]) -> &[u8] {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    &b[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unknown(name: &[u8], args: &[&[u8]]) -> Vec<u8> {
+        Error::UnknownCommand {
+            name: Bytes::copy_from_slice(name),
+            args: args.iter().map(|a| Bytes::copy_from_slice(a)).collect(),
+        }
+        .text()
+    }
+
+    #[test]
+    fn unknown_command_text() {
+        assert_eq!(unknown(b"NOSUCH", &[b"a", b"b"]), b"ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' ");
+        assert_eq!(unknown(b"x", &[]), b"ERR unknown command 'x', with args beginning with: ");
+        let long = [b'z'; 300];
+        let msg = unknown(b"x", &[&long, &long]);
+        assert!(msg.ends_with(format!("'{}' ", "z".repeat(128)).as_bytes()));
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_echoed() {
+        assert_eq!(unknown(b"\xff\xfe", &[]), b"ERR unknown command '\xff\xfe', with args beginning with: ");
+        assert_eq!(unknown(b"a\0b", &[b"c\0d"]), b"ERR unknown command 'a', with args beginning with: 'c' ");
+    }
+}

@@ -1,0 +1,279 @@
+//! Operator commands: MONITOR, SHUTDOWN, TIME, DBSIZE, LASTSAVE, SLOWLOG, LATENCY,
+//! MEMORY and CLIENT PAUSE/UNPAUSE.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use super::args::Args;
+use super::errors::Error;
+use super::{Flow, Session};
+use crate::client::pause::PauseMode;
+use crate::spec::Cmd;
+use crate::sync::LockExt;
+
+fn unix_now() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+impl Session {
+    pub(super) fn monitor(&mut self) -> Flow {
+        if self.in_exec {
+            // Redis: a client inside EXEC may not block or turn into a monitor.
+            self.fail(Error::Text("ERR MONITOR isn't allowed for DENY BLOCKING client"));
+            return Flow::Continue;
+        }
+        self.broker.monitors.add(self.client.clone());
+        self.client.info.locked().monitor = true;
+        self.ok();
+        Flow::Continue
+    }
+
+    /// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: the same graceful stop as SIGTERM.
+    /// fanout keeps nothing on disk, so SAVE and NOSAVE stop alike, and a shutdown starts
+    /// at once (nothing to wait for): ABORT finds none in progress.
+    pub(super) fn shutdown(&mut self, args: &[Bytes]) -> Flow {
+        let mut a = Args::new(&args[1..]);
+        let (mut save, mut abort, mut other) = (None, false, false);
+        while !a.is_empty() {
+            match a.one_of(&["NOSAVE", "SAVE", "NOW", "FORCE", "ABORT"]) {
+                Some("NOSAVE") if save.is_none() => save = Some(false),
+                Some("SAVE") if save.is_none() => save = Some(true),
+                Some("NOW") | Some("FORCE") => other = true,
+                Some("ABORT") => abort = true,
+                _ => {
+                    self.fail(Error::Syntax);
+                    return Flow::Continue;
+                }
+            }
+        }
+        if abort {
+            self.fail(if save.is_some() || other { Error::Syntax } else { Error::NoShutdownInProgress });
+            return Flow::Continue;
+        }
+        tracing::warn!(client = self.id(), addr = %self.client.peer, "User requested shutdown...");
+        self.broker.shutdown.cancel();
+        // Redis closes the connection without a reply; redis-cli takes that as success.
+        Flow::CloseNow
+    }
+
+    pub(super) fn time(&mut self) -> Flow {
+        let now = unix_now();
+        let mut e = self.reply();
+        e.array(2);
+        e.bulk(now.as_secs().to_string().as_bytes());
+        e.bulk(now.subsec_micros().to_string().as_bytes());
+        Flow::Continue
+    }
+
+    /// fanout keeps no keys yet.
+    pub(super) fn dbsize(&mut self) -> Flow {
+        self.reply().integer(0);
+        Flow::Continue
+    }
+
+    /// fanout never saves: like Redis before its first save, the time it started.
+    pub(super) fn lastsave(&mut self) -> Flow {
+        let started = unix_now().saturating_sub(self.broker.started.elapsed());
+        self.reply().integer(started.as_secs() as i64);
+        Flow::Continue
+    }
+
+    pub(super) fn slowlog(&mut self, cmd: Cmd, args: &[Bytes]) -> Flow {
+        let broker = self.broker.clone();
+        let log = &broker.slowlog;
+        match cmd {
+            Cmd::SlowlogGet => {
+                let count = match args.get(2) {
+                    None => Some(10),
+                    Some(_) => match Args::new(&args[2..]).i64() {
+                        Ok(-1) => None,
+                        Ok(n) if n >= 0 => Some(n as usize),
+                        Ok(_) => {
+                            self.fail(Error::Text("ERR count should be greater than or equal to -1"));
+                            return Flow::Continue;
+                        }
+                        Err(e) => {
+                            self.fail(e);
+                            return Flow::Continue;
+                        }
+                    },
+                };
+                let mut entries = Vec::new();
+                log.get(count, |e| entries.push((e.id, e.time, e.usec, e.args.clone(), e.peer.clone(), e.name.clone())));
+                let mut e = self.reply();
+                e.array(entries.len());
+                for (id, time, usec, argv, peer, name) in entries {
+                    e.array(6);
+                    e.integer(id as i64);
+                    e.integer(time as i64);
+                    e.integer(usec as i64);
+                    e.array(argv.len());
+                    for a in &argv {
+                        e.bulk(a);
+                    }
+                    e.bulk(peer.as_bytes());
+                    e.bulk(&name);
+                }
+            }
+            Cmd::SlowlogLen => self.reply().integer(log.len() as i64),
+            Cmd::SlowlogReset => {
+                log.reset();
+                self.ok();
+            }
+            _ => self.help(
+                "SLOWLOG",
+                &[
+                    "GET [<count>]",
+                    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+                    "    Entries are made of:",
+                    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+                    "    client name",
+                    "LEN",
+                    "    Return the length of the slowlog.",
+                    "RESET",
+                    "    Reset the slowlog.",
+                ],
+            ),
+        }
+        Flow::Continue
+    }
+
+    pub(super) fn latency(&mut self, cmd: Cmd, args: &[Bytes]) -> Flow {
+        let broker = self.broker.clone();
+        let mon = &broker.latency;
+        match cmd {
+            Cmd::LatencyLatest => {
+                let events = mon.snapshot();
+                let mut e = self.reply();
+                e.array(events.len());
+                for (name, s) in events {
+                    let (time, latest) = s.samples.back().copied().unwrap_or((0, 0));
+                    e.array(4);
+                    e.bulk(name.as_bytes());
+                    e.integer(time as i64);
+                    e.integer(latest as i64);
+                    e.integer(s.max as i64);
+                }
+            }
+            Cmd::LatencyHistory => {
+                let samples = mon.history(&args[2]).map(|s| s.samples).unwrap_or_default();
+                let mut e = self.reply();
+                e.array(samples.len());
+                for (time, ms) in samples {
+                    e.array(2);
+                    e.integer(time as i64);
+                    e.integer(ms as i64);
+                }
+            }
+            Cmd::LatencyReset => {
+                let n = mon.reset(&args[2..]);
+                self.reply().integer(n as i64);
+            }
+            _ => self.help(
+                "LATENCY",
+                &[
+                    "HISTORY <event>",
+                    "    Return time-latency samples for the <event> class.",
+                    "LATEST",
+                    "    Return the latest latency samples for all events.",
+                    "RESET [<event> ...]",
+                    "    Reset latency data of one or more <event> classes.",
+                    "    (default: reset all data for all event classes)",
+                ],
+            ),
+        }
+        Flow::Continue
+    }
+
+    pub(super) fn memory(&mut self, cmd: Cmd, args: &[Bytes]) -> Flow {
+        match cmd {
+            Cmd::MemoryUsage => {
+                let mut a = Args::new(&args[3..]);
+                if a.keyword("SAMPLES") {
+                    if let Err(e) = a.i64() {
+                        self.fail(e);
+                        return Flow::Continue;
+                    }
+                }
+                if let Err(e) = a.finish() {
+                    self.fail(e);
+                    return Flow::Continue;
+                }
+                // No key exists in fanout yet: Redis's reply for a missing key.
+                self.reply().null();
+            }
+            Cmd::MemoryStats => {
+                let m = self.broker.memory_figures();
+                let mut e = self.reply();
+                e.map(m.len());
+                for (k, v) in m {
+                    e.bulk(k.as_bytes());
+                    e.integer(v as i64);
+                }
+            }
+            Cmd::MemoryDoctor => {
+                let m = self.broker.memory_figures();
+                let get = |k: &str| m.iter().find(|(n, _)| *n == k).map_or(0, |(_, v)| *v);
+                let mut report = String::from("Hi Sam, ");
+                let (rss, clients) = (get("total.allocated"), get("clients.normal") + get("clients.pubsub"));
+                if rss < 5 << 20 {
+                    report.push_str("this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.");
+                } else if clients > rss / 2 {
+                    report.push_str(&format!(
+                        "I detected a few issues in this instance memory implant:\n\n * Big client buffers: the clients' output buffers hold {clients} bytes, more than half of the process's memory ({rss} bytes). Slow subscribers are being buffered for: check CLIENT LIST (omem) and client-output-buffer-limit.\n\nI'm here to keep you safe, Sam. I want to help you.\n"
+                    ));
+                } else {
+                    report.push_str("I can't find any memory issue in your instance. I can only account for what occurs on this base.");
+                }
+                self.reply().verbatim(report.as_bytes());
+            }
+            Cmd::MemoryPurge => self.ok(),
+            _ => self.help(
+                "MEMORY",
+                &[
+                    "DOCTOR",
+                    "    Return memory problems reports.",
+                    "MALLOC-STATS",
+                    "    Return internal statistics report from the memory allocator.",
+                    "PURGE",
+                    "    Attempt to purge dirty pages for reclamation by the allocator.",
+                    "STATS",
+                    "    Return information about the memory usage of the server.",
+                    "USAGE <key> [SAMPLES <count>]",
+                    "    Return memory in bytes used by <key> and its value. Nested values are",
+                    "    sampled up to <count> times (default: 5, 0 means sample all).",
+                ],
+            ),
+        }
+        Flow::Continue
+    }
+
+    /// CLIENT PAUSE <timeout> [WRITE|ALL], CLIENT UNPAUSE.
+    pub(super) fn client_pause(&mut self, cmd: Cmd, args: &[Bytes]) -> Flow {
+        if cmd == Cmd::ClientUnpause {
+            self.broker.pause.stop();
+            self.ok();
+            return Flow::Continue;
+        }
+        let mut a = Args::new(&args[2..]);
+        let ms = match a.i64() {
+            Ok(n) if n >= 0 => n,
+            _ => {
+                self.fail(Error::Text("ERR timeout is not an integer or out of range"));
+                return Flow::Continue;
+            }
+        };
+        let mode = match a.one_of(&["WRITE", "ALL"]) {
+            Some("WRITE") => PauseMode::Write,
+            _ => PauseMode::All,
+        };
+        if a.finish().is_err() {
+            self.fail(Error::Syntax);
+            return Flow::Continue;
+        }
+        self.broker.pause.start(mode, Duration::from_millis(ms as u64));
+        self.ok();
+        Flow::Continue
+    }
+}
