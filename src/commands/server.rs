@@ -41,9 +41,10 @@ impl Session {
         if wanted.iter().any(|w| w == "all" || w == "everything") {
             wanted = DEFAULT_SECTIONS.iter().map(|s| s.to_string()).collect();
             wanted.push("commandstats".into());
+            wanted.push("latencystats".into());
         }
         let mut text = String::new();
-        for section in DEFAULT_SECTIONS.iter().chain(["commandstats"].iter()) {
+        for section in DEFAULT_SECTIONS.iter().chain(["commandstats", "latencystats"].iter()) {
             if wanted.iter().any(|w| w == section) {
                 if !text.is_empty() {
                     text.push_str("\r\n");
@@ -185,6 +186,33 @@ impl Session {
                 kv("used_cpu_user", &format!("{cpu_user:.6}"));
             }
             "cluster" => kv("cluster_enabled", &0),
+            "commandstats" => {
+                for (name, f) in st.command_calls.snapshot() {
+                    if f.calls + f.rejected + f.failed > 0 {
+                        let per_call = if f.calls > 0 { f.usec as f64 / f.calls as f64 } else { 0.0 };
+                        kv(
+                            &format!("cmdstat_{name}"),
+                            &format_args!(
+                                "calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}",
+                                f.calls, f.usec, f.rejected, f.failed
+                            ),
+                        );
+                    }
+                }
+            }
+            "errorstats" => {
+                for (code, n) in st.errors.snapshot() {
+                    kv(&format!("errorstat_{}", String::from_utf8_lossy(&code)), &format_args!("count={n}"));
+                }
+            }
+            "latencystats" => {
+                for (name, [p50, p99, p999]) in st.command_calls.percentiles() {
+                    kv(
+                        &format!("latency_percentiles_usec_{name}"),
+                        &format_args!("p50={p50}.000,p99={p99}.000,p99.9={p999}.000"),
+                    );
+                }
+            }
             _ => {}
         }
     }

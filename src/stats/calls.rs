@@ -6,6 +6,7 @@
 //! [`Cmd`](crate::spec::Cmd): no hashing and no string comparison on the hot path.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
 
 use crate::spec::{self, Cmd, Spec};
 
@@ -18,6 +19,71 @@ struct Slot {
     rejected: AtomicU64,
     /// Ran and replied with an error.
     failed: AtomicU64,
+    /// Latency histogram (INFO `latencystats`), allocated at the first call.
+    histogram: OnceLock<Histogram>,
+}
+
+/// Durations in microseconds, log-linear: exact below 16, then 8 buckets per power of
+/// two (at most 12.5% wide), relaxed atomics only.
+struct Histogram {
+    buckets: Box<[AtomicU64]>,
+}
+
+impl Histogram {
+    const BUCKETS: usize = 16 + 60 * 8;
+
+    fn new() -> Histogram {
+        Histogram {
+            buckets: (0..Self::BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn index(v: u64) -> usize {
+        if v < 16 {
+            return v as usize;
+        }
+        let e = 63 - v.leading_zeros() as usize;
+        let sub = ((v >> (e - 3)) & 7) as usize;
+        (16 + (e - 4) * 8 + sub).min(Self::BUCKETS - 1)
+    }
+
+    /// The largest value of bucket `i`.
+    fn upper(i: usize) -> u64 {
+        if i < 16 {
+            return i as u64;
+        }
+        let e = (i - 16) / 8 + 4;
+        let sub = ((i - 16) % 8) as u64;
+        ((8 + sub + 1) << (e - 3)) - 1
+    }
+
+    fn record(&self, usec: u64) {
+        self.buckets[Self::index(usec)].fetch_add(1, Relaxed);
+    }
+
+    /// The value at each percentile (0-100), as the top of the bucket that holds it.
+    fn percentiles(&self, ps: &[f64]) -> Option<Vec<u64>> {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        Some(
+            ps.iter()
+                .map(|p| {
+                    let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as u64;
+                    let mut seen = 0;
+                    for (i, c) in counts.iter().enumerate() {
+                        seen += c;
+                        if seen >= rank {
+                            return Self::upper(i);
+                        }
+                    }
+                    Self::upper(counts.len() - 1)
+                })
+                .collect(),
+        )
+    }
 }
 
 /// One command's figures at one moment.
@@ -48,6 +114,18 @@ impl CommandCalls {
         let s = &self.slots[spec.cmd as usize];
         s.calls.fetch_add(1, Relaxed);
         s.usec.fetch_add(usec, Relaxed);
+        s.histogram.get_or_init(Histogram::new).record(usec);
+    }
+
+    /// INFO `latencystats`: each called command's p50, p99 and p99.9 in microseconds.
+    pub fn percentiles(&self) -> Vec<(&'static str, [u64; 3])> {
+        spec::all()
+            .filter_map(|s| {
+                let h = self.slots[s.cmd as usize].histogram.get()?;
+                let p = h.percentiles(&[50.0, 99.0, 99.9])?;
+                Some((s.name, [p[0], p[1], p[2]]))
+            })
+            .collect()
     }
 
     pub fn rejected(&self, spec: &Spec) {
@@ -79,6 +157,9 @@ impl CommandCalls {
             for c in [&s.calls, &s.usec, &s.rejected, &s.failed] {
                 c.store(0, Relaxed);
             }
+            if let Some(h) = s.histogram.get() {
+                h.buckets.iter().for_each(|b| b.store(0, Relaxed));
+            }
         }
     }
 }
@@ -101,7 +182,17 @@ mod tests {
         assert_eq!(get("publish").usec, 7);
         assert_eq!(get("pubsub|numsub").rejected, 1);
         assert_eq!(get("ping").calls, 0);
+        assert_eq!(calls.percentiles(), vec![("publish", [3, 4, 4]), ("pubsub|numsub", [1, 1, 1])]);
         calls.reset();
         assert_eq!(get("publish"), CallFigures::default());
+    }
+
+    #[test]
+    fn histogram_buckets_hold_their_values() {
+        for v in [0u64, 1, 15, 16, 17, 100, 1000, 123_456, u32::MAX as u64] {
+            let i = Histogram::index(v);
+            assert!(Histogram::upper(i) >= v, "{v}");
+            assert!(i == 0 || Histogram::upper(i - 1) < v, "{v}");
+        }
     }
 }
