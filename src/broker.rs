@@ -17,8 +17,8 @@ use crate::acl::{channel_allowed, Revoker, User};
 use crate::client::monitors::Monitors;
 use crate::client::pause::Pause;
 use crate::client::{ClientHandle, ClientTable};
-use crate::keyspace::watch::WatchTable;
 use crate::config::Settings;
+use crate::keyspace::watch::WatchTable;
 use crate::pubsub::registry::Subscribers;
 use crate::pubsub::{Namespace, Registry};
 use crate::spec::{Cmd, Flags, Spec};
@@ -124,7 +124,11 @@ impl Broker {
         }
         let threshold = s.latency_threshold_ms.load(Relaxed);
         if threshold > 0 {
-            let event = if spec.has(Flags::FAST) { "fast-command" } else { "command" };
+            let event = if spec.has(Flags::FAST) {
+                "fast-command"
+            } else {
+                "command"
+            };
             self.latency.add_if_needed(threshold, event, usec / 1000);
         }
     }

@@ -60,7 +60,12 @@ impl Monitors {
 /// `+<seconds>.<micros> [<db> <addr>] "arg" "arg"...` with each argument escaped as
 /// `sdscatrepr` does.
 pub fn line(unix_micros: u128, db: usize, addr: &str, args: &[impl AsRef<[u8]>]) -> Bytes {
-    let mut out = format!("+{}.{:06} [{db} {addr}]", unix_micros / 1_000_000, unix_micros % 1_000_000).into_bytes();
+    let mut out = format!(
+        "+{}.{:06} [{db} {addr}]",
+        unix_micros / 1_000_000,
+        unix_micros % 1_000_000
+    )
+    .into_bytes();
     for a in args {
         out.push(b' ');
         repr(&mut out, a.as_ref());
@@ -94,7 +99,12 @@ mod tests {
 
     #[test]
     fn lines_escape_as_redis() {
-        let l = line(1_700_000_000_000_042, 0, "127.0.0.1:5000", &[&b"PUBLISH"[..], b"a \"b\"\n", b"\xff\x01\\"]);
+        let l = line(
+            1_700_000_000_000_042,
+            0,
+            "127.0.0.1:5000",
+            &[&b"PUBLISH"[..], b"a \"b\"\n", b"\xff\x01\\"],
+        );
         assert_eq!(
             &l[..],
             b"+1700000000.000042 [0 127.0.0.1:5000] \"PUBLISH\" \"a \\\"b\\\"\\n\" \"\\xff\\x01\\\\\"\r\n"

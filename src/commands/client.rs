@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::spec::Cmd;
 use super::{Flow, ReplyMode, Session};
 use crate::client::ClientHandle;
 use crate::config::OverflowPolicy;
+use crate::spec::Cmd;
 
 /// Client names and library info may hold only `!`..`~`: no spaces or newlines, so a
 /// CLIENT LIST line stays one line of space-separated fields.

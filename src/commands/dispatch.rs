@@ -20,7 +20,10 @@ use crate::sync::LockExt;
 
 /// Commands that run at once inside MULTI instead of being queued.
 fn runs_inside_multi(cmd: Cmd) -> bool {
-    matches!(cmd, Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Watch | Cmd::Quit | Cmd::Reset)
+    matches!(
+        cmd,
+        Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Watch | Cmd::Quit | Cmd::Reset
+    )
 }
 
 impl Session {
@@ -122,7 +125,14 @@ impl Session {
         match self.broker.pause.mode() {
             PauseMode::Off => false,
             PauseMode::All => true,
-            PauseMode::Write => writes(spec) || (spec.cmd == Cmd::Exec && self.multi.as_ref().is_some_and(|m| m.queue.iter().any(|(s, _)| writes(s)))),
+            PauseMode::Write => {
+                writes(spec)
+                    || (spec.cmd == Cmd::Exec
+                        && self
+                            .multi
+                            .as_ref()
+                            .is_some_and(|m| m.queue.iter().any(|(s, _)| writes(s))))
+            }
         }
     }
 
@@ -256,7 +266,9 @@ impl Session {
             | Cmd::CommandGetkeysandflags
             | Cmd::CommandHelp => self.command_command(spec.cmd, args),
             Cmd::Info => self.info(args),
-            Cmd::ConfigGet | Cmd::ConfigSet | Cmd::ConfigResetstat | Cmd::ConfigHelp => self.config_command(spec.cmd, args),
+            Cmd::ConfigGet | Cmd::ConfigSet | Cmd::ConfigResetstat | Cmd::ConfigHelp => {
+                self.config_command(spec.cmd, args)
+            }
             Cmd::AclCat
             | Cmd::AclDeluser
             | Cmd::AclDryrun
@@ -293,7 +305,14 @@ impl Session {
             }
             // Containers reach here only without their subcommand, which their arity
             // refuses first; Redis's reply for a container it cannot run is this.
-            Cmd::Pubsub | Cmd::Client | Cmd::Config | Cmd::Acl | Cmd::Function | Cmd::Slowlog | Cmd::Latency | Cmd::Memory => {
+            Cmd::Pubsub
+            | Cmd::Client
+            | Cmd::Config
+            | Cmd::Acl
+            | Cmd::Function
+            | Cmd::Slowlog
+            | Cmd::Latency
+            | Cmd::Memory => {
                 self.fail(Error::WrongArity(spec.name));
                 Flow::Continue
             }

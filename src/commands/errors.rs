@@ -15,8 +15,14 @@ pub enum Error {
     Text(&'static str),
     /// A text built at run time (ACL rule errors, CONFIG SET reasons...).
     Owned(String),
-    UnknownCommand { name: Bytes, args: Vec<Bytes> },
-    UnknownSubcommand { sub: Bytes, container: &'static str },
+    UnknownCommand {
+        name: Bytes,
+        args: Vec<Bytes>,
+    },
+    UnknownSubcommand {
+        sub: Bytes,
+        container: &'static str,
+    },
     WrongArity(&'static str),
     NoAuth,
     /// RESP2 subscribed context: the command is not allowed.
@@ -127,8 +133,14 @@ mod tests {
 
     #[test]
     fn unknown_command_text() {
-        assert_eq!(unknown(b"NOSUCH", &[b"a", b"b"]), b"ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' ");
-        assert_eq!(unknown(b"x", &[]), b"ERR unknown command 'x', with args beginning with: ");
+        assert_eq!(
+            unknown(b"NOSUCH", &[b"a", b"b"]),
+            b"ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' "
+        );
+        assert_eq!(
+            unknown(b"x", &[]),
+            b"ERR unknown command 'x', with args beginning with: "
+        );
         let long = [b'z'; 300];
         let msg = unknown(b"x", &[&long, &long]);
         assert!(msg.ends_with(format!("'{}' ", "z".repeat(128)).as_bytes()));
@@ -136,7 +148,13 @@ mod tests {
 
     #[test]
     fn bytes_that_are_not_utf8_are_echoed() {
-        assert_eq!(unknown(b"\xff\xfe", &[]), b"ERR unknown command '\xff\xfe', with args beginning with: ");
-        assert_eq!(unknown(b"a\0b", &[b"c\0d"]), b"ERR unknown command 'a', with args beginning with: 'c' ");
+        assert_eq!(
+            unknown(b"\xff\xfe", &[]),
+            b"ERR unknown command '\xff\xfe', with args beginning with: "
+        );
+        assert_eq!(
+            unknown(b"a\0b", &[b"c\0d"]),
+            b"ERR unknown command 'a', with args beginning with: 'c' "
+        );
     }
 }

@@ -48,7 +48,11 @@ impl Session {
             }
         }
         if abort {
-            self.fail(if save.is_some() || other { Error::Syntax } else { Error::NoShutdownInProgress });
+            self.fail(if save.is_some() || other {
+                Error::Syntax
+            } else {
+                Error::NoShutdownInProgress
+            });
             return Flow::Continue;
         }
         tracing::warn!(client = self.id(), addr = %self.client.peer, "User requested shutdown...");
@@ -100,7 +104,9 @@ impl Session {
                     },
                 };
                 let mut entries = Vec::new();
-                log.get(count, |e| entries.push((e.id, e.time, e.usec, e.args.clone(), e.peer.clone(), e.name.clone())));
+                log.get(count, |e| {
+                    entries.push((e.id, e.time, e.usec, e.args.clone(), e.peer.clone(), e.name.clone()))
+                });
                 let mut e = self.reply();
                 e.array(entries.len());
                 for (id, time, usec, argv, peer, name) in entries {

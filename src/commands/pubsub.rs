@@ -2,9 +2,9 @@
 
 use bytes::Bytes;
 
-use crate::spec::Cmd;
 use super::{Flow, Session};
 use crate::pubsub::Namespace;
+use crate::spec::Cmd;
 use crate::sync::RwLockExt;
 
 /// Which of the three subscription families a command acts on.

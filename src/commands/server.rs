@@ -5,12 +5,12 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 
+use super::errors::Error;
 use super::{Flow, Session};
 use crate::config::DIRECTIVES;
 use crate::glob;
 use crate::protocol::reply::Encoder;
 use crate::pubsub::Namespace;
-use super::errors::Error;
 use crate::spec::{self as table, Arg, Begin, Cmd, Find, KeySpec, Spec};
 use crate::stats::Stats;
 
@@ -189,7 +189,11 @@ impl Session {
             "commandstats" => {
                 for (name, f) in st.command_calls.snapshot() {
                     if f.calls + f.rejected + f.failed > 0 {
-                        let per_call = if f.calls > 0 { f.usec as f64 / f.calls as f64 } else { 0.0 };
+                        let per_call = if f.calls > 0 {
+                            f.usec as f64 / f.calls as f64
+                        } else {
+                            0.0
+                        };
                         kv(
                             &format!("cmdstat_{name}"),
                             &format_args!(
@@ -202,7 +206,10 @@ impl Session {
             }
             "errorstats" => {
                 for (code, n) in st.errors.snapshot() {
-                    kv(&format!("errorstat_{}", String::from_utf8_lossy(&code)), &format_args!("count={n}"));
+                    kv(
+                        &format!("errorstat_{}", String::from_utf8_lossy(&code)),
+                        &format_args!("count={n}"),
+                    );
                 }
             }
             "latencystats" => {
@@ -546,7 +553,11 @@ fn key_spec(e: &mut Encoder, k: &KeySpec) {
             e.bulk(b"limit");
             e.integer(limit as i64);
         }
-        Find::Keynum { keynumidx, firstkey, step } => {
+        Find::Keynum {
+            keynumidx,
+            firstkey,
+            step,
+        } => {
             e.bulk(b"keynum");
             e.bulk(b"spec");
             e.map(3);

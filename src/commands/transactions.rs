@@ -64,7 +64,10 @@ impl Session {
             self.reply().null_array();
             return Flow::Continue;
         }
-        let publishes = multi.queue.iter().any(|(s, _)| matches!(s.cmd, Cmd::Publish | Cmd::Spublish));
+        let publishes = multi
+            .queue
+            .iter()
+            .any(|(s, _)| matches!(s.cmd, Cmd::Publish | Cmd::Spublish));
         let broker = self.broker.clone();
         let _gate = publishes.then(|| broker.publish_gate.write_locked());
         self.in_exec = true;

@@ -25,7 +25,6 @@ use crate::stats::Stats;
 use tracing::Instrument;
 use transport::Listener;
 
-
 /// Overflow warnings (disconnects and first drops) share one budget of lines a second.
 pub(crate) static OVERFLOW_LOG: crate::logging::RateLimit = crate::logging::RateLimit::new(10);
 

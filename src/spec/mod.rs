@@ -143,7 +143,11 @@ pub enum Find {
     Range { lastkey: i32, step: usize, limit: usize },
     /// The number of keys is at `keynumidx` (relative to the start), keys start at
     /// `firstkey`.
-    Keynum { keynumidx: usize, firstkey: usize, step: usize },
+    Keynum {
+        keynumidx: usize,
+        firstkey: usize,
+        step: usize,
+    },
 }
 
 impl KeySpec {
@@ -196,9 +200,9 @@ impl Spec {
 
     /// Some key spec is not a plain index and range: keys move with the arguments.
     pub fn movable_keys(&self) -> bool {
-        self.keys.iter().any(|k| {
-            !matches!((&k.begin, &k.find), (Begin::Index(_), Find::Range { .. })) && !k.not_key()
-        })
+        self.keys
+            .iter()
+            .any(|k| !matches!((&k.begin, &k.find), (Begin::Index(_), Find::Range { .. })) && !k.not_key())
     }
 
     /// COMMAND INFO's first key, last key and step (Redis's legacy range), derived from
@@ -213,7 +217,11 @@ impl Spec {
                 continue;
             }
             let first = *first as i64;
-            let last = if *lastkey < 0 { *lastkey as i64 } else { first + *lastkey as i64 };
+            let last = if *lastkey < 0 {
+                *lastkey as i64
+            } else {
+                first + *lastkey as i64
+            };
             range = match range {
                 None => Some((first, last, *step as i64)),
                 // Contiguous specs with the same step extend the range; others end it.
@@ -267,7 +275,11 @@ impl Spec {
                     };
                     (first, last, step)
                 }
-                Find::Keynum { keynumidx, firstkey, step } => {
+                Find::Keynum {
+                    keynumidx,
+                    firstkey,
+                    step,
+                } => {
                     let at = first + keynumidx;
                     let n = args
                         .get(at)
@@ -384,7 +396,11 @@ const fn keys_from(index: usize, flags: &'static [&'static str]) -> KeySpec {
     KeySpec {
         flags,
         begin: Begin::Index(index),
-        find: Find::Range { lastkey: -1, step: 1, limit: 0 },
+        find: Find::Range {
+            lastkey: -1,
+            step: 1,
+            limit: 0,
+        },
     }
 }
 /// One key at argument `index`.
@@ -392,7 +408,11 @@ const fn key_at(index: usize, flags: &'static [&'static str]) -> KeySpec {
     KeySpec {
         flags,
         begin: Begin::Index(index),
-        find: Find::Range { lastkey: 0, step: 1, limit: 0 },
+        find: Find::Range {
+            lastkey: 0,
+            step: 1,
+            limit: 0,
+        },
     }
 }
 
@@ -527,7 +547,10 @@ mod tests {
                 assert!(s.name.starts_with(&format!("{}|", c.name)), "{}", s.name);
                 assert!(s.subcommands.is_empty());
             }
-            assert_eq!(lookup(c.name.to_ascii_uppercase().as_bytes()).map(|s| s.name), Some(c.name));
+            assert_eq!(
+                lookup(c.name.to_ascii_uppercase().as_bytes()).map(|s| s.name),
+                Some(c.name)
+            );
         }
     }
 
@@ -539,28 +562,54 @@ mod tests {
         assert_eq!(keys.iter().map(|k| k.0).collect::<Vec<_>>(), vec![1, 2]);
         let spublish = lookup(b"spublish").unwrap();
         assert_eq!(spublish.legacy_range(), (1, 1, 1));
-        assert!(spublish.key_positions(&["spublish", "ch", "m"], false).unwrap().is_empty());
+        assert!(spublish
+            .key_positions(&["spublish", "ch", "m"], false)
+            .unwrap()
+            .is_empty());
         assert_eq!(spublish.key_positions(&["spublish", "ch", "m"], true).unwrap()[0].0, 1);
         assert_eq!(lookup(b"ssubscribe").unwrap().legacy_range(), (1, -1, 1));
         assert_eq!(lookup(b"publish").unwrap().legacy_range(), (0, 0, 0));
         let usage = lookup(b"memory").unwrap().sub(b"usage").unwrap();
         assert_eq!(usage.legacy_range(), (2, 2, 1));
         // A keyword search and a key count, as stream and script commands use them.
-        let xread = KeySpec {
+        static XREAD: KeySpec = KeySpec {
             flags: &["RO"],
-            begin: Begin::Keyword { keyword: "STREAMS", startfrom: 1 },
-            find: Find::Range { lastkey: -1, step: 1, limit: 2 },
+            begin: Begin::Keyword {
+                keyword: "STREAMS",
+                startfrom: 1,
+            },
+            find: Find::Range {
+                lastkey: -1,
+                step: 1,
+                limit: 2,
+            },
         };
-        let eval = KeySpec {
+        static EVAL: KeySpec = KeySpec {
             flags: &["RW"],
             begin: Begin::Index(2),
-            find: Find::Keynum { keynumidx: 0, firstkey: 1, step: 1 },
+            find: Find::Keynum {
+                keynumidx: 0,
+                firstkey: 1,
+                step: 1,
+            },
         };
-        let s = Spec { keys: std::slice::from_ref(&xread), ..spec!("x", Time, -1, f![], &[], "", "", "", "", &[]) };
-        let pos = |s: &Spec, a: &[&str]| s.key_positions(a, false).map(|v| v.iter().map(|k| k.0).collect::<Vec<_>>());
-        assert_eq!(pos(&s, &["xread", "COUNT", "2", "streams", "a", "b", "0", "0"]), Ok(vec![4, 5]));
+        let s = Spec {
+            keys: std::slice::from_ref(&XREAD),
+            ..spec!("x", Time, -1, f![], &[], "", "", "", "", &[])
+        };
+        let pos = |s: &Spec, a: &[&str]| {
+            s.key_positions(a, false)
+                .map(|v| v.iter().map(|k| k.0).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            pos(&s, &["xread", "COUNT", "2", "streams", "a", "b", "0", "0"]),
+            Ok(vec![4, 5])
+        );
         assert!(s.movable_keys());
-        let s = Spec { keys: std::slice::from_ref(&eval), ..spec!("x", Time, -1, f![], &[], "", "", "", "", &[]) };
+        let s = Spec {
+            keys: std::slice::from_ref(&EVAL),
+            ..spec!("x", Time, -1, f![], &[], "", "", "", "", &[])
+        };
         assert_eq!(pos(&s, &["eval", "s", "2", "k1", "k2", "v"]), Ok(vec![3, 4]));
         assert_eq!(pos(&s, &["eval", "s", "3", "k1"]), Err(BadKeyArgs));
     }
@@ -568,7 +617,10 @@ mod tests {
     #[test]
     fn flags_print_in_redis_order() {
         let exec = lookup(b"exec").unwrap();
-        assert_eq!(exec.flags.names().collect::<Vec<_>>(), ["noscript", "loading", "stale", "skip_slowlog"]);
+        assert_eq!(
+            exec.flags.names().collect::<Vec<_>>(),
+            ["noscript", "loading", "stale", "skip_slowlog"]
+        );
         let quit = lookup(b"quit").unwrap();
         assert!(quit.has(Flags::SUBSCRIBED_OK));
         assert!(!quit.flags.names().any(|n| n.contains("subscribed")));

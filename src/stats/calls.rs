@@ -182,7 +182,10 @@ mod tests {
         assert_eq!(get("publish").usec, 7);
         assert_eq!(get("pubsub|numsub").rejected, 1);
         assert_eq!(get("ping").calls, 0);
-        assert_eq!(calls.percentiles(), vec![("publish", [3, 4, 4]), ("pubsub|numsub", [1, 1, 1])]);
+        assert_eq!(
+            calls.percentiles(),
+            vec![("publish", [3, 4, 4]), ("pubsub|numsub", [1, 1, 1])]
+        );
         calls.reset();
         assert_eq!(get("publish"), CallFigures::default());
     }

@@ -54,7 +54,10 @@ impl LatencyMonitor {
 
     pub fn history(&self, event: &[u8]) -> Option<Series> {
         let events = self.events.locked();
-        events.iter().find(|(k, _)| k.as_bytes() == event).map(|(_, v)| v.clone())
+        events
+            .iter()
+            .find(|(k, _)| k.as_bytes() == event)
+            .map(|(_, v)| v.clone())
     }
 
     /// Forgets the named events (all when `names` is empty); how many there were.

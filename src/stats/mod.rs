@@ -168,4 +168,3 @@ pub fn process_usage() -> (u64, f64, f64) {
         .unwrap_or((0.0, 0.0));
     (rss, user, sys)
 }
-

@@ -38,7 +38,10 @@ impl SlowLog {
         let mut kept: Vec<Bytes> = Vec::with_capacity(shown);
         for (i, a) in args.iter().take(shown).enumerate() {
             if i == MAX_ARGC - 1 && args.len() > MAX_ARGC {
-                kept.push(Bytes::from(format!("... ({} more arguments)", args.len() - MAX_ARGC + 1)));
+                kept.push(Bytes::from(format!(
+                    "... ({} more arguments)",
+                    args.len() - MAX_ARGC + 1
+                )));
             } else if a.len() > MAX_STRING {
                 let mut cut = a[..MAX_STRING].to_vec();
                 cut.extend_from_slice(format!("... ({} more bytes)", a.len() - MAX_STRING).as_bytes());

@@ -1,0 +1,355 @@
+//! Drop-in completeness: transactions, MONITOR, SHUTDOWN, the operator commands and
+//! byte-exact error texts, through the redis crate and raw RESP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+/// MULTI queues, EXEC runs the queue and replies with every result in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_exec_through_the_redis_crate() {
+    let s = start_server().await;
+    let mut sub = s.pubsub().await;
+    sub.subscribe("tx").await.unwrap();
+    let mut con = s.conn(false).await;
+    let (a, b, pong): (i64, i64, String) = redis::pipe()
+        .atomic()
+        .cmd("PUBLISH")
+        .arg("tx")
+        .arg("one")
+        .cmd("PUBLISH")
+        .arg("nobody")
+        .arg("x")
+        .cmd("PING")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!((a, b, pong.as_str()), (1, 0, "PONG"));
+    let mut stream = sub.on_message();
+    use futures_util::StreamExt;
+    let m = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.get_payload::<String>().unwrap(), "one");
+}
+
+/// The replies Redis gives, byte for byte (checked against redis-server 7.0.15).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_replies_match_redis() {
+    let s = start_server().await;
+    let mut c = s.raw().await;
+    c.send_raw(b"EXEC\r\nDISCARD\r\nMULTI\r\nMULTI\r\nWATCH x\r\nPING\r\nEXEC\r\n")
+        .await;
+    c.expect(b"-ERR EXEC without MULTI\r\n-ERR DISCARD without MULTI\r\n+OK\r\n-ERR MULTI calls can not be nested\r\n-ERR WATCH inside MULTI is not allowed\r\n+QUEUED\r\n*1\r\n+PONG\r\n").await;
+    // A refused command while queueing aborts EXEC.
+    c.send_raw(b"MULTI\r\nPUBLISH onlyone\r\nNOSUCH\r\nPING\r\nEXEC\r\n")
+        .await;
+    c.expect(b"+OK\r\n-ERR wrong number of arguments for 'publish' command\r\n-ERR unknown command 'NOSUCH', with args beginning with: \r\n+QUEUED\r\n-EXECABORT Transaction discarded because of previous errors.\r\n").await;
+    // DISCARD drops the queue; commands refused inside MULTI are refused.
+    c.send_raw(b"MULTI\r\nPING\r\nDISCARD\r\nMULTI\r\nSHUTDOWN\r\nEXEC\r\n")
+        .await;
+    c.expect(b"+OK\r\n+QUEUED\r\n+OK\r\n+OK\r\n-ERR Command not allowed inside a transaction\r\n-EXECABORT Transaction discarded because of previous errors.\r\n").await;
+    // WATCH/UNWATCH, and an empty transaction.
+    c.send_raw(b"WATCH a b\r\nUNWATCH\r\nMULTI\r\nEXEC\r\n").await;
+    c.expect(b"+OK\r\n+OK\r\n+OK\r\n*0\r\n").await;
+    // RESP3 shapes.
+    c.send_raw(b"HELLO 3\r\n").await;
+    c.read_frame().await;
+    c.send_raw(b"MULTI\r\nECHO hi\r\nEXEC\r\n").await;
+    c.expect(b"+OK\r\n+QUEUED\r\n*1\r\n$2\r\nhi\r\n").await;
+}
+
+/// A write to a watched key aborts EXEC with a null reply; the keyspace's writes call
+/// the same `touch`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_touched_watched_key_aborts_exec() {
+    let s = start_server().await;
+    let mut c = s.raw().await;
+    c.send_raw(b"SELECT 3\r\nWATCH k\r\n").await;
+    c.expect(b"+OK\r\n+OK\r\n").await;
+    s.broker.watches.touch(0, b"k"); // another database: no effect
+    c.send_raw(b"MULTI\r\nPING\r\nEXEC\r\n").await;
+    c.expect(b"+OK\r\n+QUEUED\r\n*1\r\n+PONG\r\n").await;
+    c.send_raw(b"WATCH k\r\n").await;
+    c.expect(b"+OK\r\n").await;
+    s.broker.watches.touch(3, b"k");
+    c.send_raw(b"MULTI\r\nPING\r\nEXEC\r\n").await;
+    c.expect(b"+OK\r\n+QUEUED\r\n*-1\r\n").await;
+    // EXEC forgot the watch.
+    assert!(s.broker.watches.is_empty());
+}
+
+/// A PUBLISH batch inside MULTI reaches each subscriber contiguously and in order, while
+/// another client publishes to the same channel as fast as it can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_reaches_subscribers_contiguously() {
+    let s = start_server().await;
+    let mut sub = s.raw().await;
+    sub.send(&["SUBSCRIBE", "ch"]).await;
+    sub.read_frame().await;
+    let noise_addr = s.addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let noise_stop = stop.clone();
+    let noise = tokio::spawn(async move {
+        let mut n = RawConn::connect(noise_addr).await;
+        while !noise_stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut batch = Vec::new();
+            for _ in 0..16 {
+                batch.extend(resp_command(&["PUBLISH", "ch", "noise"]));
+            }
+            n.send_raw(&batch).await;
+            for _ in 0..16 {
+                n.read_frame().await;
+            }
+        }
+    });
+    let mut p = s.raw().await;
+    let rounds = 20;
+    for r in 0..rounds {
+        let mut req = resp_command(&["MULTI"]);
+        for i in 0..50 {
+            req.extend(resp_command(&["PUBLISH", "ch", &format!("tx{r}-{i}")]));
+        }
+        req.extend(resp_command(&["EXEC"]));
+        p.send_raw(&req).await;
+        for _ in 0..52 {
+            p.read_frame().await;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    noise.await.unwrap();
+    let mut seen = 0;
+    let mut run: Option<(usize, usize)> = None;
+    while seen < rounds * 50 {
+        let f = sub.read_frame().await;
+        let payload = f.items()[2].text();
+        if let Some(rest) = payload.strip_prefix("tx") {
+            let (r, i) = rest.split_once('-').unwrap();
+            let (r, i): (usize, usize) = (r.parse().unwrap(), i.parse().unwrap());
+            match run {
+                None => assert_eq!(i, 0, "a transaction starts with its first message"),
+                Some((pr, pi)) if pi < 49 => assert_eq!((r, i), (pr, pi + 1), "interleaved"),
+                Some(_) => assert_eq!(i, 0),
+            }
+            run = Some((r, i));
+            seen += 1;
+        } else if let Some((_, pi)) = run {
+            assert_eq!(pi, 49, "another client's message inside a transaction");
+        }
+    }
+}
+
+/// MONITOR shows other clients' commands in Redis's line format, escaped and redacted
+/// as Redis does; admin commands are left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_lines_as_redis_formats_them() {
+    let s = start_server().await;
+    let mut m = s.raw().await;
+    m.send(&["MONITOR"]).await;
+    m.expect(b"+OK\r\n").await;
+    let mut c = s.raw().await;
+    let addr = c.call(&["CLIENT", "INFO"]).await.text();
+    let addr = client_field(&addr, "addr").unwrap();
+    c.send_raw(b"*3\r\n$4\r\nAUTH\r\n$1\r\na\r\n$1\r\nb\r\n*2\r\n$4\r\necho\r\n$3\r\n\xff\"\n\r\nCONFIG GET port\r\nMULTI\r\nPING\r\nEXEC\r\n").await;
+    for _ in 0..6 {
+        c.read_frame().await;
+    }
+    let expect_line = |f: Frame, tail: &str| {
+        let line = f.text();
+        let (time, rest) = line.split_once(' ').unwrap();
+        let (secs, micros) = time.split_once('.').unwrap();
+        assert!(secs.parse::<u64>().unwrap() > 1_600_000_000);
+        assert_eq!(micros.len(), 6);
+        assert_eq!(rest, format!("[0 {addr}] {tail}"));
+    };
+    // CLIENT INFO is an ordinary command (not admin): shown.
+    expect_line(m.read_frame().await, "\"CLIENT\" \"INFO\"");
+    expect_line(m.read_frame().await, "\"AUTH\" \"(redacted)\" \"(redacted)\"");
+    expect_line(m.read_frame().await, "\"echo\" \"\\xff\\\"\\n\"");
+    expect_line(m.read_frame().await, "\"MULTI\"");
+    expect_line(m.read_frame().await, "\"PING\"");
+    expect_line(m.read_frame().await, "\"EXEC\"");
+    m.expect_silence(Duration::from_millis(100)).await;
+    let list = c.call(&["CLIENT", "LIST"]).await.text();
+    assert!(
+        list.lines().any(|l| client_field(l, "flags").as_deref() == Some("O")),
+        "{list}"
+    );
+}
+
+/// SHUTDOWN closes the connection and stops the server gracefully; ABORT with nothing
+/// in progress is Redis's error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_the_server() {
+    let s = start_server().await;
+    let mut c = s.raw().await;
+    c.send(&["SHUTDOWN", "ABORT"]).await;
+    c.expect_error("ERR No shutdown in progress.").await;
+    c.send(&["SHUTDOWN", "NOSAVE", "SAVE"]).await;
+    c.expect_error("ERR syntax error").await;
+    c.send(&["SHUTDOWN", "NOSAVE", "NOW"]).await;
+    c.expect_eof().await;
+    assert!(s.broker.shutdown.is_cancelled());
+    wait_until("the listener to close", || async {
+        tokio::net::TcpStream::connect(s.addr).await.is_err()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_dbsize_lastsave() {
+    let s = start_server().await;
+    let mut c = s.raw().await;
+    let t = c.call(&["TIME"]).await;
+    let secs: u64 = t.items()[0].text().parse().unwrap();
+    let micros: u64 = t.items()[1].text().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(secs.abs_diff(now) <= 2 && micros < 1_000_000);
+    assert_eq!(c.call(&["DBSIZE"]).await.int(), 0);
+    let last = c.call(&["LASTSAVE"]).await.int() as u64;
+    assert!(last <= now && now - last < 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowlog_records_and_trims() {
+    let s = start_server().await;
+    let mut c = s.raw().await;
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]).await.text(),
+        "OK"
+    );
+    assert_eq!(c.call(&["CONFIG", "SET", "slowlog-max-len", "3"]).await.text(), "OK");
+    c.call(&["SLOWLOG", "RESET"]).await;
+    c.call(&["CLIENT", "SETNAME", "me"]).await;
+    c.call(&["ECHO", "hello"]).await;
+    assert_eq!(c.call(&["SLOWLOG", "LEN"]).await.int(), 3);
+    let entries = c.call(&["SLOWLOG", "GET", "1"]).await;
+    let e = &entries.items()[0];
+    assert_eq!(e.items().len(), 6);
+    let argv: Vec<String> = e.items()[3].items().iter().map(|a| a.text()).collect();
+    assert_eq!(argv, ["SLOWLOG", "LEN"]);
+    assert_eq!(e.items()[5].text(), "me");
+    assert_eq!(c.call(&["SLOWLOG", "GET", "-1"]).await.items().len(), 3);
+    c.send(&["SLOWLOG", "GET", "-2"]).await;
+    c.expect_error("ERR count should be greater than or equal to -1").await;
+    c.call(&["CONFIG", "SET", "slowlog-log-slower-than", "-1"]).await;
+    c.call(&["SLOWLOG", "RESET"]).await;
+    c.call(&["PING"]).await;
+    assert_eq!(c.call(&["SLOWLOG", "LEN"]).await.int(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_and_memory() {
+    let s = start_server().await;
+    let mut c = s.raw().await;
+    assert_eq!(c.call(&["LATENCY", "LATEST"]).await.items().len(), 0);
+    assert_eq!(c.call(&["LATENCY", "HISTORY", "command"]).await.items().len(), 0);
+    assert_eq!(c.call(&["LATENCY", "RESET"]).await.int(), 0);
+    s.broker.latency.add_if_needed(1, "command", 5);
+    let latest = c.call(&["LATENCY", "LATEST"]).await;
+    let ev = &latest.items()[0];
+    assert_eq!(ev.items()[0].text(), "command");
+    assert_eq!((ev.items()[2].int(), ev.items()[3].int()), (5, 5));
+    assert_eq!(c.call(&["LATENCY", "HISTORY", "command"]).await.items().len(), 1);
+    assert_eq!(c.call(&["LATENCY", "RESET", "command", "other"]).await.int(), 1);
+    c.send(&["LATENCY", "HELP", "xxx"]).await;
+    c.expect_error("ERR wrong number of arguments for 'latency|help' command")
+        .await;
+    let stats = c.call(&["MEMORY", "STATS"]).await;
+    let names: Vec<String> = stats.items().iter().step_by(2).map(|f| f.text()).collect();
+    assert!(names.iter().any(|n| n == "total.allocated") && names.iter().any(|n| n == "clients.normal"));
+    assert!(c.call(&["MEMORY", "DOCTOR"]).await.text().starts_with("Hi Sam"));
+    assert_eq!(c.call(&["MEMORY", "USAGE", "nokey"]).await, Frame::Null);
+    assert_eq!(c.call(&["MEMORY", "PURGE"]).await.text(), "OK");
+}
+
+/// CLIENT PAUSE WRITE holds PUBLISH until it ends; reads go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_pause_write_holds_publish() {
+    let s = start_server().await;
+    let mut admin = s.raw().await;
+    let mut p = s.raw().await;
+    assert_eq!(admin.call(&["CLIENT", "PAUSE", "100000", "WRITE"]).await.text(), "OK");
+    p.send(&["PUBLISH", "ch", "m"]).await;
+    p.expect_silence(Duration::from_millis(200)).await;
+    assert_eq!(admin.call(&["PING"]).await.text(), "PONG");
+    assert_eq!(admin.call(&["CLIENT", "UNPAUSE"]).await.text(), "OK");
+    assert_eq!(p.read_frame().await.int(), 0);
+    // A pause ends by itself.
+    admin.call(&["CLIENT", "PAUSE", "150"]).await;
+    let start = std::time::Instant::now();
+    assert_eq!(p.call(&["PING"]).await.text(), "PONG");
+    assert!(start.elapsed() >= Duration::from_millis(100));
+    let t = p.call(&["CLIENT", "TRACKINGINFO"]).await;
+    assert_eq!(t.items()[0].text(), "flags");
+    assert_eq!(p.call(&["CLIENT", "GETREDIR"]).await.int(), -1);
+}
+
+/// INFO commandstats, errorstats and latencystats with Redis's field names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_command_error_and_latency_stats() {
+    let s = start_server().await;
+    let mut c = s.raw().await;
+    c.call(&["PUBLISH", "a", "b"]).await;
+    c.call(&["PUBLISH", "a"]).await;
+    c.call(&["NOSUCH"]).await;
+    let info = c.call(&["INFO", "commandstats"]).await.text();
+    let line = info_field(&info, "cmdstat_publish").unwrap();
+    assert!(line.starts_with("calls=1,usec="), "{line}");
+    assert!(line.ends_with(",rejected_calls=1,failed_calls=0"), "{line}");
+    let info = c.call(&["INFO", "errorstats"]).await.text();
+    assert_eq!(info_field(&info, "errorstat_ERR").as_deref(), Some("count=2"));
+    let info = c.call(&["INFO", "latencystats"]).await.text();
+    let p = info_field(&info, "latency_percentiles_usec_publish").unwrap();
+    assert!(
+        p.starts_with("p50=") && p.contains(",p99=") && p.contains(",p99.9="),
+        "{p}"
+    );
+}
+
+/// Bytes that are not UTF-8 come back in error texts exactly as Redis echoes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_texts_keep_their_bytes() {
+    let s = start_server().await;
+    let mut c = s.raw().await;
+    c.send_raw(b"*2\r\n$2\r\n\xff\xfe\r\n$4\r\nPI\xffG\r\n").await;
+    c.expect(b"-ERR unknown command '\xff\xfe', with args beginning with: 'PI\xffG' \r\n")
+        .await;
+    c.send_raw(b"*2\r\n$6\r\nCLIENT\r\n$3\r\n\xe9t\xe9\r\n").await;
+    c.expect(b"-ERR unknown subcommand '\xe9t\xe9'. Try CLIENT HELP.\r\n")
+        .await;
+}
+
+/// COMMAND INFO and GETKEYS read the key specs of the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_key_specs() {
+    let s = start_server().await;
+    let mut c = s.raw().await;
+    let info = c
+        .call(&["COMMAND", "INFO", "spublish", "ssubscribe", "watch", "publish"])
+        .await;
+    let range = |f: &Frame| (f.items()[3].int(), f.items()[4].int(), f.items()[5].int());
+    assert_eq!(range(&info.items()[0]), (1, 1, 1));
+    assert_eq!(range(&info.items()[1]), (1, -1, 1));
+    assert_eq!(range(&info.items()[2]), (1, -1, 1));
+    assert_eq!(range(&info.items()[3]), (0, 0, 0));
+    let spec = &info.items()[0].items()[8].items()[0];
+    assert_eq!(spec.items()[0].text(), "flags");
+    assert_eq!(spec.items()[1].items()[0].text(), "not_key");
+    let keys = c.call(&["COMMAND", "GETKEYS", "WATCH", "a", "b"]).await;
+    assert_eq!(keys.items().iter().map(|k| k.text()).collect::<Vec<_>>(), ["a", "b"]);
+    let kf = c.call(&["COMMAND", "GETKEYSANDFLAGS", "watch", "a"]).await;
+    assert_eq!(kf.items()[0].items()[1].items()[0].text(), "RO");
+    c.send(&["COMMAND", "GETKEYS", "spublish", "ch", "m"]).await;
+    c.expect_error("ERR The command has no key arguments").await;
+    c.send(&["COMMAND", "GETKEYS", "nosuch", "x"]).await;
+    c.expect_error("ERR Invalid command specified").await;
+    c.send(&["COMMAND", "GETKEYS", "watch"]).await;
+    c.expect_error("ERR Invalid arguments specified for command").await;
+}
