@@ -1,10 +1,11 @@
 //! The `fanout` command line, read as redis-server reads its own: `[config-file | -]
 //! [--directive word ...]...`, each directive taking the words up to the next `--word`.
+//! Also: text logs carry colour codes only on a terminal.
 //!
 //! Each test spawns the real binary on a free loopback port. Children are owned by a guard
 //! that kills them on drop, and every wait is bounded, so a failure never hangs or leaks.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -275,4 +276,64 @@ fn help_and_version() {
         let expected = format!("fanout {}\n", env!("CARGO_PKG_VERSION"));
         assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "{flag}");
     }
+}
+
+/// Under `docker logs` or a log file stderr is a pipe: no escape codes in it.
+#[test]
+fn no_colour_when_stderr_is_not_a_terminal() {
+    let port = free_port();
+    let s = serve(port, &["--port", &port.to_string()]);
+    // The startup line (loglevel notice) is written just before the server answers.
+    let deadline = Instant::now() + WAIT;
+    while !s.stderr().contains("ready to accept connections") {
+        assert!(Instant::now() < deadline, "no startup line:\n{}", s.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !s.stderr().contains("\x1b["),
+        "escape codes in piped stderr:\n{}",
+        s.stderr()
+    );
+}
+
+/// On a terminal (a pty from util-linux `script`) the text log is coloured, unless
+/// NO_COLOR is set. The server logs an error and exits because its port is taken.
+#[test]
+fn colour_on_a_terminal_unless_no_color() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let on_a_tty = |no_color: Option<&str>| -> Option<String> {
+        let line = format!("'{BIN}' --bind 127.0.0.1 --port {port}");
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"]).env_remove("NO_COLOR");
+        cmd.env_remove("RUST_LOG")
+            .env_remove("FANOUT_BIND")
+            .env_remove("FANOUT_PORT");
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).spawn().ok()?;
+        // The output is a line or two, so the pipe cannot fill while we wait.
+        let deadline = Instant::now() + WAIT;
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("fanout under `script` kept running");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut out = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        Some(out)
+    };
+    let Some(coloured) = on_a_tty(None) else {
+        eprintln!("no `script` command here: skipping the terminal case");
+        return;
+    };
+    assert!(coloured.contains("could not bind"), "{coloured}");
+    assert!(coloured.contains("\x1b["), "no colour on a terminal: {coloured:?}");
+    let plain = on_a_tty(Some("1")).unwrap();
+    assert!(plain.contains("could not bind"), "{plain}");
+    assert!(!plain.contains("\x1b["), "colour despite NO_COLOR: {plain:?}");
 }
