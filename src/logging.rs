@@ -1,6 +1,9 @@
 //! Logging through `tracing`. Redis's `loglevel` maps onto tracing levels; `RUST_LOG`,
 //! when set, takes precedence. The level can be changed at run time (CONFIG SET loglevel).
+//! The text format is coloured only when stderr is a terminal and `NO_COLOR` is unset.
 
+use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use tracing_subscriber::{reload, EnvFilter, Registry};
@@ -22,6 +25,13 @@ fn filter_for(loglevel: &str) -> EnvFilter {
     EnvFilter::new(level)
 }
 
+/// Whether text logs are coloured: only for a person at a terminal, since escape codes are
+/// noise in a file or `docker logs`; and never when `NO_COLOR` is set to anything but the
+/// empty string (https://no-color.org).
+fn colour(stderr_is_terminal: bool, no_color: Option<OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Installs the global subscriber. `format` is `text` or `json`. Safe to call twice
 /// (the second call does nothing), which tests rely on.
 pub fn init(loglevel: &str, format: &str) {
@@ -31,7 +41,11 @@ pub fn init(loglevel: &str, format: &str) {
     let result = if format == "json" {
         tracing_subscriber::registry().with(filter).with(fmt.json()).try_init()
     } else {
-        tracing_subscriber::registry().with(filter).with(fmt).try_init()
+        let ansi = colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR"));
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(fmt.with_ansi(ansi))
+            .try_init()
     };
     if result.is_ok() {
         let _ = RELOAD.set(handle);
@@ -82,5 +96,19 @@ impl RateLimit {
             self.suppressed.fetch_add(1, Relaxed);
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())));
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some("".into())));
     }
 }

@@ -24,7 +24,8 @@ pub struct Directive {
     pub name: &'static str,
     pub default: &'static str,
     pub mutable: bool,
-    /// Takes several words on the command line (`--bind 127.0.0.1 ::1`).
+    /// Its value is a list of words (`--bind 127.0.0.1 ::1`); `fanout --help` shows it so.
+    /// (On the command line every directive takes the words up to the next `--word`.)
     pub multi: bool,
     pub help: &'static str,
 }
@@ -76,12 +77,13 @@ pub const DIRECTIVES: &[Directive] = &[
         true,
         "largest unparsed input kept for one client",
     ),
-    d(
-        "client-output-buffer-limit",
-        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
-        true,
-        "output limits per class: <class> <hard> <soft> <soft-seconds> ...",
-    ),
+    Directive {
+        name: "client-output-buffer-limit",
+        default: "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        mutable: true,
+        multi: true,
+        help: "output limits per class: <class> <hard> <soft> <soft-seconds> ...",
+    },
     d(
         "pubsub-overflow-policy",
         "disconnect",
@@ -185,12 +187,13 @@ pub const DIRECTIVES: &[Directive] = &[
     ),
     // Accepted so that redis.conf files, tools and test runners that read or set them keep
     // working; fanout keeps no keys, so they have nothing to act on.
-    d(
-        "save",
-        "",
-        true,
-        "compatibility: fanout persists nothing; accepted and ignored",
-    ),
+    Directive {
+        name: "save",
+        default: "",
+        mutable: true,
+        multi: true,
+        help: "compatibility: fanout persists nothing; accepted and ignored",
+    },
     d(
         "appendonly",
         "no",
