@@ -3,23 +3,29 @@
 //! One PUBLISH, end to end:
 //!
 //! ```text
-//! socket -> server::connection (reader task) -> protocol::request (parse, no I/O)
+//! socket -> server::conn (reader task) -> protocol::request (parse, no I/O)
 //!        -> commands::Session::execute (checks in Redis's order, then the command)
-//!        -> broker::Registry::publish: exact subscribers, then matching patterns;
+//!        -> pubsub::Registry::publish: exact subscribers, then matching patterns;
 //!           one frame encoded per protocol, the same Bytes queued in every
-//!           subscriber's broker::Outbox (never copied per subscriber, never awaited)
+//!           subscriber's client::Outbox (never copied per subscriber, never awaited)
 //!        -> each subscriber's writer task: everything queued, few syscalls -> socket
 //! ```
 //!
-//! * [`acl`]: users and their permissions (ACL SETUSER and friends, AUTH as a user).
-//! * [`config`]: directives, their defaults, file/env/argv precedence, CONFIG GET/SET.
-//! * [`protocol`]: the request parser and the RESP2/RESP3 reply encoder. Pure, no I/O.
-//! * [`broker`]: the subscription registry, the Redis glob matcher, per-connection
-//!   outboxes with byte accounting and overflow policies, the client table.
-//! * [`commands`]: the command table and one file per command family.
+//! Modules, from the top down (each uses only those below it; CI checks for cycles):
+//!
 //! * [`server`]: the listener, the connection tasks, periodic checks and shutdown.
-//! * [`stats`]: server-wide counters as plain atomics.
-//! * [`metrics`]: Prometheus metrics read from those at scrape time (`metrics-addr`).
+//! * [`commands`]: `Session`, dispatch in Redis's order, one file per command family.
+//! * [`metrics`]: Prometheus metrics read from the counters at scrape time.
+//! * [`broker`]: `Broker`, what the connections share.
+//! * [`pubsub`]: the subscription registry, the pattern index, publish runs.
+//! * [`client`]: per-connection outboxes, the client table, MONITOR clients, CLIENT PAUSE.
+//! * [`acl`]: users and their permissions.
+//! * [`keyspace`]: WATCH's watched keys (the keyspace itself comes with streams).
+//! * [`config`]: directives, their defaults, file/env/argv precedence, CONFIG GET/SET.
+//! * [`stats`]: counters, per-command figures, SLOWLOG, the latency monitor.
+//! * [`spec`]: the command table, the one source of every command fact.
+//! * [`protocol`]: the request parser and the RESP2/RESP3 reply encoder. Pure, no I/O.
+//! * [`glob`]: Redis's glob matcher.
 
 pub mod acl;
 pub mod broker;

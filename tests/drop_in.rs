@@ -353,3 +353,37 @@ async fn command_key_specs() {
     c.send(&["COMMAND", "GETKEYS", "watch"]).await;
     c.expect_error("ERR Invalid arguments specified for command").await;
 }
+
+/// ACL key patterns apply to the keys the command table finds (checked against
+/// redis-server 7.0.15: WATCH's `RO` key spec is met by a read or a write pattern).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_key_patterns_apply_to_watch() {
+    let s = start_server().await;
+    let mut admin = s.raw().await;
+    assert_eq!(
+        admin
+            .call(&["ACL", "SETUSER", "w", "on", "nopass", "+@all", "%W~foo", "&*"])
+            .await
+            .text(),
+        "OK"
+    );
+    let mut c = s.raw().await;
+    assert_eq!(c.call(&["AUTH", "w", "x"]).await.text(), "OK");
+    assert_eq!(c.call(&["WATCH", "foo"]).await.text(), "OK");
+    c.send(&["WATCH", "foo", "bar"]).await;
+    c.expect_error("NOPERM this user has no permissions to access one of the keys used as arguments")
+        .await;
+    assert_eq!(c.call(&["SPUBLISH", "bar", "m"]).await.int(), 0);
+    let dry = admin.call(&["ACL", "DRYRUN", "w", "WATCH", "b\u{e9}r"]).await.text();
+    assert_eq!(dry, "This user has no permissions to access the 'b\u{e9}r' key");
+    let log = admin.call(&["ACL", "LOG", "1"]).await;
+    let entry = log.items()[0].items();
+    let field = |k: &str| {
+        entry
+            .iter()
+            .position(|f| *f == Frame::bulk(k))
+            .map(|i| entry[i + 1].text())
+    };
+    assert_eq!(field("reason").as_deref(), Some("key"));
+    assert_eq!(field("object").as_deref(), Some("bar"));
+}

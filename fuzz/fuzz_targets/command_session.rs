@@ -202,11 +202,10 @@ fn drain(c: &mut Client) {
 }
 
 /// Closes a connection the way `serve` does when its read loop returns.
-fn close(c: &mut Client, broker: &Broker) {
+fn close(c: &mut Client) {
     if c.open {
         c.session.flush();
-        c.session.drop_subscriptions();
-        broker.clients.remove(c.session.id());
+        c.session.close();
         c.open = false;
     }
 }
@@ -247,7 +246,7 @@ fuzz_target!(|input: Input| {
         let i = usize::from(step.client) % CLIENTS;
         // A client killed by another one (CLIENT KILL, overflow) ends its read loop.
         if clients[i].open && clients[i].session.outbox().gone.is_cancelled() {
-            close(&mut clients[i], &broker);
+            close(&mut clients[i]);
         }
         if !clients[i].open || step.words.is_empty() {
             continue;
@@ -270,11 +269,11 @@ fuzz_target!(|input: Input| {
             Flow::Continue => {}
             Flow::CloseAfterReply => {
                 clients[i].session.outbox().close_after_flush();
-                close(&mut clients[i], &broker);
+                close(&mut clients[i]);
             }
             Flow::CloseNow => {
                 clients[i].session.outbox().kill();
-                close(&mut clients[i], &broker);
+                close(&mut clients[i]);
             }
         }
         if step.drain {
@@ -286,7 +285,7 @@ fuzz_target!(|input: Input| {
 
     for c in &mut clients {
         drain(c);
-        close(c, &broker);
+        close(c);
     }
     assert_eq!(
         broker.registry.channel_count(Namespace::Global),

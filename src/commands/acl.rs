@@ -5,6 +5,7 @@ use std::io::Read;
 
 use bytes::Bytes;
 
+use super::errors::Error;
 use super::{Flow, Session};
 use crate::acl::rules::{self, Denial};
 use crate::acl::Acl;
@@ -69,7 +70,7 @@ impl Session {
                 args[pos].clone(),
                 "NOPERM this user has no permissions to access one of the channels used as arguments".to_string(),
             ),
-            // fanout's commands name no keys, and logins are not commands.
+            // Logins are not commands: only keys reach here.
             Denial::Key | Denial::Auth => (
                 args[pos].clone(),
                 "NOPERM this user has no permissions to access one of the keys used as arguments".to_string(),
@@ -101,11 +102,11 @@ impl Session {
     }
 
     fn acl_syntax_error(&mut self, args: &[Bytes]) {
-        let msg = format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try ACL HELP.",
-            String::from_utf8_lossy(&args[1][..args[1].len().min(128)])
-        );
-        self.error(&msg);
+        self.fail(Error::Quoted(
+            "ERR unknown subcommand or wrong number of arguments for '",
+            args[1].slice(..args[1].len().min(128)),
+            "'. Try ACL HELP.",
+        ));
     }
 
     pub(super) fn acl_command(&mut self, cmd: Cmd, args: &[Bytes]) -> Flow {
@@ -251,11 +252,11 @@ impl Session {
             Some(_) if args.len() > 3 => self.acl_syntax_error(args),
             Some(name) => match rules::category(name) {
                 None => {
-                    let msg = format!(
-                        "ERR Unknown category '{}'",
-                        String::from_utf8_lossy(&name[..name.len().min(128)])
-                    );
-                    self.error(&msg);
+                    self.fail(Error::Quoted(
+                        "ERR Unknown category '",
+                        name.slice(..name.len().min(128)),
+                        "'",
+                    ));
                 }
                 Some(cat) => {
                     let members = rules::index().category_members(cat);
@@ -276,7 +277,7 @@ impl Session {
         let bits = match args.get(2).map(|b| super::parse_i64(b)) {
             None => 256,
             Some(Some(n)) => n,
-            Some(None) => return self.error("ERR value is not an integer or out of range"),
+            Some(None) => return self.fail(Error::NotInteger),
         };
         if bits <= 0 || bits > GENPASS_MAX_BITS {
             let msg = format!("ERR ACL GENPASS argument must be the number of bits for the output password, a positive number up to {GENPASS_MAX_BITS}");
@@ -303,7 +304,7 @@ impl Session {
             }
             Some(a) => match super::parse_i64(a) {
                 Some(n) => n.max(0) as usize,
-                None => return self.error("ERR value is not an integer or out of range"),
+                None => return self.fail(Error::NotInteger),
             },
         };
         let entries = acl.log.newest(count);
@@ -333,8 +334,7 @@ impl Session {
     /// ACL DRYRUN user command [arg ...]: would the user be allowed to run it?
     fn acl_dryrun(&mut self, acl: &Acl, args: &[Bytes]) {
         let Some(user) = acl.user(&args[2]) else {
-            let msg = format!("ERR User '{}' not found", String::from_utf8_lossy(&args[2]));
-            return self.error(&msg);
+            return self.fail(Error::Quoted("ERR User '", args[2].clone(), "' not found"));
         };
         let cmd = &args[3..];
         let spec = table::lookup(&cmd[0]).and_then(|base| {
@@ -345,8 +345,7 @@ impl Session {
             }
         });
         let Some(spec) = spec else {
-            let msg = format!("ERR Command '{}' not found", String::from_utf8_lossy(&cmd[0]));
-            return self.error(&msg);
+            return self.fail(Error::Quoted("ERR Command '", cmd[0].clone(), "' not found"));
         };
         if (spec.arity > 0 && spec.arity as usize != cmd.len()) || (cmd.len() as i64) < -(spec.arity as i64) {
             let msg = format!("ERR wrong number of arguments for '{}' command", spec.name);
@@ -356,18 +355,21 @@ impl Session {
         match result {
             Ok(()) => self.ok(),
             Err((denial, pos)) => {
-                let text = match denial {
-                    Denial::Command => format!("This user has no permissions to run the '{}' command", spec.name),
-                    Denial::Channel => format!(
-                        "This user has no permissions to access the '{}' channel",
-                        String::from_utf8_lossy(&cmd[pos])
-                    ),
-                    Denial::Key | Denial::Auth => format!(
-                        "This user has no permissions to access the '{}' key",
-                        String::from_utf8_lossy(&cmd[pos])
-                    ),
+                // The refused channel or key as the client sent it, bytes and all.
+                let quoted = |what: &str| {
+                    let mut t = b"This user has no permissions to access the '".to_vec();
+                    t.extend_from_slice(&cmd[pos]);
+                    t.extend_from_slice(format!("' {what}").as_bytes());
+                    t
                 };
-                self.reply().bulk(text.as_bytes());
+                let text = match denial {
+                    Denial::Command => {
+                        format!("This user has no permissions to run the '{}' command", spec.name).into_bytes()
+                    }
+                    Denial::Channel => quoted("channel"),
+                    Denial::Key | Denial::Auth => quoted("key"),
+                };
+                self.reply().bulk(&text);
             }
         }
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::errors::Error;
 use super::{Flow, ReplyMode, Session};
 use crate::client::ClientHandle;
 use crate::config::OverflowPolicy;
@@ -76,7 +77,7 @@ struct KillFilter {
 }
 
 impl KillFilter {
-    fn parse(args: &[Bytes], acl: &crate::acl::Acl) -> Result<KillFilter, String> {
+    fn parse(args: &[Bytes], acl: &crate::acl::Acl) -> Result<KillFilter, Error> {
         let mut f = KillFilter {
             skip_me: true,
             ..Default::default()
@@ -84,14 +85,14 @@ impl KillFilter {
         let mut i = 0;
         while i < args.len() {
             let Some(value) = args.get(i + 1) else {
-                return Err("ERR syntax error".into());
+                return Err(Error::Syntax);
             };
             match args[i].to_ascii_lowercase().as_slice() {
-                b"id" => f.id = Some(parse_id(value).ok_or("ERR client-id should be greater than 0")?),
+                b"id" => f.id = Some(parse_id(value).ok_or(Error::Text("ERR client-id should be greater than 0"))?),
                 b"type" => {
                     f.kind = Some(
                         client_type(value)
-                            .ok_or_else(|| format!("ERR Unknown client type '{}'", String::from_utf8_lossy(value)))?,
+                            .ok_or_else(|| Error::Quoted("ERR Unknown client type '", value.clone(), "'"))?,
                     )
                 }
                 b"addr" => f.addr = Some(value.clone()),
@@ -99,11 +100,11 @@ impl KillFilter {
                 b"user" => {
                     f.user = Some(
                         acl.user(value)
-                            .ok_or_else(|| format!("ERR No such user '{}'", String::from_utf8_lossy(value)))?,
+                            .ok_or_else(|| Error::Quoted("ERR No such user '", value.clone(), "'"))?,
                     )
                 }
-                b"skipme" => f.skip_me = on_off_yes_no(value).ok_or("ERR syntax error")?,
-                _ => return Err("ERR syntax error".into()),
+                b"skipme" => f.skip_me = on_off_yes_no(value).ok_or(Error::Syntax)?,
+                _ => return Err(Error::Syntax),
             }
             i += 2;
         }
@@ -173,7 +174,7 @@ impl Session {
                     }
                     self.silenced = true;
                 } else {
-                    self.error("ERR syntax error");
+                    self.fail(Error::Syntax);
                 }
             }
             Cmd::ClientNoEvict | Cmd::ClientNoTouch => match on_off(&args[2]) {
@@ -187,7 +188,7 @@ impl Session {
                     drop(info);
                     self.ok();
                 }
-                None => self.error("ERR syntax error"),
+                None => self.fail(Error::Syntax),
             },
             Cmd::ClientOverflow => self.client_overflow(args),
             // fanout has no client-side caching: the replies of a connection without
@@ -259,9 +260,7 @@ impl Session {
     fn client_setinfo(&mut self, attr: &Bytes, value: &Bytes) {
         let lib_name = attr.eq_ignore_ascii_case(b"lib-name");
         if !lib_name && !attr.eq_ignore_ascii_case(b"lib-ver") {
-            let msg = format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(attr));
-            self.error(&msg);
-            return;
+            return self.fail(Error::Quoted("ERR Unrecognized option '", attr.clone(), "'"));
         }
         if let Err(e) = validate_name(value, &String::from_utf8_lossy(attr)) {
             self.error(&e);
@@ -284,9 +283,7 @@ impl Session {
             clients
         } else if args.len() == 4 && args[2].eq_ignore_ascii_case(b"type") {
             let Some(t) = client_type(&args[3]) else {
-                let msg = format!("ERR Unknown client type '{}'", String::from_utf8_lossy(&args[3]));
-                self.error(&msg);
-                return;
+                return self.fail(Error::Quoted("ERR Unknown client type '", args[3].clone(), "'"));
             };
             clients.into_iter().filter(|c| has_type(c, t)).collect()
         } else if args.len() > 3 && args[2].eq_ignore_ascii_case(b"id") {
@@ -306,7 +303,7 @@ impl Session {
                 .filter_map(|&id| self.broker.clients.get(id as u64))
                 .collect()
         } else {
-            self.error("ERR syntax error");
+            self.fail(Error::Syntax);
             return;
         };
         let mut text = Vec::new();
@@ -337,7 +334,7 @@ impl Session {
         let filter = match KillFilter::parse(&args[2..], &self.broker.acl) {
             Ok(f) => f,
             Err(e) => {
-                self.error(&e);
+                self.fail(e);
                 return Flow::Continue;
             }
         };
@@ -377,7 +374,7 @@ impl Session {
                     self.client.outbox.set_policy(Some(p));
                     self.ok();
                 }
-                _ => self.error("ERR syntax error"),
+                _ => self.fail(Error::Syntax),
             },
         }
     }

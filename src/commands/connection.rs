@@ -4,6 +4,7 @@
 use crate::sync::LockExt;
 use bytes::Bytes;
 
+use super::errors::Error;
 use super::{Flow, ReplyMode, Session};
 use crate::protocol::reply::Proto;
 use crate::stats::Stats;
@@ -131,8 +132,7 @@ impl Session {
                 name = Some(args[j + 1].clone());
                 j += 2;
             } else {
-                let msg = format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(opt));
-                self.error(&msg);
+                self.fail(Error::Quoted("ERR Syntax error in HELLO option '", opt.clone(), "'"));
                 return Flow::Continue;
             }
         }
@@ -175,7 +175,7 @@ impl Session {
 
     pub(super) fn select(&mut self, args: &[Bytes]) -> Flow {
         match super::parse_i64(&args[1]) {
-            None => self.error("ERR value is not an integer or out of range"),
+            None => self.fail(Error::NotInteger),
             Some(n) if n < 0 || n as u64 >= self.broker.settings.databases() => {
                 self.error("ERR DB index is out of range")
             }

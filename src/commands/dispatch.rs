@@ -151,7 +151,7 @@ impl Session {
                 let why = text.strip_prefix(b"ERR ").unwrap_or(&text);
                 let mut msg = b"EXECABORT Transaction discarded because of: ".to_vec();
                 msg.extend_from_slice(why);
-                self.fail(Error::Owned(String::from_utf8_lossy(&msg).into_owned()));
+                self.fail(Error::Owned(msg));
                 return Flow::Continue;
             }
         }

@@ -14,7 +14,10 @@ pub enum Error {
     /// texts that Redis words per command.
     Text(&'static str),
     /// A text built at run time (ACL rule errors, CONFIG SET reasons...).
-    Owned(String),
+    Owned(Vec<u8>),
+    /// A text quoting what the client sent: `before`, the bytes (to the first NUL, as
+    /// Redis's `%s`), `after`.
+    Quoted(&'static str, Bytes, &'static str),
     UnknownCommand {
         name: Bytes,
         args: Vec<Bytes>,
@@ -49,7 +52,13 @@ impl Error {
             Error::Syntax => "ERR syntax error",
             Error::NotInteger => "ERR value is not an integer or out of range",
             Error::Text(t) => t,
-            Error::Owned(t) => t,
+            Error::Owned(t) => return t.clone(),
+            Error::Quoted(before, what, after) => {
+                let mut t = before.as_bytes().to_vec();
+                t.extend_from_slice(c_str(what));
+                t.extend_from_slice(after.as_bytes());
+                return t;
+            }
             Error::UnknownCommand { name, args } => return unknown_command(name, args),
             Error::UnknownSubcommand { sub, container } => {
                 let mut t = b"ERR unknown subcommand '".to_vec();
@@ -88,7 +97,13 @@ impl Error {
 
 impl From<String> for Error {
     fn from(s: String) -> Error {
-        Error::Owned(s)
+        Error::Owned(s.into_bytes())
+    }
+}
+
+impl From<&'static str> for Error {
+    fn from(s: &'static str) -> Error {
+        Error::Text(s)
     }
 }
 

@@ -222,6 +222,18 @@ impl Session {
         e.simple("    Prints this help.");
     }
 
+    /// The one teardown of a connection, after its last request (normally or by a
+    /// panic): completes an open run (it holds places in subscribers' queues, whose
+    /// writers would wait for it forever), drops subscriptions, watched keys and monitor
+    /// mode, and leaves the client table.
+    pub fn close(&mut self) {
+        self.broker.registry.end_batch(&mut self.batch);
+        self.drop_subscriptions();
+        self.unwatch_all();
+        self.broker.monitors.remove(self.id());
+        self.broker.clients.remove(self.id());
+    }
+
     /// Drops every subscription without telling the client (RESET, disconnect).
     pub fn drop_subscriptions(&mut self) {
         let id = self.id();

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use super::errors::Error;
 use super::{Flow, Session};
 use crate::pubsub::Namespace;
 use crate::spec::Cmd;
@@ -147,11 +148,11 @@ impl Session {
         match cmd {
             Cmd::PubsubChannels | Cmd::PubsubShardchannels => {
                 if args.len() > 3 {
-                    let msg = format!(
-                        "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
-                        String::from_utf8_lossy(&args[1])
-                    );
-                    self.error(&msg);
+                    self.fail(Error::Quoted(
+                        "ERR unknown subcommand or wrong number of arguments for '",
+                        args[1].clone(),
+                        "'. Try PUBSUB HELP.",
+                    ));
                     return Flow::Continue;
                 }
                 let ns = if cmd == Cmd::PubsubChannels {

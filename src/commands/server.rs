@@ -380,7 +380,7 @@ impl Session {
                         Some((args[3].to_ascii_lowercase(), args[4].clone()))
                     }
                     _ => {
-                        self.error("ERR syntax error");
+                        self.fail(Error::Syntax);
                         return Flow::Continue;
                     }
                 };

@@ -105,13 +105,7 @@ impl Drop for Cleanup {
             tracing::error!(client = session.id(), "connection task panicked; closing it");
             session.outbox().kill();
         }
-        // An open run holds places in subscribers' queues: complete it, or their writers
-        // would wait for it forever.
-        session.broker.registry.end_batch(&mut session.batch);
-        session.drop_subscriptions();
-        session.unwatch_all();
-        session.broker.monitors.remove(session.id());
-        session.broker.clients.remove(session.id());
+        session.close();
         session.broker.clients.release_slot();
     }
 }
