@@ -315,3 +315,40 @@ fn check_docs(v: &redis::Value, path: &str, missing: &mut Vec<String>) {
         }
     }
 }
+
+/// `redis-cli SHUTDOWN` against the real binary: redis-cli exits 0 with nothing printed
+/// (the connection closes, as with Redis) and the server drains and exits 0.
+#[test]
+fn redis_cli_shutdown_stops_the_server() {
+    let Some(cli) = redis_cli() else { return };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let mut server = Kid(Command::new(env!("CARGO_BIN_EXE_fanout"))
+        .args(["--port", &port, "--loglevel", "warning"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn fanout"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while run(&cli, &port, &["PING"], b"").1.trim() != "PONG" {
+        assert!(Instant::now() < deadline, "fanout did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, out, err) = run(&cli, &port, &["SHUTDOWN"], b"");
+    assert!(status.success(), "redis-cli SHUTDOWN: {status}: {out} {err}");
+    assert_eq!(out.trim(), "", "{err}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(code) = server.0.try_wait().unwrap() {
+            assert!(code.success(), "fanout exited with {code}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "fanout still running after SHUTDOWN");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

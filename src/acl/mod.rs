@@ -102,8 +102,10 @@ impl User {
         self.state().rules.check(spec, args)
     }
 
-    /// [`User::check`] for the commands of [`holds_rules`]: `Ok` keeps the rules locked
-    /// (shared) until the caller drops it, once the subscription is recorded.
+    /// [`User::check`] for the commands that add subscriptions (the command table's
+    /// `SUBSCRIBES` flag), which an ACL change may have to find and revoke: `Ok` keeps
+    /// the rules locked (shared) until the caller drops it, once the subscription is
+    /// recorded.
     pub fn check_and_hold(
         &self,
         spec: &'static Spec,
@@ -113,12 +115,6 @@ impl User {
         st.rules.check(spec, args)?;
         Ok(st)
     }
-}
-
-/// The commands that must hold their user's rules while they run: those that add
-/// subscriptions, which an ACL change may have to find and revoke.
-pub fn holds_rules(spec: &Spec) -> bool {
-    matches!(spec.name, "subscribe" | "psubscribe" | "ssubscribe")
 }
 
 impl fmt::Display for User {

@@ -216,8 +216,8 @@ impl Session {
         match spec.cmd {
             Cmd::Publish => self.publish(Namespace::Global, args),
             Cmd::Spublish => self.publish(Namespace::Shard, args),
-            Cmd::Subscribe | Cmd::Psubscribe | Cmd::Ssubscribe => self.subscribe(spec.name, &args[1..]),
-            Cmd::Unsubscribe | Cmd::Punsubscribe | Cmd::Sunsubscribe => self.unsubscribe(spec.name, &args[1..]),
+            Cmd::Subscribe | Cmd::Psubscribe | Cmd::Ssubscribe => self.subscribe(spec, &args[1..]),
+            Cmd::Unsubscribe | Cmd::Punsubscribe | Cmd::Sunsubscribe => self.unsubscribe(spec, &args[1..]),
             Cmd::PubsubChannels
             | Cmd::PubsubShardchannels
             | Cmd::PubsubNumsub

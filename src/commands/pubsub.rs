@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::errors::Error;
 use super::{Flow, Session};
 use crate::pubsub::Namespace;
-use crate::spec::Cmd;
+use crate::spec::{Cmd, Spec};
 use crate::sync::RwLockExt;
 
 /// Which of the three subscription families a command acts on.
@@ -17,10 +17,10 @@ enum Family {
 }
 
 impl Family {
-    fn of(cmd: &str) -> Family {
+    fn of(cmd: Cmd) -> Family {
         match cmd {
-            "subscribe" | "unsubscribe" => Family::Channel,
-            "psubscribe" | "punsubscribe" => Family::Pattern,
+            Cmd::Subscribe | Cmd::Unsubscribe => Family::Channel,
+            Cmd::Psubscribe | Cmd::Punsubscribe => Family::Pattern,
             _ => Family::Shard,
         }
     }
@@ -51,8 +51,9 @@ impl Session {
         e.integer(count as i64);
     }
 
-    pub(super) fn subscribe(&mut self, cmd: &'static str, names: &[Bytes]) -> Flow {
-        let family = Family::of(cmd);
+    /// SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE; each confirmation is named after the command.
+    pub(super) fn subscribe(&mut self, spec: &'static Spec, names: &[Bytes]) -> Flow {
+        let (family, cmd) = (Family::of(spec.cmd), spec.name);
         let limit = self
             .broker
             .settings
@@ -96,8 +97,8 @@ impl Session {
         Flow::Continue
     }
 
-    pub(super) fn unsubscribe(&mut self, cmd: &'static str, names: &[Bytes]) -> Flow {
-        let family = Family::of(cmd);
+    pub(super) fn unsubscribe(&mut self, spec: &'static Spec, names: &[Bytes]) -> Flow {
+        let (family, cmd) = (Family::of(spec.cmd), spec.name);
         let names: Vec<Bytes> = if names.is_empty() {
             self.set_of(family).iter().cloned().collect()
         } else {

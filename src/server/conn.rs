@@ -159,47 +159,36 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
                 authenticated: !session.auth_required(),
             };
             match parser.next(&mut buf, &limits) {
-                Ok(Some(req)) => match session.execute(&req.args, req.wire_len) {
-                    Flow::Continue => {}
-                    Flow::Paused => {
+                Ok(Some(req)) => {
+                    let mut flow = session.execute(&req.args, req.wire_len);
+                    while flow == Flow::Paused {
                         // Held by CLIENT PAUSE: what is queued goes out, then this
                         // request runs again once the pause ends; the rest of the
                         // pipeline waits in `buf`.
                         session.flush();
-                        loop {
-                            tokio::select! {
-                                _ = outbox.gone.cancelled() => return,
-                                _ = shutdown.cancelled() => {
-                                    outbox.close_after_flush();
-                                    return;
-                                }
-                                _ = broker.pause.wait() => {}
+                        tokio::select! {
+                            _ = outbox.gone.cancelled() => return,
+                            _ = shutdown.cancelled() => {
+                                outbox.close_after_flush();
+                                return;
                             }
-                            match session.execute(&req.args, req.wire_len) {
-                                Flow::Paused => continue,
-                                Flow::Continue => break,
-                                Flow::CloseAfterReply => {
-                                    session.flush();
-                                    outbox.close_after_flush();
-                                    return;
-                                }
-                                Flow::CloseNow => {
-                                    outbox.kill();
-                                    return;
-                                }
-                            }
+                            _ = broker.pause.wait() => {}
+                        }
+                        flow = session.execute(&req.args, req.wire_len);
+                    }
+                    match flow {
+                        Flow::Continue | Flow::Paused => {}
+                        Flow::CloseAfterReply => {
+                            session.flush();
+                            outbox.close_after_flush();
+                            return;
+                        }
+                        Flow::CloseNow => {
+                            outbox.kill();
+                            return;
                         }
                     }
-                    Flow::CloseAfterReply => {
-                        session.flush();
-                        outbox.close_after_flush();
-                        return;
-                    }
-                    Flow::CloseNow => {
-                        outbox.kill();
-                        return;
-                    }
-                },
+                }
                 Ok(None) => break,
                 Err(e) => {
                     // Redis replies with the protocol error, then closes; anything
