@@ -11,10 +11,9 @@ use std::io::Write;
 use bytes::Bytes;
 
 use super::rules::{self, RuleError, UserRules};
-use super::{Acl, Revoker};
+use super::{Acl, AclError, Revoker};
 
 /// ACL LOAD / ACL SAVE without an `aclfile`.
-pub const NO_FILE: &str = "ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.";
 
 /// An I/O error as C's `strerror` words it (Rust adds " (os error N)").
 fn strerror(e: &std::io::Error) -> String {
@@ -113,11 +112,10 @@ impl Acl {
     /// ACL LOAD: replaces every user with the file's. `Ok(true)` when the caller `me`
     /// was logged in as a user that no longer exists and must be closed after its reply.
     /// `Err` is the error reply.
-    pub fn load(&self, revoker: &dyn Revoker, me: u64) -> Result<bool, String> {
-        let path = self.file().ok_or_else(|| NO_FILE.to_string())?;
-        let text = std::fs::read(&path)
-            .map_err(|e| format!("ERR Error loading ACLs, opening file '{path}': {}", strerror(&e)))?;
-        let users = parse(&path, &text, self.pubsub_allchannels()).map_err(|e| format!("ERR {e}"))?;
+    pub fn load(&self, revoker: &dyn Revoker, me: u64) -> Result<bool, AclError> {
+        let path = self.file().ok_or(AclError::NoFile)?;
+        let text = std::fs::read(&path).map_err(|e| AclError::Open(path.clone(), strerror(&e)))?;
+        let users = parse(&path, &text, self.pubsub_allchannels()).map_err(AclError::File)?;
         Ok(self.replace_users(users, revoker, me))
     }
 
@@ -128,16 +126,18 @@ impl Acl {
             return Ok(());
         }
         self.load(revoker, 0).map(|_| ()).map_err(|e| {
-            format!(
-                "Aborting startup because of ACL errors: {}",
-                e.trim_start_matches("ERR ")
-            )
+            let why = match e {
+                AclError::Open(path, err) => format!("Error loading ACLs, opening file '{path}': {err}"),
+                AclError::File(report) => report,
+                other => format!("{other:?}"),
+            };
+            format!("Aborting startup because of ACL errors: {why}")
         })
     }
 
     /// ACL SAVE.
-    pub fn save(&self) -> Result<(), String> {
-        let path = self.file().ok_or_else(|| NO_FILE.to_string())?;
+    pub fn save(&self) -> Result<(), AclError> {
+        let path = self.file().ok_or(AclError::NoFile)?;
         let mut text = Vec::new();
         for u in self.all() {
             text.extend_from_slice(&Acl::describe(&u));
@@ -153,8 +153,7 @@ impl Acl {
         written.map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             tracing::warn!("ACL SAVE to '{path}' failed: {e}");
-            "ERR There was an error trying to save the ACLs. Please check the server logs for more information"
-                .to_string()
+            AclError::Save
         })
     }
 }

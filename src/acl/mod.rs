@@ -241,16 +241,12 @@ impl Acl {
     /// exist) and only then, if all were valid, makes the copy current. Connections that
     /// now hold channels they may not use are disconnected, except `me`, the caller,
     /// which is told to close after its reply (`Ok(true)`).
-    pub fn set_user(&self, name: &[u8], ops: &[Bytes], revoker: &dyn Revoker, me: u64) -> Result<bool, String> {
+    pub fn set_user(&self, name: &[u8], ops: &[Bytes], revoker: &dyn Revoker, me: u64) -> Result<bool, AclError> {
         if rules::has_spaces(name) {
-            return Err("ERR Usernames can't contain spaces or null characters".into());
+            return Err(AclError::UsernameSpaces);
         }
-        let ops = rules::merge_selector_args(ops).map_err(|start| {
-            format!(
-                "ERR Unmatched parenthesis in acl selector starting at '{}'.",
-                String::from_utf8_lossy(&start)
-            )
-        })?;
+        let ops =
+            rules::merge_selector_args(ops).map_err(|start| AclError::UnmatchedParenthesis(Bytes::from(start)))?;
         let all = self.pubsub_allchannels();
         let mut users = self.users_mut();
         let existing = users.get(name).cloned();
@@ -259,13 +255,9 @@ impl Acl {
             None => UserRules::new(all),
         };
         for op in &ops {
-            rules.apply(op, all).map_err(|e| {
-                format!(
-                    "ERR Error in ACL SETUSER modifier '{}': {}",
-                    String::from_utf8_lossy(op),
-                    e.text()
-                )
-            })?;
+            rules
+                .apply(op, all)
+                .map_err(|e| AclError::Modifier(Bytes::from(op.clone()), e))?;
         }
         let Some(user) = existing else {
             let name = Bytes::copy_from_slice(name);
@@ -286,9 +278,9 @@ impl Acl {
     }
 
     /// ACL DELUSER: the number deleted, and whether the caller's own user was one.
-    pub fn del_users(&self, names: &[Bytes], revoker: &dyn Revoker, me: u64) -> Result<(i64, bool), String> {
+    pub fn del_users(&self, names: &[Bytes], revoker: &dyn Revoker, me: u64) -> Result<(i64, bool), AclError> {
         if names.iter().any(|n| &n[..] == b"default") {
-            return Err("ERR The 'default' user cannot be removed".into());
+            return Err(AclError::DefaultUndeletable);
         }
         let mut users = self.users_mut();
         let (mut deleted, mut killed_me) = (0, false);
@@ -340,6 +332,26 @@ impl Acl {
         }
         killed_me
     }
+}
+
+/// Why an ACL command failed. `commands::errors` renders each to Redis's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AclError {
+    /// ACL SETUSER with a name holding spaces or NUL.
+    UsernameSpaces,
+    /// A `(` selector with no `)`; carries the arguments from where it starts.
+    UnmatchedParenthesis(Bytes),
+    /// A rule ACL SETUSER refused, and why.
+    Modifier(Bytes, rules::RuleError),
+    DefaultUndeletable,
+    /// ACL LOAD/SAVE with no `aclfile` configured.
+    NoFile,
+    /// The `aclfile` could not be opened (path, `strerror` text).
+    Open(String, String),
+    /// The `aclfile` holds bad lines (Redis's report of each).
+    File(String),
+    /// ACL SAVE failed (logged with the reason).
+    Save,
 }
 
 /// What an ACL change needs done to the connections it affects. The shared server context

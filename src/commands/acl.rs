@@ -121,7 +121,7 @@ impl Session {
                         return Flow::CloseAfterReply;
                     }
                 }
-                Err(e) => self.error(&e),
+                Err(e) => self.fail(e.into()),
             },
             Cmd::AclDeluser => match acl.del_users(&args[2..], &*broker, me) {
                 Ok((n, killed_me)) => {
@@ -130,7 +130,7 @@ impl Session {
                         return Flow::CloseAfterReply;
                     }
                 }
-                Err(e) => self.error(&e),
+                Err(e) => self.fail(e.into()),
             },
             Cmd::AclGetuser => self.acl_getuser(acl, &args[2]),
             Cmd::AclList | Cmd::AclUsers => {
@@ -160,11 +160,11 @@ impl Session {
                         return Flow::CloseAfterReply;
                     }
                 }
-                Err(e) => self.error(&e),
+                Err(e) => self.fail(e.into()),
             },
             Cmd::AclSave => match acl.save() {
                 Ok(()) => self.ok(),
-                Err(e) => self.error(&e),
+                Err(e) => self.fail(e.into()),
             },
             _ => self.help(
                 "ACL",

@@ -5,6 +5,8 @@
 
 use bytes::Bytes;
 
+use crate::acl::AclError;
+
 /// A command's failure, as the client will read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
@@ -43,6 +45,7 @@ pub enum Error {
     NoKeyArguments,
     /// SHUTDOWN ABORT with nothing to abort.
     NoShutdownInProgress,
+    Acl(AclError),
 }
 
 impl Error {
@@ -84,6 +87,7 @@ impl Error {
             Error::InvalidArgsForCommand => "ERR Invalid arguments specified for command",
             Error::NoKeyArguments => "ERR The command has no key arguments",
             Error::NoShutdownInProgress => "ERR No shutdown in progress.",
+            Error::Acl(e) => return acl_text(e),
         };
         s.as_bytes().to_vec()
     }
@@ -104,6 +108,37 @@ impl From<String> for Error {
 impl From<&'static str> for Error {
     fn from(s: &'static str) -> Error {
         Error::Text(s)
+    }
+}
+
+impl From<AclError> for Error {
+    fn from(e: AclError) -> Error {
+        Error::Acl(e)
+    }
+}
+
+fn acl_text(e: &AclError) -> Vec<u8> {
+    let quoted = |before: &str, what: &[u8], after: &str| {
+        let mut t = before.as_bytes().to_vec();
+        t.extend_from_slice(what);
+        t.extend_from_slice(after.as_bytes());
+        t
+    };
+    match e {
+        AclError::UsernameSpaces => b"ERR Usernames can't contain spaces or null characters".to_vec(),
+        AclError::UnmatchedParenthesis(start) => {
+            quoted("ERR Unmatched parenthesis in acl selector starting at '", start, "'.")
+        }
+        AclError::Modifier(op, why) => quoted(
+            "ERR Error in ACL SETUSER modifier '",
+            op,
+            &format!("': {}", why.text()),
+        ),
+        AclError::DefaultUndeletable => b"ERR The 'default' user cannot be removed".to_vec(),
+        AclError::NoFile => b"ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.".to_vec(),
+        AclError::Open(path, err) => format!("ERR Error loading ACLs, opening file '{path}': {err}").into_bytes(),
+        AclError::File(report) => format!("ERR {report}").into_bytes(),
+        AclError::Save => b"ERR There was an error trying to save the ACLs. Please check the server logs for more information".to_vec(),
     }
 }
 
