@@ -13,8 +13,6 @@ use bytes::Bytes;
 use super::rules::{self, RuleError, UserRules};
 use super::{Acl, AclError, Revoker};
 
-/// ACL LOAD / ACL SAVE without an `aclfile`.
-
 /// An I/O error as C's `strerror` words it (Rust adds " (os error N)").
 fn strerror(e: &std::io::Error) -> String {
     let s = e.to_string();
