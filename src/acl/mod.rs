@@ -245,7 +245,7 @@ impl Acl {
         if rules::has_spaces(name) {
             return Err(AclError::UsernameSpaces);
         }
-        let ops = rules::merge_selector_args(ops).map_err(|start| AclError::UnmatchedParenthesis(start))?;
+        let ops = rules::merge_selector_args(ops).map_err(AclError::UnmatchedParenthesis)?;
         let all = self.pubsub_allchannels();
         let mut users = self.users_mut();
         let existing = users.get(name).cloned();
