@@ -73,10 +73,12 @@ impl Session {
         if !spec.arity_ok(args.len()) {
             return self.reject(Some(spec), Error::WrongArity(spec.name));
         }
+        // One clock read serves CLIENT LIST's idle time and the command's duration.
+        let start = Instant::now();
         {
             let mut info = self.client.info.locked();
             info.last_cmd = spec.name;
-            info.last_active = Instant::now();
+            info.last_active = start;
         }
         self.wire_len = wire_len;
         if self.auth_required() && !spec.has(Flags::NO_AUTH) {
@@ -115,7 +117,7 @@ impl Session {
                 return Flow::Continue;
             }
         }
-        self.call(spec, args)
+        self.call(spec, args, start)
     }
 
     /// Does CLIENT PAUSE hold this command now? Redis holds every command under ALL,
@@ -159,10 +161,10 @@ impl Session {
         Flow::Continue
     }
 
-    /// Runs a command that passed every check, then accounts for it (Redis's `call`).
-    pub(super) fn call(&mut self, spec: &'static Spec, args: &[Bytes]) -> Flow {
+    /// Runs a command that passed every check, then accounts for it (Redis's `call`);
+    /// `start` is when it began.
+    pub(super) fn call(&mut self, spec: &'static Spec, args: &[Bytes], start: Instant) -> Flow {
         let errors_before = self.errors_replied;
-        let start = Instant::now();
         let flow = self.run(spec, args);
         let usec = start.elapsed().as_micros() as u64;
         let stats = &self.broker.stats;

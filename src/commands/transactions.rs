@@ -80,7 +80,7 @@ impl Session {
                 self.acl_denied(spec, args, denied);
                 continue;
             }
-            match self.call(spec, args) {
+            match self.call(spec, args, std::time::Instant::now()) {
                 Flow::Continue | Flow::Paused => {}
                 other => flow = other,
             }

@@ -11,7 +11,6 @@
 //!
 //! This module imports nothing from the crate: everything else may read it.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// One command or subcommand.
@@ -480,19 +479,29 @@ static FAMILIES: &[&[Spec]] = &[
     acl::COMMANDS,
 ];
 
-/// Top-level commands by lower-case name.
-fn by_name() -> &'static HashMap<&'static [u8], &'static Spec> {
-    static MAP: OnceLock<HashMap<&'static [u8], &'static Spec>> = OnceLock::new();
-    MAP.get_or_init(|| commands().map(|c| (c.name.as_bytes(), c)).collect())
+/// Top-level commands by the first letter of their name (`a`..`z`), so a lookup compares
+/// the request's name with at most a handful of names of the same length and letter.
+fn by_letter() -> &'static [Vec<&'static Spec>; 26] {
+    static TABLE: OnceLock<[Vec<&'static Spec>; 26]> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t: [Vec<&'static Spec>; 26] = Default::default();
+        for c in commands() {
+            t[(c.name.as_bytes()[0] - b'a') as usize].push(c);
+        }
+        t
+    })
 }
 
-/// Looks a command up by name, ignoring case.
+/// Looks a command up by name, ignoring case. Runs for every request.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    let mut buf = [0u8; 32];
-    let lower = buf.get_mut(..name.len())?;
-    lower.copy_from_slice(name);
-    lower.make_ascii_lowercase();
-    by_name().get(&*lower).copied()
+    let first = name.first()?.to_ascii_lowercase();
+    if !first.is_ascii_lowercase() {
+        return None;
+    }
+    by_letter()[(first - b'a') as usize]
+        .iter()
+        .find(|c| c.name.len() == name.len() && c.name.as_bytes().eq_ignore_ascii_case(name))
+        .copied()
 }
 
 /// Every top-level command.
@@ -536,6 +545,14 @@ mod tests {
             assert_eq!(names.len(), 1, "{:?} has entries {:?}", Cmd::ALL[i], names);
             assert_eq!(of(Cmd::ALL[i]).cmd, Cmd::ALL[i]);
         }
+    }
+
+    #[test]
+    fn lookup_ignores_case_and_nothing_else() {
+        assert!(lookup(b"PuBlIsH").is_some());
+        assert!(lookup(b"\xffpublish").is_none());
+        assert!(lookup(b"publishx").is_none());
+        assert!(lookup(b"").is_none());
     }
 
     #[test]
