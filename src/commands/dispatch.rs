@@ -10,7 +10,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::errors::Error;
-use super::{Flow, ReplyMode, Session};
+use super::{Flow, ReplyMode, Session, Wait};
 use crate::client::pause::PauseMode;
 use crate::protocol::reply::Proto;
 use crate::pubsub::Namespace;
@@ -107,7 +107,7 @@ impl Session {
             return self.reject(Some(spec), Error::SubscribedContext(spec.name));
         }
         if self.multi.is_none() && self.paused_for(spec) {
-            return Flow::Paused;
+            return Flow::Wait(Wait::Pause);
         }
         if let Some(multi) = &mut self.multi {
             if !runs_inside_multi(spec.cmd) {

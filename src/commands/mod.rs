@@ -39,14 +39,22 @@ use crate::stats::Stats;
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum Flow {
     Continue,
-    /// The command was not run: CLIENT PAUSE holds it. Send what is queued, wait for
-    /// the pause to end ([`crate::client::pause::Pause::wait`]), then execute the same
-    /// request again; later pipelined requests wait behind it.
-    Paused,
+    /// The command was not run yet: it must wait. Send what is queued, wait for what
+    /// [`Wait`] names (or the client going away, or shutdown), then execute the same
+    /// request again, as Redis re-runs a blocked command; later pipelined requests wait
+    /// behind it. This is the seam blocking commands (XREAD BLOCK) use.
+    Wait(Wait),
     /// Send what is queued, then close (QUIT, killing oneself).
     CloseAfterReply,
     /// Close without replying (cross-protocol requests such as an HTTP `POST`).
     CloseNow,
+}
+
+/// What a waiting request waits for.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Wait {
+    /// The end of a CLIENT PAUSE that holds the command.
+    Pause,
 }
 
 /// CLIENT REPLY state.

@@ -81,7 +81,7 @@ impl Session {
                 continue;
             }
             match self.call(spec, args, std::time::Instant::now()) {
-                Flow::Continue | Flow::Paused => {}
+                Flow::Continue | Flow::Wait(_) => {}
                 other => flow = other,
             }
         }

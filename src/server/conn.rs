@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::broker::Broker;
 use crate::client::outbox::Take;
 use crate::client::{ClientHandle, Outbox};
-use crate::commands::{Flow, Session};
+use crate::commands::{Flow, Session, Wait};
 use crate::protocol::request::{Limits, RequestParser};
 use crate::stats::Stats;
 
@@ -161,23 +161,28 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
             match parser.next(&mut buf, &limits) {
                 Ok(Some(req)) => {
                     let mut flow = session.execute(&req.args, req.wire_len);
-                    while flow == Flow::Paused {
-                        // Held by CLIENT PAUSE: what is queued goes out, then this
-                        // request runs again once the pause ends; the rest of the
-                        // pipeline waits in `buf`.
+                    while let Flow::Wait(wait) = flow {
+                        // What is queued goes out, then this request runs again once
+                        // what it waits for happened; the rest of the pipeline waits in
+                        // `buf`.
                         session.flush();
+                        let ready = async {
+                            match wait {
+                                Wait::Pause => broker.pause.wait().await,
+                            }
+                        };
                         tokio::select! {
                             _ = outbox.gone.cancelled() => return,
                             _ = shutdown.cancelled() => {
                                 outbox.close_after_flush();
                                 return;
                             }
-                            _ = broker.pause.wait() => {}
+                            _ = ready => {}
                         }
                         flow = session.execute(&req.args, req.wire_len);
                     }
                     match flow {
-                        Flow::Continue | Flow::Paused => {}
+                        Flow::Continue | Flow::Wait(_) => {}
                         Flow::CloseAfterReply => {
                             session.flush();
                             outbox.close_after_flush();
