@@ -21,7 +21,7 @@ use crate::config::Settings;
 use crate::keyspace::watch::WatchTable;
 use crate::pubsub::registry::Subscribers;
 use crate::pubsub::{Namespace, Registry};
-use crate::spec::{Cmd, Flags, Spec};
+use crate::spec::{Flags, Spec};
 use crate::stats::latency::LatencyMonitor;
 use crate::stats::slowlog::SlowLog;
 use crate::stats::Stats;
@@ -106,18 +106,13 @@ impl Broker {
 
 impl Broker {
     /// After a command ran for `usec`: the slow log and the latency monitor, as Redis's
-    /// `call` feeds them. Costs two relaxed loads when the command was fast.
+    /// `call` feeds them. Costs two relaxed loads when the command was fast. `args` are
+    /// already redacted ([`Spec::redacted`]).
     pub fn record_call(&self, spec: &Spec, args: &[Bytes], usec: u64, client: &ClientHandle) {
         let s = &self.settings;
         let slower_than = s.slowlog_slower_than.load(Relaxed);
         if slower_than >= 0 && usec >= slower_than as u64 && !spec.has(Flags::SKIP_SLOWLOG) {
-            let redacted: Vec<Bytes>;
-            let shown = if matches!(spec.cmd, Cmd::Auth | Cmd::Hello | Cmd::AclSetuser) {
-                redacted = args.iter().take(1).cloned().collect();
-                &redacted[..]
-            } else {
-                args
-            };
+            let shown = args;
             let name = client.info.locked().name.clone().unwrap_or_default();
             let max = s.slowlog_max_len.load(Relaxed) as usize;
             self.slowlog.record(slower_than, max, usec, shown, &client.peer, name);

@@ -351,7 +351,10 @@ async fn command_key_specs() {
     c.send(&["COMMAND", "GETKEYS", "nosuch", "x"]).await;
     c.expect_error("ERR Invalid command specified").await;
     c.send(&["COMMAND", "GETKEYS", "watch"]).await;
-    c.expect_error("ERR Invalid arguments specified for command").await;
+    c.expect_error("ERR Invalid number of arguments specified for command")
+        .await;
+    c.send(&["COMMAND", "GETKEYS", "publish", "ch"]).await;
+    c.expect_error("ERR The command has no key arguments").await;
 }
 
 /// ACL key patterns apply to the keys the command table finds (checked against
@@ -386,4 +389,122 @@ async fn acl_key_patterns_apply_to_watch() {
     };
     assert_eq!(field("reason").as_deref(), Some("key"));
     assert_eq!(field("object").as_deref(), Some("bar"));
+}
+
+/// Replies checked against redis-server 7.0.15 and 7.2.4 by a differential run
+/// (EXEC refused, ACL changed before EXEC, SSUBSCRIBE inside MULTI, MONITOR clients).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_edges_match_redis() {
+    let s = start_server().await;
+    let mut c = s.raw().await;
+    // A refused EXEC always explains itself as EXECABORT, inside MULTI or not.
+    c.send(&["EXEC", "x"]).await;
+    c.expect_error("EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command")
+        .await;
+    c.send_raw(b"MULTI\r\nSSUBSCRIBE s1\r\nCLIENT INFO\r\nEXEC\r\n").await;
+    c.expect(b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n-ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client\r\n")
+        .await;
+    // CLIENT INFO run by EXEC still sees the transaction.
+    let info = c.read_frame().await.text();
+    assert_eq!(client_field(&info, "flags").as_deref(), Some("x"), "{info}");
+    assert_eq!(client_field(&info, "multi").as_deref(), Some("2"), "{info}");
+    assert_eq!(client_field(&info, "cmd").as_deref(), Some("exec"), "{info}");
+    c.send(&["NOSUCH"]).await;
+    c.read_frame().await;
+    let info = c.call(&["CLIENT", "LIST"]).await.text();
+    assert!(info.contains(" multi=-1 "), "{info}");
+
+    // Permissions revoked between queueing and EXEC.
+    let mut admin = s.raw().await;
+    admin
+        .call(&["ACL", "SETUSER", "u", "on", "nopass", "+@all", "&*"])
+        .await;
+    let mut u = s.raw().await;
+    assert_eq!(u.call(&["AUTH", "u", "x"]).await.text(), "OK");
+    u.send_raw(b"MULTI\r\nPUBLISH ch m\r\nPING\r\n").await;
+    u.expect(b"+OK\r\n+QUEUED\r\n+QUEUED\r\n").await;
+    admin.call(&["ACL", "SETUSER", "u", "-publish"]).await;
+    u.send(&["EXEC"]).await;
+    u.expect(b"*2\r\n-NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: no permission to execute the command or subcommand\r\n+PONG\r\n").await;
+    // Refused while queueing: ACL LOG says `multi`.
+    u.send_raw(b"MULTI\r\nPUBLISH ch m\r\nDISCARD\r\n").await;
+    u.expect(b"+OK\r\n-NOPERM this user has no permissions to run the 'publish' command\r\n+OK\r\n")
+        .await;
+    let log = admin.call(&["ACL", "LOG", "1"]).await;
+    let entry = log.items()[0].items();
+    let field = |k: &str| {
+        entry
+            .iter()
+            .position(|f| *f == Frame::bulk(k))
+            .map(|i| entry[i + 1].text())
+    };
+    assert_eq!(field("context").as_deref(), Some("multi"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_clients_as_redis_treats_them() {
+    let s = start_server().await;
+    let mut m = s.raw().await;
+    m.send(&["MONITOR"]).await;
+    m.expect(b"+OK\r\n").await;
+    // Its own commands: the reply first, then the line; a second MONITOR says nothing.
+    m.send_raw(b"MONITOR\r\nPING\r\n").await;
+    m.expect(b"+PONG\r\n").await;
+    let line = m.read_frame().await.text();
+    assert!(line.ends_with("] \"PING\""), "{line}");
+    // A monitor is a replica to Redis: no publishing, no pause.
+    m.send(&["PUBLISH", "ch", "x"]).await;
+    m.expect_error("ERR Replica can't interact with the keyspace").await;
+    // A refused EXEC still reaches MONITOR.
+    let mut c = s.raw().await;
+    c.send(&["EXEC", "x"]).await;
+    c.read_frame().await;
+    let line = m.read_frame().await.text();
+    assert!(line.ends_with("] \"EXEC\" \"x\""), "{line}");
+    // SLOWLOG keeps AUTH's arguments redacted, as MONITOR shows them.
+    c.call(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]).await;
+    c.send(&["AUTH", "someone", "secret"]).await;
+    c.read_frame().await;
+    let entries = c.call(&["SLOWLOG", "GET", "2"]).await;
+    let argv: Vec<String> = entries.items()[0].items()[3].items().iter().map(|a| a.text()).collect();
+    assert_eq!(argv, ["AUTH", "(redacted)", "(redacted)"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_argument_errors_match_redis() {
+    let s = start_server().await;
+    let mut c = s.raw().await;
+    for (args, err) in [
+        (&["CLIENT", "PAUSE", "-1"][..], "ERR timeout is negative"),
+        (
+            &["CLIENT", "PAUSE", "abc", "FOO"],
+            "ERR CLIENT PAUSE mode must be WRITE or ALL",
+        ),
+        (
+            &["CLIENT", "PAUSE", "abc"],
+            "ERR timeout is not an integer or out of range",
+        ),
+        (
+            &["CLIENT", "PAUSE", "9223372036854775807"],
+            "ERR timeout is out of range",
+        ),
+        (
+            &["CLIENT", "pause", "10", "WRITE", "extra"],
+            "ERR unknown subcommand or wrong number of arguments for 'pause'. Try CLIENT HELP.",
+        ),
+        (
+            &["SLOWLOG", "GET", "abc"],
+            "ERR count should be greater than or equal to -1",
+        ),
+        (
+            &["SLOWLOG", "GET", "1", "2"],
+            "ERR unknown subcommand or wrong number of arguments for 'GET'. Try SLOWLOG HELP.",
+        ),
+        (&["MEMORY", "USAGE", "k", "SAMPLES", "-1"], "ERR syntax error"),
+    ] {
+        c.send(args).await;
+        c.expect_error(err).await;
+    }
+    // None of those paused anything.
+    assert_eq!(c.call(&["PING"]).await.text(), "PONG");
 }

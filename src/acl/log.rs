@@ -18,10 +18,19 @@ const GROUPING_MAX_MS: u64 = 60_000;
 /// How many of the newest entries are looked at for a merge.
 const GROUPING_SCAN: usize = 10;
 
+/// Where the refused command was: at the top level, or inside a transaction (queued
+/// after MULTI, or checked again at EXEC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Context {
+    Toplevel,
+    Multi,
+}
+
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub count: u64,
     pub reason: Denial,
+    pub context: Context,
     /// The command's full name, the channel, or for logins the command as typed.
     pub object: Bytes,
     pub username: Bytes,
@@ -37,9 +46,12 @@ impl Entry {
         now_ms.saturating_sub(self.ctime_ms) as f64 / 1000.0
     }
 
-    /// Context is always `toplevel`: fanout has no MULTI, scripts or modules.
+    /// `context`, as Redis names it (fanout has no scripts or modules).
     pub fn context(&self) -> &'static str {
-        "toplevel"
+        match self.context {
+            Context::Toplevel => "toplevel",
+            Context::Multi => "multi",
+        }
     }
 }
 
@@ -55,11 +67,19 @@ pub struct AclLog {
 }
 
 impl AclLog {
-    pub fn add(&self, reason: Denial, object: Bytes, username: Bytes, client_info: Vec<u8>, max_len: usize) {
+    pub fn add(
+        &self,
+        (reason, context): (Denial, Context),
+        object: Bytes,
+        username: Bytes,
+        client_info: Vec<u8>,
+        max_len: usize,
+    ) {
         let now = now_ms();
         let mut entries = self.entries.locked();
         let found = entries.iter().take(GROUPING_SCAN).position(|e| {
             e.reason == reason
+                && e.context == context
                 && e.ctime_ms.abs_diff(now) <= GROUPING_MAX_MS
                 && e.object == object
                 && e.username == username
@@ -76,6 +96,7 @@ impl AclLog {
                 entries.push_front(Entry {
                     count: 1,
                     reason,
+                    context,
                     object,
                     username,
                     ctime_ms: now,
@@ -112,18 +133,27 @@ mod tests {
     fn similar_events_are_merged_and_moved_to_the_front() {
         let log = AclLog::default();
         let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
-        log.add(Denial::Command, b("get"), b("u"), vec![], 128);
-        log.add(Denial::Channel, b("ch"), b("u"), vec![], 128);
-        log.add(Denial::Command, b("get"), b("u"), b"last".to_vec(), 128);
-        let e = log.newest(10);
-        assert_eq!(e.len(), 2);
-        assert_eq!(
-            (e[0].count, &e[0].object[..], &e[0].client_info[..]),
-            (2, &b"get"[..], &b"last"[..])
+        log.add((Denial::Command, Context::Toplevel), b("get"), b("u"), vec![], 128);
+        log.add((Denial::Channel, Context::Toplevel), b("ch"), b("u"), vec![], 128);
+        log.add(
+            (Denial::Command, Context::Toplevel),
+            b("get"),
+            b("u"),
+            b"last".to_vec(),
+            128,
         );
-        assert_eq!(e[1].reason, Denial::Channel);
+        // The same refusal inside a transaction is an entry of its own, as in Redis.
+        log.add((Denial::Command, Context::Multi), b("get"), b("u"), vec![], 128);
+        let e = log.newest(10);
+        assert_eq!(e.len(), 3);
+        assert_eq!((e[0].count, e[0].context()), (1, "multi"));
+        assert_eq!(
+            (e[1].count, &e[1].object[..], &e[1].client_info[..], e[1].context()),
+            (2, &b"get"[..], &b"last"[..], "toplevel")
+        );
+        assert_eq!(e[2].reason, Denial::Channel);
         for i in 0..10 {
-            log.add(Denial::Key, b(&format!("k{i}")), b("u"), vec![], 5);
+            log.add((Denial::Key, Context::Toplevel), b(&format!("k{i}")), b("u"), vec![], 5);
         }
         assert_eq!(log.len(), 5);
         log.reset();

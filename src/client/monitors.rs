@@ -46,12 +46,14 @@ impl Monitors {
         self.len() == 0
     }
 
-    /// Queues `line` for every monitor (a monitor sees its own commands too, as in
-    /// Redis).
-    pub fn feed(&self, line: Bytes, settings: &Settings) {
+    /// Queues `line` for every monitor but `from` (a monitor sees its own commands too,
+    /// as in Redis, but after their replies: its own session writes that line).
+    pub fn feed(&self, from: u64, line: &Bytes, settings: &Settings) {
         let list = self.list.locked().clone();
         for m in list {
-            m.outbox.push_reply(line.clone(), settings);
+            if m.id() != from {
+                m.outbox.push_reply(line.clone(), settings);
+            }
         }
     }
 }

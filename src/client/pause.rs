@@ -41,7 +41,11 @@ impl Pause {
     /// nor weakens ALL to WRITE.
     pub fn start(&self, mode: PauseMode, for_: Duration) {
         let mut until = self.until.locked();
-        let end = Instant::now() + for_;
+        // CLIENT PAUSE bounds the timeout; a far deadline still must not overflow.
+        let now = Instant::now();
+        let end = now
+            .checked_add(for_)
+            .unwrap_or(now + Duration::from_secs(u32::MAX as u64));
         *until = Some(until.map_or(end, |u| u.max(end)));
         if mode as u8 > self.mode.load(Relaxed) {
             self.mode.store(mode as u8, Relaxed);

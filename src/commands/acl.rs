@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::errors::Error;
 use super::{Flow, Session};
+use crate::acl::log::Context;
 use crate::acl::rules::{self, Denial};
 use crate::acl::Acl;
 use crate::protocol::reply::Proto;
@@ -58,32 +59,56 @@ fn random_hex(count: usize) -> std::io::Result<String> {
     Ok(hex)
 }
 
+/// What ACL LOG names as refused: the command's full name, or the channel or key.
+fn acl_object(spec: &Spec, args: &[Bytes], (denial, pos): (Denial, usize)) -> Bytes {
+    match denial {
+        Denial::Command => Bytes::from_static(spec.name.as_bytes()),
+        Denial::Channel | Denial::Key | Denial::Auth => args[pos].clone(),
+    }
+}
+
 impl Session {
-    /// Replies to a command the user may not run and records it in ACL LOG.
+    /// Replies to a command the user may not run and records it in ACL LOG (context
+    /// `multi` while a transaction is queued).
     pub(super) fn acl_denied(&mut self, spec: &'static Spec, args: &[Bytes], (denial, pos): (Denial, usize)) -> Flow {
-        let (object, msg) = match denial {
-            Denial::Command => (
-                Bytes::from_static(spec.name.as_bytes()),
-                format!("NOPERM this user has no permissions to run the '{}' command", spec.name),
-            ),
-            Denial::Channel => (
-                args[pos].clone(),
-                "NOPERM this user has no permissions to access one of the channels used as arguments".to_string(),
-            ),
-            // Logins are not commands: only keys reach here.
-            Denial::Key | Denial::Auth => (
-                args[pos].clone(),
-                "NOPERM this user has no permissions to access one of the keys used as arguments".to_string(),
-            ),
+        let context = if self.multi.is_some() {
+            Context::Multi
+        } else {
+            Context::Toplevel
         };
-        self.log_acl(denial, object, None);
+        self.log_acl((denial, context), acl_object(spec, args, (denial, pos)), None);
+        let msg = match denial {
+            Denial::Command => format!("NOPERM this user has no permissions to run the '{}' command", spec.name),
+            Denial::Channel => {
+                "NOPERM this user has no permissions to access one of the channels used as arguments".to_string()
+            }
+            // Logins are not commands: only keys reach here.
+            Denial::Key | Denial::Auth => {
+                "NOPERM this user has no permissions to access one of the keys used as arguments".to_string()
+            }
+        };
         self.error(&msg);
         Flow::Continue
     }
 
+    /// EXEC found a queued command its user may no longer run (the rules changed since
+    /// it was queued): that command's reply in the EXEC array, as Redis words it.
+    pub(super) fn acl_denied_at_exec(&mut self, spec: &'static Spec, args: &[Bytes], (denial, pos): (Denial, usize)) {
+        self.log_acl((denial, Context::Multi), acl_object(spec, args, (denial, pos)), None);
+        let reason = match denial {
+            Denial::Command => "no permission to execute the command or subcommand",
+            Denial::Key => "no permission to touch the specified keys",
+            Denial::Channel => "no permission to access one of the channels used as arguments",
+            Denial::Auth => "no permission",
+        };
+        self.error(&format!(
+            "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {reason}"
+        ));
+    }
+
     /// Adds an ACL LOG entry for this connection (for its current user unless `username`
     /// names the one a login was attempted as).
-    pub(super) fn log_acl(&mut self, reason: Denial, object: Bytes, username: Option<Bytes>) {
+    pub(super) fn log_acl(&mut self, reason: (Denial, Context), object: Bytes, username: Option<Bytes>) {
         let mut info = Vec::new();
         self.client.render(&mut info, self.wire_len);
         let username = username.unwrap_or_else(|| self.user.name.clone());
@@ -102,11 +127,10 @@ impl Session {
     }
 
     fn acl_syntax_error(&mut self, args: &[Bytes]) {
-        self.fail(Error::Quoted(
-            "ERR unknown subcommand or wrong number of arguments for '",
-            args[1].slice(..args[1].len().min(128)),
-            "'. Try ACL HELP.",
-        ));
+        self.fail(Error::SubcommandSyntax {
+            sub: args[1].clone(),
+            container: "acl",
+        });
     }
 
     pub(super) fn acl_command(&mut self, cmd: Cmd, args: &[Bytes]) -> Flow {

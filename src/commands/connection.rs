@@ -37,6 +37,7 @@ impl Session {
         self.multi = None;
         self.unwatch_all();
         self.broker.monitors.remove(self.id());
+        self.monitoring = false;
         self.db = 0;
         self.set_proto(Proto::Resp2);
         self.reply_mode = ReplyMode::On;
@@ -81,7 +82,11 @@ impl Session {
                 Stats::add(&self.broker.stats.auth_failures, 1);
                 // Never log the password.
                 tracing::warn!(client = self.id(), addr = %self.client.peer, user = %String::from_utf8_lossy(&name), "failed AUTH attempt");
-                self.log_acl(crate::acl::rules::Denial::Auth, command.clone(), Some(name));
+                self.log_acl(
+                    (crate::acl::rules::Denial::Auth, crate::acl::log::Context::Toplevel),
+                    command.clone(),
+                    Some(name),
+                );
                 Err(WRONGPASS)
             }
         }

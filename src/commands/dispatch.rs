@@ -40,49 +40,47 @@ impl Session {
                 true
             }
         };
-        let Some(spec) = spec::lookup(name) else {
-            if name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:") {
-                tracing::warn!(
-                    client = self.id(),
-                    "Possible SECURITY ATTACK detected: a HTTP request was sent to fanout; connection aborted"
-                );
-                return Flow::CloseNow;
-            }
-            return self.reject(
-                None,
-                Error::UnknownCommand {
-                    name: name.clone(),
-                    args: args[1..].to_vec(),
-                },
-            );
+        let top = spec::lookup(name);
+        // The subcommand, for a container called with one (`None`: unknown subcommand).
+        let found = match top {
+            Some(c) if !c.subcommands.is_empty() && args.len() >= 2 => c.sub(&args[1]),
+            other => other,
         };
-        let spec = if spec.subcommands.is_empty() || args.len() < 2 {
-            spec
-        } else {
-            match spec.sub(&args[1]) {
-                Some(sub) => sub,
-                None => {
-                    let e = Error::UnknownSubcommand {
-                        sub: args[1].clone(),
-                        container: spec.name,
-                    };
-                    return self.reject(None, e);
-                }
-            }
-        };
-        if !spec.arity_ok(args.len()) {
-            return self.reject(Some(spec), Error::WrongArity(spec.name));
-        }
-        // One clock read serves CLIENT LIST's idle time and the command's duration.
+        // CLIENT LIST's `cmd` and idle time: set before any check, as Redis sets
+        // `lastcmd` at lookup (`NULL` for what it does not know). One clock read also
+        // serves the command's duration.
         let start = Instant::now();
         {
             let mut info = self.client.info.locked();
-            info.last_cmd = spec.name;
+            info.last_cmd = found.map_or("NULL", |s| s.name);
             info.last_active = start;
+        }
+        let (Some(_), Some(spec)) = (top, found) else {
+            let err = match top {
+                Some(container) => Error::UnknownSubcommand {
+                    sub: args[1].clone(),
+                    container: container.name,
+                },
+                None if name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:") => {
+                    tracing::warn!(
+                        client = self.id(),
+                        "Possible SECURITY ATTACK detected: a HTTP request was sent to fanout; connection aborted"
+                    );
+                    return Flow::CloseNow;
+                }
+                None => Error::UnknownCommand {
+                    name: name.clone(),
+                    args: args[1..].to_vec(),
+                },
+            };
+            return self.reject(None, args, err);
+        };
+        if !spec.arity_ok(args.len()) {
+            return self.reject(Some(spec), args, Error::WrongArity(spec.name));
         }
         self.wire_len = wire_len;
         if self.auth_required() && !spec.has(Flags::NO_AUTH) {
-            return self.reject(Some(spec), Error::NoAuth);
+            return self.reject(Some(spec), args, Error::NoAuth);
         }
         // A subscribe keeps its user's rules locked (shared) from this check until the
         // subscription is recorded, so a concurrent ACL change cannot miss it (see
@@ -101,12 +99,21 @@ impl Session {
             }
         };
         if self.multi.is_some() && spec.has(Flags::NO_MULTI) {
-            return self.reject(Some(spec), Error::NotInMulti);
+            return self.reject(Some(spec), args, Error::NotInMulti);
         }
         if self.proto == Proto::Resp2 && self.subscription_count() > 0 && !spec.has(Flags::SUBSCRIBED_OK) {
-            return self.reject(Some(spec), Error::SubscribedContext(spec.name));
+            return self.reject(Some(spec), args, Error::SubscribedContext(spec.name));
         }
-        if self.multi.is_none() && self.paused_for(spec) {
+        // A MONITOR client is a replica to Redis: it may not touch the keyspace or
+        // publish, and it is never paused.
+        if self.monitoring && spec.has(Flags::WRITE | Flags::READONLY | Flags::MAY_REPLICATE) {
+            return self.reject(
+                Some(spec),
+                args,
+                Error::Text("ERR Replica can't interact with the keyspace"),
+            );
+        }
+        if self.multi.is_none() && !self.monitoring && self.paused_for(spec) {
             return Flow::Wait(Wait::Pause);
         }
         if let Some(multi) = &mut self.multi {
@@ -139,25 +146,31 @@ impl Session {
     }
 
     /// Refuses a command before it runs: the error, counted, and, inside MULTI, the
-    /// transaction flagged so that EXEC aborts.
-    fn reject(&mut self, spec: Option<&'static Spec>, err: Error) -> Flow {
+    /// transaction flagged so that EXEC aborts. A refused EXEC ends the transaction and
+    /// says why, and MONITOR still sees it (Redis's `execCommandAbort`).
+    fn reject(&mut self, spec: Option<&'static Spec>, args: &[Bytes], err: Error) -> Flow {
         self.flag_transaction();
-        if let Some(spec) = spec {
-            self.broker.stats.command_calls.rejected(spec);
-            // EXEC itself refused ends the transaction, saying why (Redis's
-            // `rejectCommand` for EXEC).
-            if spec.cmd == Cmd::Exec && self.multi.take().is_some() {
-                self.client.info.locked().multi = -1;
-                self.unwatch_all();
-                let text = err.text();
-                let why = text.strip_prefix(b"ERR ").unwrap_or(&text);
-                let mut msg = b"EXECABORT Transaction discarded because of: ".to_vec();
-                msg.extend_from_slice(why);
-                self.fail(Error::Owned(msg));
-                return Flow::Continue;
-            }
+        let Some(spec) = spec else {
+            self.fail(err);
+            return Flow::Continue;
+        };
+        self.broker.stats.command_calls.rejected(spec);
+        if spec.cmd != Cmd::Exec {
+            self.fail(err);
+            return Flow::Continue;
         }
-        self.fail(err);
+        if self.multi.take().is_some() {
+            self.client.info.locked().multi = -1;
+        }
+        self.unwatch_all();
+        let text = err.text();
+        let why = text.strip_prefix(b"ERR ").unwrap_or(&text);
+        let mut msg = b"EXECABORT Transaction discarded because of: ".to_vec();
+        msg.extend_from_slice(why);
+        self.fail(Error::Owned(msg));
+        if self.broker.monitors.any() {
+            self.feed_monitors(args);
+        }
         Flow::Continue
     }
 
@@ -172,14 +185,18 @@ impl Session {
         if self.errors_replied != errors_before {
             stats.command_calls.failed(spec);
         }
-        self.broker.record_call(spec, args, usec, self.client.as_ref());
+        let shown = spec.redacted(args);
+        self.broker.record_call(spec, &shown, usec, self.client.as_ref());
         if self.broker.monitors.any() && !spec.has(Flags::ADMIN | Flags::SKIP_MONITOR) {
-            self.feed_monitors(spec, args);
+            self.feed_monitors(&shown);
         }
         flow
     }
 
-    fn feed_monitors(&self, spec: &Spec, args: &[Bytes]) {
+    /// One MONITOR line for a command (already redacted). A monitoring client's own
+    /// line follows its reply, as Redis writes it, so it goes into this session's
+    /// replies; other monitors get it in their outboxes.
+    fn feed_monitors(&mut self, shown: &[Bytes]) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
@@ -189,29 +206,11 @@ impl Session {
         } else {
             self.client.peer.clone()
         };
-        // Passwords never reach a monitor (Redis's `redactClientCommandArgument`).
-        let redacted;
-        let shown: &[Bytes] = match spec.cmd {
-            Cmd::Auth => {
-                redacted = std::iter::once(args[0].clone())
-                    .chain(args[1..].iter().map(|_| Bytes::from_static(b"(redacted)")))
-                    .collect::<Vec<_>>();
-                &redacted
-            }
-            Cmd::Hello => {
-                let mut v = args.to_vec();
-                if let Some(i) = v.iter().position(|a| a.eq_ignore_ascii_case(b"auth")) {
-                    for a in v.iter_mut().skip(i + 1).take(2) {
-                        *a = Bytes::from_static(b"(redacted)");
-                    }
-                }
-                redacted = v;
-                &redacted
-            }
-            _ => args,
-        };
         let line = crate::client::monitors::line(now, self.db, &addr, shown);
-        self.broker.monitors.feed(line, &self.broker.settings);
+        self.broker.monitors.feed(self.id(), &line, &self.broker.settings);
+        if self.monitoring {
+            self.out.extend_from_slice(&line);
+        }
     }
 
     fn run(&mut self, spec: &'static Spec, args: &[Bytes]) -> Flow {
@@ -302,9 +301,12 @@ impl Session {
             Cmd::LatencyLatest | Cmd::LatencyHistory | Cmd::LatencyReset | Cmd::LatencyHelp => {
                 self.latency(spec.cmd, args)
             }
-            Cmd::MemoryUsage | Cmd::MemoryStats | Cmd::MemoryDoctor | Cmd::MemoryPurge | Cmd::MemoryHelp => {
-                self.memory(spec.cmd, args)
-            }
+            Cmd::MemoryUsage
+            | Cmd::MemoryStats
+            | Cmd::MemoryDoctor
+            | Cmd::MemoryPurge
+            | Cmd::MemoryMallocStats
+            | Cmd::MemoryHelp => self.memory(spec.cmd, args),
             // Containers reach here only without their subcommand, which their arity
             // refuses first; Redis's reply for a container it cannot run is this.
             Cmd::Pubsub

@@ -24,6 +24,12 @@ pub enum Error {
         name: Bytes,
         args: Vec<Bytes>,
     },
+    /// Redis's `addReplySubcommandSyntaxError`: a known subcommand with arguments its
+    /// handler does not take.
+    SubcommandSyntax {
+        sub: Bytes,
+        container: &'static str,
+    },
     UnknownSubcommand {
         sub: Bytes,
         container: &'static str,
@@ -65,6 +71,14 @@ impl Error {
             Error::UnknownCommand { name, args } => return unknown_command(name, args),
             Error::UnknownSubcommand { sub, container } => {
                 let mut t = b"ERR unknown subcommand '".to_vec();
+                t.extend_from_slice(c_str(&sub[..sub.len().min(128)]));
+                t.extend_from_slice(b"'. Try ");
+                t.extend_from_slice(container.to_ascii_uppercase().as_bytes());
+                t.extend_from_slice(b" HELP.");
+                return t;
+            }
+            Error::SubcommandSyntax { sub, container } => {
+                let mut t = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
                 t.extend_from_slice(c_str(&sub[..sub.len().min(128)]));
                 t.extend_from_slice(b"'. Try ");
                 t.extend_from_slice(container.to_ascii_uppercase().as_bytes());

@@ -103,6 +103,8 @@ pub struct Session {
     watcher: crate::keyspace::watch::Watcher,
     /// Error replies so far (a command that replied with an error "failed").
     errors_replied: u64,
+    /// In MONITOR mode.
+    monitoring: bool,
 }
 
 impl Session {
@@ -130,6 +132,7 @@ impl Session {
             watched: Vec::new(),
             watcher: Default::default(),
             errors_replied: 0,
+            monitoring: false,
         }
     }
 
@@ -239,6 +242,7 @@ impl Session {
         self.drop_subscriptions();
         self.unwatch_all();
         self.broker.monitors.remove(self.id());
+        self.monitoring = false;
         self.broker.clients.remove(self.id());
     }
 

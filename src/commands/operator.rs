@@ -23,9 +23,13 @@ impl Session {
             self.fail(Error::Text("ERR MONITOR isn't allowed for DENY BLOCKING client"));
             return Flow::Continue;
         }
-        self.broker.monitors.add(self.client.clone());
-        self.client.info.locked().monitor = true;
-        self.ok();
+        // Already monitoring: Redis ignores it, without a reply.
+        if !self.monitoring {
+            self.monitoring = true;
+            self.broker.monitors.add(self.client.clone());
+            self.client.info.locked().monitor = true;
+            self.ok();
+        }
         Flow::Continue
     }
 
@@ -88,20 +92,26 @@ impl Session {
         let log = &broker.slowlog;
         match cmd {
             Cmd::SlowlogGet => {
+                if args.len() > 3 {
+                    self.fail(Error::SubcommandSyntax {
+                        sub: args[1].clone(),
+                        container: "slowlog",
+                    });
+                    return Flow::Continue;
+                }
                 let count = match args.get(2) {
                     None => Some(10),
-                    Some(_) => match Args::new(&args[2..]).i64() {
-                        Ok(-1) => None,
-                        Ok(n) if n >= 0 => Some(n as usize),
-                        Ok(_) => {
-                            self.fail(Error::Text("ERR count should be greater than or equal to -1"));
-                            return Flow::Continue;
+                    Some(_) => {
+                        let bad = Error::Text("ERR count should be greater than or equal to -1");
+                        match Args::new(&args[2..]).i64_in(-1..=i64::MAX, bad.clone()) {
+                            Ok(-1) => None,
+                            Ok(n) => Some(n as usize),
+                            Err(_) => {
+                                self.fail(bad);
+                                return Flow::Continue;
+                            }
                         }
-                        Err(e) => {
-                            self.fail(e);
-                            return Flow::Continue;
-                        }
-                    },
+                    }
                 };
                 let mut entries = Vec::new();
                 log.get(count, |e| {
@@ -197,9 +207,16 @@ impl Session {
             Cmd::MemoryUsage => {
                 let mut a = Args::new(&args[3..]);
                 if a.keyword("SAMPLES") {
-                    if let Err(e) = a.i64() {
-                        self.fail(e);
-                        return Flow::Continue;
+                    match a.i64() {
+                        Ok(n) if n >= 0 => {}
+                        Ok(_) => {
+                            self.fail(Error::Syntax);
+                            return Flow::Continue;
+                        }
+                        Err(e) => {
+                            self.fail(e);
+                            return Flow::Continue;
+                        }
                     }
                 }
                 if let Err(e) = a.finish() {
@@ -235,6 +252,8 @@ impl Session {
                 self.reply().verbatim(report.as_bytes());
             }
             Cmd::MemoryPurge => self.ok(),
+            // Redis's answer with an allocator that keeps no statistics (libc).
+            Cmd::MemoryMallocStats => self.reply().verbatim(b"Stats not supported for the current allocator"),
             _ => self.help(
                 "MEMORY",
                 &[
@@ -262,22 +281,38 @@ impl Session {
             self.ok();
             return Flow::Continue;
         }
-        let mut a = Args::new(&args[2..]);
-        let ms = match a.i64() {
-            Ok(n) if n >= 0 => n,
-            _ => {
-                self.fail(Error::Text("ERR timeout is not an integer or out of range"));
+        // Redis's order: the arguments' count, the mode, then the timeout.
+        if args.len() > 4 {
+            self.fail(Error::SubcommandSyntax {
+                sub: args[1].clone(),
+                container: "client",
+            });
+            return Flow::Continue;
+        }
+        let mode = match args.get(3) {
+            None => PauseMode::All,
+            Some(m) if m.eq_ignore_ascii_case(b"write") => PauseMode::Write,
+            Some(m) if m.eq_ignore_ascii_case(b"all") => PauseMode::All,
+            Some(_) => {
+                self.fail(Error::Text("ERR CLIENT PAUSE mode must be WRITE or ALL"));
                 return Flow::Continue;
             }
         };
-        let mode = match a.one_of(&["WRITE", "ALL"]) {
-            Some("WRITE") => PauseMode::Write,
-            _ => PauseMode::All,
+        let now_ms = unix_now().as_millis() as i64;
+        let ms = match Args::new(&args[2..3]).i64() {
+            Err(_) => Err("ERR timeout is not an integer or out of range"),
+            Ok(n) if n < 0 => Err("ERR timeout is negative"),
+            // The deadline must fit in Redis's milliseconds since the epoch.
+            Ok(n) if n > i64::MAX - now_ms => Err("ERR timeout is out of range"),
+            Ok(n) => Ok(n),
         };
-        if a.finish().is_err() {
-            self.fail(Error::Syntax);
-            return Flow::Continue;
-        }
+        let ms = match ms {
+            Ok(ms) => ms,
+            Err(text) => {
+                self.fail(Error::Text(text));
+                return Flow::Continue;
+            }
+        };
         self.broker.pause.start(mode, Duration::from_millis(ms as u64));
         self.ok();
         Flow::Continue

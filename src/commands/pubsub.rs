@@ -9,7 +9,7 @@ use crate::spec::{Cmd, Spec};
 use crate::sync::RwLockExt;
 
 /// Which of the three subscription families a command acts on.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Family {
     Channel,
     Pattern,
@@ -54,6 +54,12 @@ impl Session {
     /// SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE; each confirmation is named after the command.
     pub(super) fn subscribe(&mut self, spec: &'static Spec, names: &[Bytes]) -> Flow {
         let (family, cmd) = (Family::of(spec.cmd), spec.name);
+        // Redis lets SUBSCRIBE and PSUBSCRIBE run inside EXEC, for old clients, but not
+        // SSUBSCRIBE.
+        if self.in_exec && family == Family::Shard {
+            self.fail(Error::Text("ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client"));
+            return Flow::Continue;
+        }
         let limit = self
             .broker
             .settings
@@ -149,11 +155,10 @@ impl Session {
         match cmd {
             Cmd::PubsubChannels | Cmd::PubsubShardchannels => {
                 if args.len() > 3 {
-                    self.fail(Error::Quoted(
-                        "ERR unknown subcommand or wrong number of arguments for '",
-                        args[1].clone(),
-                        "'. Try PUBSUB HELP.",
-                    ));
+                    self.fail(Error::SubcommandSyntax {
+                        sub: args[1].clone(),
+                        container: "pubsub",
+                    });
                     return Flow::Continue;
                 }
                 let ns = if cmd == Cmd::PubsubChannels {

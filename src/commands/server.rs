@@ -311,9 +311,12 @@ impl Session {
                     return;
                 }
                 None => {
-                    let msg = format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'");
-                    self.error(&msg);
-                    return;
+                    let e = Error::Quoted(
+                        "ERR Unknown option or number of arguments for CONFIG SET - '",
+                        kv[0].clone(),
+                        "'",
+                    );
+                    return self.fail(e);
                 }
             }
         }
@@ -438,16 +441,19 @@ impl Session {
             Some(c) if !c.subcommands.is_empty() && full.len() >= 2 => c.sub(&full[1]),
             found => found,
         };
+        // Redis's order: the command, whether it has keys at all, its arity, the keys.
         let Some(spec) = spec else {
             return self.fail(Error::InvalidCommand);
         };
+        if spec.keys.iter().all(|k| k.not_key()) {
+            return self.fail(Error::NoKeyArguments);
+        }
         if !spec.arity_ok(full.len()) {
-            return self.fail(Error::InvalidArgsForCommand);
+            return self.fail(Error::Text("ERR Invalid number of arguments specified for command"));
         }
         let keys = match spec.key_positions(full, false) {
-            Ok(k) if k.is_empty() => return self.fail(Error::NoKeyArguments),
-            Ok(k) => k,
-            Err(_) => return self.fail(Error::InvalidArgsForCommand),
+            Ok(k) if !k.is_empty() => k,
+            _ => return self.fail(Error::InvalidArgsForCommand),
         };
         let mut e = self.reply();
         e.array(keys.len());
@@ -479,13 +485,10 @@ fn command_info(e: &mut Encoder, c: &Spec) {
     e.array(10);
     e.bulk(c.name.as_bytes());
     e.integer(c.arity as i64);
-    let movable = c.movable_keys();
-    e.set(c.flags.names().count() + movable as usize);
-    for f in c.flags.names() {
+    let flags = c.flags.names(c.movable_keys());
+    e.set(flags.len());
+    for f in flags {
         e.simple(f);
-    }
-    if movable {
-        e.simple("movablekeys");
     }
     let (first, last, step) = c.legacy_range();
     e.integer(first);
@@ -497,7 +500,7 @@ fn command_info(e: &mut Encoder, c: &Spec) {
     }
     e.set(c.tips.len());
     for t in c.tips {
-        e.simple(t);
+        e.bulk(t.as_bytes());
     }
     e.array(c.keys.len());
     for k in c.keys {

@@ -53,15 +53,15 @@ impl Session {
             self.fail(Error::ExecWithoutMulti);
             return Flow::Continue;
         };
-        self.client.info.locked().multi = -1;
         let broken = self.watch_broken();
         self.unwatch_all();
-        if multi.dirty {
-            self.fail(Error::ExecAbort);
-            return Flow::Continue;
-        }
-        if broken {
-            self.reply().null_array();
+        if multi.dirty || broken {
+            self.client.info.locked().multi = -1;
+            if multi.dirty {
+                self.fail(Error::ExecAbort);
+            } else {
+                self.reply().null_array();
+            }
             return Flow::Continue;
         }
         let publishes = multi
@@ -77,7 +77,7 @@ impl Session {
             // Permissions may have changed since the command was queued (Redis checks
             // again too); a refusal is that command's reply.
             if let Err(denied) = self.user.check(spec, args) {
-                self.acl_denied(spec, args, denied);
+                self.acl_denied_at_exec(spec, args, denied);
                 continue;
             }
             match self.call(spec, args, std::time::Instant::now()) {
@@ -86,6 +86,8 @@ impl Session {
             }
         }
         self.in_exec = false;
+        // Until EXEC is done, CLIENT LIST still shows the transaction (`x`, `multi=`).
+        self.client.info.locked().multi = -1;
         flow
     }
 

@@ -25,18 +25,21 @@ pub(super) static COMMANDS: &[Spec] = &[container!(
             "O(1) since the categories and commands are a fixed set.",
             &[opt("categoryname", "string")]
         ),
-        spec!(
-            "acl|deluser",
-            AclDeluser,
-            -3,
-            CLIENT_ADMIN,
-            CONFIG_ACL,
-            "server",
-            "6.0.0",
-            "Remove the specified ACL users and the associated rules",
-            "O(1) amortized time considering the typical user.",
-            &[many("username", "string")]
-        ),
+        Spec {
+            tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
+            ..spec!(
+                "acl|deluser",
+                AclDeluser,
+                -3,
+                CLIENT_ADMIN,
+                CONFIG_ACL,
+                "server",
+                "6.0.0",
+                "Remove the specified ACL users and the associated rules",
+                "O(1) amortized time considering the typical user.",
+                &[many("username", "string")]
+            )
+        },
         spec!(
             "acl|dryrun",
             AclDryrun,
@@ -119,30 +122,37 @@ pub(super) static COMMANDS: &[Spec] = &[container!(
                 &[a("count", "integer"), token("reset", "RESET")]
             )]
         ),
-        spec!(
-            "acl|save",
-            AclSave,
-            2,
-            CLIENT_ADMIN,
-            CONFIG_ACL,
-            "server",
-            "6.0.0",
-            "Save the current ACL rules in the configured ACL file",
-            "O(N). Where N is the number of configured users.",
-            &[]
-        ),
-        spec!(
-            "acl|setuser",
-            AclSetuser,
-            -3,
-            CLIENT_ADMIN,
-            CONFIG_ACL,
-            "server",
-            "6.0.0",
-            "Modify or create the rules for a specific ACL user",
-            "O(N). Where N is the number of rules provided.",
-            &[a("username", "string"), opt_many("rule", "string")]
-        ),
+        Spec {
+            tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
+            ..spec!(
+                "acl|save",
+                AclSave,
+                2,
+                CLIENT_ADMIN,
+                CONFIG_ACL,
+                "server",
+                "6.0.0",
+                "Save the current ACL rules in the configured ACL file",
+                "O(N). Where N is the number of configured users.",
+                &[]
+            )
+        },
+        Spec {
+            redact: Redact::AclSetuser,
+            tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
+            ..spec!(
+                "acl|setuser",
+                AclSetuser,
+                -3,
+                CLIENT_ADMIN,
+                CONFIG_ACL,
+                "server",
+                "6.0.0",
+                "Modify or create the rules for a specific ACL user",
+                "O(N). Where N is the number of rules provided.",
+                &[a("username", "string"), opt_many("rule", "string")]
+            )
+        },
         spec!(
             "acl|users",
             AclUsers,

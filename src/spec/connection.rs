@@ -9,18 +9,21 @@ const SLOW_CONN: &[&str] = &["@slow", "@connection"];
 const ADMIN_CONN: &[&str] = &["@admin", "@slow", "@dangerous", "@connection"];
 
 pub(super) static COMMANDS: &[Spec] = &[
-    spec!(
-        "ping",
-        Ping,
-        -1,
-        f![FAST, SENTINEL, SUBSCRIBED_OK],
-        CONN_FAST,
-        "connection",
-        "1.0.0",
-        "Ping the server",
-        "O(1)",
-        &[opt("message", "string")]
-    ),
+    Spec {
+        tips: &["request_policy:all_shards", "response_policy:all_succeeded"],
+        ..spec!(
+            "ping",
+            Ping,
+            -1,
+            f![FAST, SENTINEL, SUBSCRIBED_OK],
+            CONN_FAST,
+            "connection",
+            "1.0.0",
+            "Ping the server",
+            "O(1)",
+            &[opt("message", "string")]
+        )
+    },
     spec!(
         "echo",
         Echo,
@@ -57,43 +60,49 @@ pub(super) static COMMANDS: &[Spec] = &[
         "O(1)",
         &[]
     ),
-    spec!(
-        "hello",
-        Hello,
-        -1,
-        f![NOSCRIPT, LOADING, STALE, FAST, NO_AUTH, SENTINEL, ALLOW_BUSY],
-        CONN_FAST,
-        "connection",
-        "6.0.0",
-        "Handshake with Redis",
-        "O(1)",
-        &[
-            opt("protover", "integer"),
-            group(
-                "username_password",
-                "block",
-                Some("AUTH"),
-                true,
-                &[a("username", "string"), a("password", "string")]
-            ),
-            Arg {
-                token: Some("SETNAME"),
-                ..opt("clientname", "string")
-            }
-        ]
-    ),
-    spec!(
-        "auth",
-        Auth,
-        -2,
-        f![NOSCRIPT, LOADING, STALE, FAST, NO_AUTH, SENTINEL, ALLOW_BUSY],
-        CONN_FAST,
-        "connection",
-        "1.0.0",
-        "Authenticate to the server",
-        "O(N) where N is the number of passwords defined for the user",
-        &[opt("username", "string"), a("password", "string")]
-    ),
+    Spec {
+        redact: Redact::HelloAuth,
+        ..spec!(
+            "hello",
+            Hello,
+            -1,
+            f![NOSCRIPT, LOADING, STALE, FAST, NO_AUTH, SENTINEL, ALLOW_BUSY],
+            CONN_FAST,
+            "connection",
+            "6.0.0",
+            "Handshake with Redis",
+            "O(1)",
+            &[
+                opt("protover", "integer"),
+                group(
+                    "username_password",
+                    "block",
+                    Some("AUTH"),
+                    true,
+                    &[a("username", "string"), a("password", "string")]
+                ),
+                Arg {
+                    token: Some("SETNAME"),
+                    ..opt("clientname", "string")
+                }
+            ]
+        )
+    },
+    Spec {
+        redact: Redact::Auth,
+        ..spec!(
+            "auth",
+            Auth,
+            -2,
+            f![NOSCRIPT, LOADING, STALE, FAST, NO_AUTH, SENTINEL, ALLOW_BUSY],
+            CONN_FAST,
+            "connection",
+            "1.0.0",
+            "Authenticate to the server",
+            "O(N) where N is the number of passwords defined for the user",
+            &[opt("username", "string"), a("password", "string")]
+        )
+    },
     spec!(
         "select",
         Select,
@@ -125,18 +134,21 @@ pub(super) static COMMANDS: &[Spec] = &[
                 "O(1)",
                 &[]
             ),
-            spec!(
-                "client|setname",
-                ClientSetname,
-                3,
-                CLIENT_FLAGS,
-                SLOW_CONN,
-                "connection",
-                "2.6.9",
-                "Set the current connection name",
-                "O(1)",
-                &[a("connection-name", "string")]
-            ),
+            Spec {
+                tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
+                ..spec!(
+                    "client|setname",
+                    ClientSetname,
+                    3,
+                    CLIENT_FLAGS,
+                    SLOW_CONN,
+                    "connection",
+                    "2.6.9",
+                    "Set the current connection name",
+                    "O(1)",
+                    &[a("connection-name", "string")]
+                )
+            },
             spec!(
                 "client|getname",
                 ClientGetname,
@@ -149,78 +161,87 @@ pub(super) static COMMANDS: &[Spec] = &[
                 "O(1)",
                 &[]
             ),
-            spec!(
-                "client|setinfo",
-                ClientSetinfo,
-                4,
-                CLIENT_FLAGS,
-                SLOW_CONN,
-                "connection",
-                "7.2.0",
-                "Set client or connection specific info",
-                "O(1)",
-                &[group(
-                    "attr",
-                    "oneof",
-                    None,
-                    false,
+            Spec {
+                tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
+                ..spec!(
+                    "client|setinfo",
+                    ClientSetinfo,
+                    4,
+                    CLIENT_FLAGS,
+                    SLOW_CONN,
+                    "connection",
+                    "7.2.0",
+                    "Set client or connection specific info",
+                    "O(1)",
+                    &[group(
+                        "attr",
+                        "oneof",
+                        None,
+                        false,
+                        &[
+                            Arg {
+                                token: Some("LIB-NAME"),
+                                ..a("libname", "string")
+                            },
+                            Arg {
+                                token: Some("LIB-VER"),
+                                ..a("libver", "string")
+                            }
+                        ]
+                    ),]
+                )
+            },
+            Spec {
+                tips: &["nondeterministic_output"],
+                ..spec!(
+                    "client|info",
+                    ClientInfo,
+                    2,
+                    CLIENT_FLAGS,
+                    SLOW_CONN,
+                    "connection",
+                    "6.2.0",
+                    "Returns information about the current client connection.",
+                    "O(1)",
+                    &[]
+                )
+            },
+            Spec {
+                tips: &["nondeterministic_output"],
+                ..spec!(
+                    "client|list",
+                    ClientList,
+                    -2,
+                    CLIENT_ADMIN,
+                    ADMIN_CONN,
+                    "connection",
+                    "2.4.0",
+                    "Get the list of client connections",
+                    "O(N) where N is the number of client connections",
                     &[
+                        group(
+                            "client-type",
+                            "oneof",
+                            Some("TYPE"),
+                            true,
+                            &[
+                                token("normal", "NORMAL"),
+                                token("master", "MASTER"),
+                                token("replica", "REPLICA"),
+                                token("pubsub", "PUBSUB")
+                            ]
+                        ),
                         Arg {
-                            token: Some("LIB-NAME"),
-                            ..a("libname", "string")
-                        },
-                        Arg {
-                            token: Some("LIB-VER"),
-                            ..a("libver", "string")
+                            name: "client-id",
+                            kind: "integer",
+                            token: Some("ID"),
+                            optional: true,
+                            multiple: true,
+                            subargs: &[]
                         }
                     ]
-                ),]
-            ),
-            spec!(
-                "client|info",
-                ClientInfo,
-                2,
-                CLIENT_FLAGS,
-                SLOW_CONN,
-                "connection",
-                "6.2.0",
-                "Returns information about the current client connection.",
-                "O(1)",
-                &[]
-            ),
-            spec!(
-                "client|list",
-                ClientList,
-                -2,
-                CLIENT_ADMIN,
-                ADMIN_CONN,
-                "connection",
-                "2.4.0",
-                "Get the list of client connections",
-                "O(N) where N is the number of client connections",
-                &[
-                    group(
-                        "client-type",
-                        "oneof",
-                        Some("TYPE"),
-                        true,
-                        &[
-                            token("normal", "NORMAL"),
-                            token("master", "MASTER"),
-                            token("replica", "REPLICA"),
-                            token("pubsub", "PUBSUB")
-                        ]
-                    ),
-                    Arg {
-                        name: "client-id",
-                        kind: "integer",
-                        token: Some("ID"),
-                        optional: true,
-                        multiple: true,
-                        subargs: &[]
-                    }
-                ]
-            ),
+                )
+            },
             spec!(
                 "client|kill",
                 ClientKill,

@@ -11,7 +11,10 @@
 //!
 //! This module imports nothing from the crate: everything else may read it.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
+
+use bytes::Bytes;
 
 /// One command or subcommand.
 pub struct Spec {
@@ -30,6 +33,8 @@ pub struct Spec {
     pub channels: Channels,
     /// COMMAND INFO's tips (`nondeterministic_output`, `request_policy:...`).
     pub tips: &'static [&'static str],
+    /// Which arguments MONITOR and SLOWLOG must never show.
+    pub redact: Redact,
     pub group: &'static str,
     pub since: &'static str,
     pub summary: &'static str,
@@ -80,7 +85,10 @@ impl Flags {
     /// `crate::acl`).
     pub const SUBSCRIBES: u32 = 1 << 25;
 
-    const NAMES: [(u32, &'static str); 17] = [
+    /// The flags COMMAND INFO prints, in Redis's order (`addReplyCommandFlags`).
+    /// `may_replicate` and `sentinel` are kept but never printed, as Redis hides them on
+    /// purpose; `movablekeys` is derived from the key specs and goes before `allow_busy`.
+    const PRINTED: [(u32, &'static str); 15] = [
         (Self::WRITE, "write"),
         (Self::READONLY, "readonly"),
         (Self::DENYOOM, "denyoom"),
@@ -94,8 +102,6 @@ impl Flags {
         (Self::SKIP_SLOWLOG, "skip_slowlog"),
         (Self::FAST, "fast"),
         (Self::NO_AUTH, "no_auth"),
-        (Self::MAY_REPLICATE, "may_replicate"),
-        (Self::SENTINEL, "sentinel"),
         (Self::NO_MULTI, "no_multi"),
         (Self::ALLOW_BUSY, "allow_busy"),
     ];
@@ -104,12 +110,19 @@ impl Flags {
         self.0 & flag != 0
     }
 
-    /// Redis's names of the flags set, in Redis's order.
-    pub fn names(self) -> impl Iterator<Item = &'static str> {
-        Self::NAMES
-            .into_iter()
-            .filter(move |(bit, _)| self.0 & bit != 0)
-            .map(|(_, name)| name)
+    /// The names COMMAND INFO prints, in Redis's order, with `movablekeys` when the key
+    /// specs say so.
+    pub fn names(self, movable: bool) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        for (bit, name) in Self::PRINTED {
+            if bit == Self::ALLOW_BUSY && movable {
+                out.push("movablekeys");
+            }
+            if self.0 & bit != 0 {
+                out.push(name);
+            }
+        }
+        out
     }
 }
 
@@ -156,6 +169,29 @@ impl KeySpec {
     }
 }
 
+/// Which arguments hold secrets, replaced by `(redacted)` wherever a command is shown
+/// (MONITOR, SLOWLOG), as Redis's `redactClientCommandArgument` calls do.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Redact {
+    None,
+    /// AUTH [user] password: every argument, when the form is valid.
+    Auth,
+    /// HELLO ... AUTH user password.
+    HelloAuth,
+    /// ACL SETUSER name rules...: everything after the subcommand.
+    AclSetuser,
+    /// CONFIG SET: the values of sensitive directives.
+    ConfigSet,
+}
+
+/// Directives whose CONFIG SET values are secrets (Redis's `SENSITIVE_CONFIG`).
+const SENSITIVE_CONFIGS: &[&str] = &[
+    "requirepass",
+    "masterauth",
+    "tls-key-file-pass",
+    "tls-client-key-file-pass",
+];
+
 /// Which arguments name channels, for ACL channel rules.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Channels {
@@ -175,6 +211,39 @@ pub struct BadKeyArgs;
 impl Spec {
     pub const fn has(&self, flag: u32) -> bool {
         self.flags.has(flag)
+    }
+
+    /// `args` as MONITOR and SLOWLOG may show them: secrets replaced by `(redacted)`.
+    pub fn redacted<'a>(&self, args: &'a [Bytes]) -> Cow<'a, [Bytes]> {
+        const REDACTED: Bytes = Bytes::from_static(b"(redacted)");
+        let mut out = args.to_vec();
+        match self.redact {
+            Redact::None => return Cow::Borrowed(args),
+            // Redis leaves a malformed AUTH (more than three words) as it is.
+            Redact::Auth if args.len() <= 3 => out[1..].fill(REDACTED),
+            Redact::Auth => return Cow::Borrowed(args),
+            Redact::HelloAuth => {
+                let at = args.iter().skip(2).position(|a| a.eq_ignore_ascii_case(b"auth"));
+                match at.map(|i| i + 2) {
+                    Some(i) if i + 2 < args.len() => out[i + 1..=i + 2].fill(REDACTED),
+                    _ => return Cow::Borrowed(args),
+                }
+            }
+            Redact::AclSetuser => out[2..].fill(REDACTED),
+            Redact::ConfigSet => {
+                for pair in out[2..].chunks_mut(2) {
+                    if let [name, value] = pair {
+                        if SENSITIVE_CONFIGS
+                            .iter()
+                            .any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
+                        {
+                            *value = REDACTED;
+                        }
+                    }
+                }
+            }
+        }
+        Cow::Owned(out)
     }
 
     /// The name as COMMAND shows it for a subcommand (`numpat`) or command (`publish`).
@@ -333,7 +402,7 @@ commands! {
     Flushall, Function, FunctionFlush, Debug, Monitor, Shutdown, Time, Dbsize, Lastsave,
     Slowlog, SlowlogGet, SlowlogLen, SlowlogReset, SlowlogHelp,
     Latency, LatencyLatest, LatencyHistory, LatencyReset, LatencyHelp,
-    Memory, MemoryUsage, MemoryStats, MemoryDoctor, MemoryPurge, MemoryHelp,
+    Memory, MemoryUsage, MemoryStats, MemoryDoctor, MemoryPurge, MemoryMallocStats, MemoryHelp,
     // ACL
     Acl, AclCat, AclDeluser, AclDryrun, AclGenpass, AclGetuser, AclList, AclLoad, AclLog, AclSave,
     AclSetuser, AclUsers, AclWhoami, AclHelp,
@@ -430,6 +499,7 @@ macro_rules! spec {
             keys: &[],
             channels: $crate::spec::Channels::None,
             tips: &[],
+            redact: $crate::spec::Redact::None,
             group: $group,
             since: $since,
             summary: $summary,
@@ -454,6 +524,7 @@ macro_rules! container {
             keys: &[],
             channels: $crate::spec::Channels::None,
             tips: &[],
+            redact: $crate::spec::Redact::None,
             group: $group,
             since: $since,
             summary: $summary,
@@ -632,14 +703,62 @@ mod tests {
     }
 
     #[test]
+    fn secrets_are_redacted_as_redis_does() {
+        let words = |w: &[&str]| {
+            w.iter()
+                .map(|x| Bytes::copy_from_slice(x.as_bytes()))
+                .collect::<Vec<_>>()
+        };
+        let show = |cmd: &[u8], sub: Option<&[u8]>, w: &[&str]| {
+            let spec = lookup(cmd).unwrap();
+            let spec = sub.map_or(spec, |s| spec.sub(s).unwrap());
+            let a = words(w);
+            spec.redacted(&a)
+                .iter()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            show(b"auth", None, &["AUTH", "u", "p"]),
+            ["AUTH", "(redacted)", "(redacted)"]
+        );
+        assert_eq!(show(b"auth", None, &["AUTH", "a", "b", "c"]), ["AUTH", "a", "b", "c"]);
+        assert_eq!(
+            show(b"hello", None, &["HELLO", "3", "AUTH", "u", "p", "SETNAME", "n"]),
+            ["HELLO", "3", "AUTH", "(redacted)", "(redacted)", "SETNAME", "n"]
+        );
+        assert_eq!(
+            show(b"acl", Some(b"setuser"), &["ACL", "SETUSER", "u", ">pw"]),
+            ["ACL", "SETUSER", "(redacted)", "(redacted)"]
+        );
+        assert_eq!(
+            show(
+                b"config",
+                Some(b"set"),
+                &["CONFIG", "SET", "maxclients", "5", "REQUIREPASS", "pw"]
+            ),
+            ["CONFIG", "SET", "maxclients", "5", "REQUIREPASS", "(redacted)"]
+        );
+        assert_eq!(show(b"ping", None, &["PING", "x"]), ["PING", "x"]);
+    }
+
+    #[test]
     fn flags_print_in_redis_order() {
         let exec = lookup(b"exec").unwrap();
         assert_eq!(
-            exec.flags.names().collect::<Vec<_>>(),
+            exec.flags.names(false),
             ["noscript", "loading", "stale", "skip_slowlog"]
         );
         let quit = lookup(b"quit").unwrap();
         assert!(quit.has(Flags::SUBSCRIBED_OK));
-        assert!(!quit.flags.names().any(|n| n.contains("subscribed")));
+        assert!(!quit.flags.names(false).iter().any(|n| n.contains("subscribed")));
+        // Redis hides these on purpose.
+        let publish = lookup(b"publish").unwrap();
+        assert!(publish.has(Flags::MAY_REPLICATE));
+        assert_eq!(publish.flags.names(false), ["pubsub", "loading", "stale", "fast"]);
+        assert_eq!(
+            f![READONLY, ALLOW_BUSY].names(true),
+            ["readonly", "movablekeys", "allow_busy"]
+        );
     }
 }

@@ -7,131 +7,152 @@ const CONFIG_ACL: &[&str] = &["@admin", "@slow", "@dangerous"];
 
 pub(super) static COMMANDS: &[Spec] = &[
     // COMMAND alone lists every command, so unlike other containers its arity is -1.
-    container!(
-        "command",
-        Command,
-        -1,
-        "server",
-        "2.8.13",
-        "Get array of Redis command details",
-        &[
-            spec!(
-                "command|count",
-                CommandCount,
-                2,
-                f![LOADING, STALE],
-                &["@slow", "@connection"],
-                "server",
-                "2.8.13",
-                "Get total number of Redis commands",
-                "O(1)",
-                &[]
-            ),
-            spec!(
-                "command|docs",
-                CommandDocs,
-                -2,
-                f![LOADING, STALE],
-                &["@slow", "@connection"],
-                "server",
-                "7.0.0",
-                "Get array of specific Redis command documentation",
-                "O(N) where N is the number of commands to look up",
-                &[opt_many("command-name", "string")]
-            ),
-            spec!(
-                "command|info",
-                CommandInfo,
-                -2,
-                f![LOADING, STALE],
-                &["@slow", "@connection"],
-                "server",
-                "2.8.13",
-                "Get array of specific Redis command details, or all when no argument is given.",
-                "O(N) where N is the number of commands to look up",
-                &[opt_many("command-name", "string")]
-            ),
-            spec!(
-                "command|list",
-                CommandList,
-                -2,
-                f![LOADING, STALE],
-                &["@slow", "@connection"],
-                "server",
-                "7.0.0",
-                "Get an array of Redis command names",
-                "O(N) where N is the total number of Redis commands",
-                &[group(
-                    "filterby",
-                    "oneof",
-                    Some("FILTERBY"),
-                    true,
-                    &[
-                        Arg {
-                            token: Some("MODULE"),
-                            ..a("module-name", "string")
-                        },
-                        Arg {
-                            token: Some("ACLCAT"),
-                            ..a("category", "string")
-                        },
-                        Arg {
-                            token: Some("PATTERN"),
-                            ..a("pattern", "pattern")
-                        }
-                    ]
-                )]
-            ),
-            spec!(
-                "command|getkeys",
-                CommandGetkeys,
-                -3,
-                f![LOADING, STALE],
-                &["@slow", "@connection"],
-                "server",
-                "2.8.13",
-                "Extract keys given a full Redis command",
-                "O(N) where N is the number of arguments to the command",
-                &[a("command", "string"), opt_many("arg", "string")]
-            ),
-            spec!(
-                "command|getkeysandflags",
-                CommandGetkeysandflags,
-                -3,
-                f![LOADING, STALE],
-                &["@slow", "@connection"],
-                "server",
-                "7.0.0",
-                "Extracts the key names and access flags for an arbitrary command.",
-                "O(N) where N is the number of arguments to the command",
-                &[a("command", "string"), opt_many("arg", "string")]
-            ),
-            spec!(
-                "command|help",
-                CommandHelp,
-                2,
-                f![LOADING, STALE],
-                &["@slow", "@connection"],
-                "server",
-                "5.0.0",
-                "Show helpful text about the different subcommands",
-                "O(1)",
-                &[]
-            ),
-        ]
-    ),
-    spec!(
-        "info",
-        Info,
-        -1,
-        f![LOADING, STALE, SENTINEL],
-        &["@slow", "@dangerous"],
-        "server",
-        "1.0.0",
-        "Get information and statistics about the server",
-        "O(1)",
-        &[opt_many("section", "string")]
-    ),
+    Spec {
+        flags: f![LOADING, STALE],
+        acl: &["@slow", "@connection"],
+        tips: &["nondeterministic_output_order"],
+        ..container!(
+            "command",
+            Command,
+            -1,
+            "server",
+            "2.8.13",
+            "Get array of Redis command details",
+            &[
+                spec!(
+                    "command|count",
+                    CommandCount,
+                    2,
+                    f![LOADING, STALE],
+                    &["@slow", "@connection"],
+                    "server",
+                    "2.8.13",
+                    "Get total number of Redis commands",
+                    "O(1)",
+                    &[]
+                ),
+                Spec {
+                    tips: &["nondeterministic_output_order"],
+                    ..spec!(
+                        "command|docs",
+                        CommandDocs,
+                        -2,
+                        f![LOADING, STALE],
+                        &["@slow", "@connection"],
+                        "server",
+                        "7.0.0",
+                        "Get array of specific Redis command documentation",
+                        "O(N) where N is the number of commands to look up",
+                        &[opt_many("command-name", "string")]
+                    )
+                },
+                Spec {
+                    tips: &["nondeterministic_output_order"],
+                    ..spec!(
+                        "command|info",
+                        CommandInfo,
+                        -2,
+                        f![LOADING, STALE],
+                        &["@slow", "@connection"],
+                        "server",
+                        "2.8.13",
+                        "Get array of specific Redis command details, or all when no argument is given.",
+                        "O(N) where N is the number of commands to look up",
+                        &[opt_many("command-name", "string")]
+                    )
+                },
+                Spec {
+                    tips: &["nondeterministic_output_order"],
+                    ..spec!(
+                        "command|list",
+                        CommandList,
+                        -2,
+                        f![LOADING, STALE],
+                        &["@slow", "@connection"],
+                        "server",
+                        "7.0.0",
+                        "Get an array of Redis command names",
+                        "O(N) where N is the total number of Redis commands",
+                        &[group(
+                            "filterby",
+                            "oneof",
+                            Some("FILTERBY"),
+                            true,
+                            &[
+                                Arg {
+                                    token: Some("MODULE"),
+                                    ..a("module-name", "string")
+                                },
+                                Arg {
+                                    token: Some("ACLCAT"),
+                                    ..a("category", "string")
+                                },
+                                Arg {
+                                    token: Some("PATTERN"),
+                                    ..a("pattern", "pattern")
+                                }
+                            ]
+                        )]
+                    )
+                },
+                spec!(
+                    "command|getkeys",
+                    CommandGetkeys,
+                    -3,
+                    f![LOADING, STALE],
+                    &["@slow", "@connection"],
+                    "server",
+                    "2.8.13",
+                    "Extract keys given a full Redis command",
+                    "O(N) where N is the number of arguments to the command",
+                    &[a("command", "string"), opt_many("arg", "string")]
+                ),
+                spec!(
+                    "command|getkeysandflags",
+                    CommandGetkeysandflags,
+                    -3,
+                    f![LOADING, STALE],
+                    &["@slow", "@connection"],
+                    "server",
+                    "7.0.0",
+                    "Extracts the key names and access flags for an arbitrary command.",
+                    "O(N) where N is the number of arguments to the command",
+                    &[a("command", "string"), opt_many("arg", "string")]
+                ),
+                spec!(
+                    "command|help",
+                    CommandHelp,
+                    2,
+                    f![LOADING, STALE],
+                    &["@slow", "@connection"],
+                    "server",
+                    "5.0.0",
+                    "Show helpful text about the different subcommands",
+                    "O(1)",
+                    &[]
+                ),
+            ]
+        )
+    },
+    Spec {
+        tips: &[
+            "nondeterministic_output",
+            "request_policy:all_shards",
+            "response_policy:special",
+        ],
+        ..spec!(
+            "info",
+            Info,
+            -1,
+            f![LOADING, STALE, SENTINEL],
+            &["@slow", "@dangerous"],
+            "server",
+            "1.0.0",
+            "Get information and statistics about the server",
+            "O(1)",
+            &[opt_many("section", "string")]
+        )
+    },
     container!(
         "config",
         Config,
@@ -151,39 +172,46 @@ pub(super) static COMMANDS: &[Spec] = &[
                 "O(N) when N is the number of configuration parameters provided",
                 &[many("parameter", "string")]
             ),
-            spec!(
-                "config|set",
-                ConfigSet,
-                -4,
-                CLIENT_ADMIN,
-                CONFIG_ACL,
-                "server",
-                "2.0.0",
-                "Set configuration parameters to the given values",
-                "O(N) when N is the number of configuration parameters provided",
-                &[Arg {
-                    multiple: true,
-                    ..group(
-                        "data",
-                        "block",
-                        None,
-                        false,
-                        &[a("parameter", "string"), a("value", "string")]
-                    )
-                }]
-            ),
-            spec!(
-                "config|resetstat",
-                ConfigResetstat,
-                2,
-                CLIENT_ADMIN,
-                CONFIG_ACL,
-                "server",
-                "2.0.0",
-                "Reset the stats returned by INFO",
-                "O(1)",
-                &[]
-            ),
+            Spec {
+                redact: Redact::ConfigSet,
+                tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
+                ..spec!(
+                    "config|set",
+                    ConfigSet,
+                    -4,
+                    CLIENT_ADMIN,
+                    CONFIG_ACL,
+                    "server",
+                    "2.0.0",
+                    "Set configuration parameters to the given values",
+                    "O(N) when N is the number of configuration parameters provided",
+                    &[Arg {
+                        multiple: true,
+                        ..group(
+                            "data",
+                            "block",
+                            None,
+                            false,
+                            &[a("parameter", "string"), a("value", "string")]
+                        )
+                    }]
+                )
+            },
+            Spec {
+                tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
+                ..spec!(
+                    "config|resetstat",
+                    ConfigResetstat,
+                    2,
+                    CLIENT_ADMIN,
+                    CONFIG_ACL,
+                    "server",
+                    "2.0.0",
+                    "Reset the stats returned by INFO",
+                    "O(1)",
+                    &[]
+                )
+            },
             spec!(
                 "config|help",
                 ConfigHelp,
@@ -198,36 +226,42 @@ pub(super) static COMMANDS: &[Spec] = &[
             ),
         ]
     ),
-    spec!(
-        "flushall",
-        Flushall,
-        -1,
-        f![WRITE],
-        &["@keyspace", "@write", "@slow", "@dangerous"],
-        "server",
-        "1.0.0",
-        "Remove all keys from all databases (fanout keeps no keys: a no-op)",
-        "O(1)",
-        &[group("flush-type", "oneof", None, true, FLUSH_TYPE)]
-    ),
+    Spec {
+        tips: &["request_policy:all_shards", "response_policy:all_succeeded"],
+        ..spec!(
+            "flushall",
+            Flushall,
+            -1,
+            f![WRITE],
+            &["@keyspace", "@write", "@slow", "@dangerous"],
+            "server",
+            "1.0.0",
+            "Remove all keys from all databases (fanout keeps no keys: a no-op)",
+            "O(1)",
+            &[group("flush-type", "oneof", None, true, FLUSH_TYPE)]
+        )
+    },
     container!(
         "function",
         Function,
         "scripting",
         "7.0.0",
         "A container for function commands",
-        &[spec!(
-            "function|flush",
-            FunctionFlush,
-            -2,
-            f![NOSCRIPT, WRITE],
-            &["@write", "@slow", "@scripting"],
-            "scripting",
-            "7.0.0",
-            "Deleting all functions (fanout has none: a no-op)",
-            "O(N) where N is the number of functions deleted",
-            &[group("flush-type", "oneof", None, true, FLUSH_TYPE)]
-        ),]
+        &[Spec {
+            tips: &["request_policy:all_shards", "response_policy:all_succeeded"],
+            ..spec!(
+                "function|flush",
+                FunctionFlush,
+                -2,
+                f![NOSCRIPT, WRITE],
+                &["@write", "@slow", "@scripting"],
+                "scripting",
+                "7.0.0",
+                "Deleting all functions (fanout has none: a no-op)",
+                "O(N) where N is the number of functions deleted",
+                &[group("flush-type", "oneof", None, true, FLUSH_TYPE)]
+            )
+        },]
     ),
     spec!(
         "debug",
@@ -551,6 +585,25 @@ pub(super) static COMMANDS: &[Spec] = &[
                     "server",
                     "4.0.0",
                     "Asks the allocator to release memory.",
+                    "Depends on how much memory is allocated, could be slow",
+                    &[]
+                )
+            },
+            Spec {
+                tips: &[
+                    "nondeterministic_output",
+                    "request_policy:all_shards",
+                    "response_policy:special"
+                ],
+                ..spec!(
+                    "memory|malloc-stats",
+                    MemoryMallocStats,
+                    2,
+                    f![],
+                    &["@slow"],
+                    "server",
+                    "4.0.0",
+                    "Returns the allocator statistics.",
                     "Depends on how much memory is allocated, could be slow",
                     &[]
                 )
