@@ -508,3 +508,59 @@ async fn operator_argument_errors_match_redis() {
     // None of those paused anything.
     assert_eq!(c.call(&["PING"]).await.text(), "PONG");
 }
+
+/// LATENCY HISTOGRAM and DOCTOR, `latency-tracking` and its percentiles, as Redis names
+/// and shapes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_histogram_doctor_and_tracking() {
+    let s = start_server().await;
+    let mut c = s.raw().await;
+    assert!(c
+        .call(&["LATENCY", "DOCTOR"])
+        .await
+        .text()
+        .starts_with("I'm sorry, Dave, I can't do that."));
+    c.call(&["CONFIG", "SET", "latency-monitor-threshold", "100"]).await;
+    assert!(c
+        .call(&["LATENCY", "DOCTOR"])
+        .await
+        .text()
+        .starts_with("Dave, no latency spike was observed"));
+    s.broker.latency.add_if_needed(1, "command", 120);
+    let report = c.call(&["LATENCY", "DOCTOR"]).await.text();
+    assert!(
+        report.contains("1. command: 1 latency spikes (average 120ms, mean deviation 0ms"),
+        "{report}"
+    );
+    c.call(&["PING"]).await;
+    c.call(&["PING"]).await;
+    let h = c.call(&["LATENCY", "HISTOGRAM", "ping", "nosuch", "client"]).await;
+    // One command with data (CLIENT has none yet), as a map of calls and a histogram.
+    assert_eq!(h.items().len(), 2, "{h:?}");
+    assert_eq!(h.items()[0].text(), "ping");
+    let body = h.items()[1].items();
+    assert_eq!((body[0].text().as_str(), body[1].int()), ("calls", 2));
+    assert_eq!(body[2].text(), "histogram_usec");
+    let cdf = body[3].items();
+    assert_eq!(cdf[cdf.len() - 1].int(), 2, "cumulative: the last count is every call");
+    // Percentiles as configured; tracking off stops recording.
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "latency-tracking-info-percentiles", "50 99.5 100"])
+            .await
+            .text(),
+        "OK"
+    );
+    let info = c.call(&["INFO", "latencystats"]).await.text();
+    let ping = info_field(&info, "latency_percentiles_usec_ping").unwrap();
+    assert!(
+        ping.starts_with("p50=") && ping.contains(",p99.5=") && ping.contains(",p100="),
+        "{ping}"
+    );
+    c.send(&["CONFIG", "SET", "latency-tracking-info-percentiles", "101"])
+        .await;
+    c.expect_error("ERR CONFIG SET failed (possibly related to argument 'latency-tracking-info-percentiles') - latency-tracking-info-percentiles parameters should sit between [0.0,100.0]").await;
+    c.call(&["CONFIG", "SET", "latency-tracking", "no"]).await;
+    c.call(&["ECHO", "x"]).await;
+    let h = c.call(&["LATENCY", "HISTOGRAM", "echo"]).await;
+    assert_eq!(h.items().len(), 0);
+}

@@ -4,7 +4,7 @@
 //! the command or it runs: an exhaustive `match` on its [`Cmd`], so every table entry has
 //! a handler. After it ran: counters, slow log and MONITOR.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::Ordering::{self, Relaxed};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -181,7 +181,9 @@ impl Session {
         let flow = self.run(spec, args);
         let usec = start.elapsed().as_micros() as u64;
         let stats = &self.broker.stats;
-        stats.command_calls.count(spec, usec);
+        stats
+            .command_calls
+            .count(spec, usec, self.broker.settings.latency_tracking.load(Relaxed));
         if self.errors_replied != errors_before {
             stats.command_calls.failed(spec);
         }
@@ -298,9 +300,12 @@ impl Session {
             Cmd::Dbsize => self.dbsize(),
             Cmd::Lastsave => self.lastsave(),
             Cmd::SlowlogGet | Cmd::SlowlogLen | Cmd::SlowlogReset | Cmd::SlowlogHelp => self.slowlog(spec.cmd, args),
-            Cmd::LatencyLatest | Cmd::LatencyHistory | Cmd::LatencyReset | Cmd::LatencyHelp => {
-                self.latency(spec.cmd, args)
-            }
+            Cmd::LatencyLatest
+            | Cmd::LatencyHistory
+            | Cmd::LatencyReset
+            | Cmd::LatencyDoctor
+            | Cmd::LatencyHistogram
+            | Cmd::LatencyHelp => self.latency(spec.cmd, args),
             Cmd::MemoryUsage
             | Cmd::MemoryStats
             | Cmd::MemoryDoctor

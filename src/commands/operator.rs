@@ -186,9 +186,49 @@ impl Session {
                 let n = mon.reset(&args[2..]);
                 self.reply().integer(n as i64);
             }
+            Cmd::LatencyDoctor => {
+                let threshold = broker.settings.latency_threshold_ms.load(std::sync::atomic::Ordering::Relaxed);
+                let slowlog_on = broker.settings.slowlog_slower_than.load(std::sync::atomic::Ordering::Relaxed) >= 0;
+                let report = latency_report(&mon.snapshot(), threshold, slowlog_on);
+                self.reply().verbatim(report.as_bytes());
+            }
+            Cmd::LatencyHistogram => {
+                // Every tracked command, or those named (a container names its
+                // subcommands too); unknown names are skipped, as in Redis.
+                let specs: Vec<&'static crate::spec::Spec> = if args.len() == 2 {
+                    crate::spec::all().collect()
+                } else {
+                    args[2..]
+                        .iter()
+                        .filter_map(|n| super::server::find_spec(n))
+                        .flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
+                        .collect()
+                };
+                let calls = &broker.stats.command_calls;
+                let found: Vec<_> = specs
+                    .into_iter()
+                    .filter_map(|s| calls.distribution(s).map(|d| (s.name, d)))
+                    .collect();
+                let mut e = self.reply();
+                e.map(found.len());
+                for (name, (total, cdf)) in found {
+                    e.bulk(name.as_bytes());
+                    e.map(2);
+                    e.bulk(b"calls");
+                    e.integer(total as i64);
+                    e.bulk(b"histogram_usec");
+                    e.map(cdf.len());
+                    for (usec, count) in cdf {
+                        e.integer(usec as i64);
+                        e.integer(count as i64);
+                    }
+                }
+            }
             _ => self.help(
                 "LATENCY",
                 &[
+                    "DOCTOR",
+                    "    Return a human readable latency analysis report.",
                     "HISTORY <event>",
                     "    Return time-latency samples for the <event> class.",
                     "LATEST",
@@ -196,6 +236,9 @@ impl Session {
                     "RESET [<event> ...]",
                     "    Reset latency data of one or more <event> classes.",
                     "    (default: reset all data for all event classes)",
+                    "HISTOGRAM [COMMAND ...]",
+                    "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+                    "    If no commands are specified then all histograms are replied.",
                 ],
             ),
         }
@@ -317,4 +360,52 @@ impl Session {
         self.ok();
         Flow::Continue
     }
+}
+
+/// LATENCY DOCTOR's report, in the words of Redis's `createLatencyReport` for the events
+/// fanout records (`command`, `fast-command`).
+fn latency_report(
+    events: &[(&'static str, crate::stats::latency::Series)],
+    threshold: u64,
+    slowlog_on: bool,
+) -> String {
+    use std::fmt::Write;
+    if events.is_empty() && threshold == 0 {
+        return "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n".into();
+    }
+    if events.is_empty() {
+        return "Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sit down calmly, take a stress pill, and think things over.\n".into();
+    }
+    let now = unix_now().as_secs();
+    let mut r = String::from(
+        "Dave, I have observed latency spikes in this Redis instance. You don't mind talking about it, do you Dave?\n\n",
+    );
+    let (mut slow, mut scheduler) = (false, false);
+    for (i, (name, s)) in events.iter().enumerate() {
+        let n = s.samples.len().max(1) as u64;
+        let avg = s.samples.iter().map(|(_, ms)| ms).sum::<u64>() / n;
+        let mad = s.samples.iter().map(|(_, ms)| ms.abs_diff(avg)).sum::<u64>() / n;
+        let period = now.saturating_sub(s.samples.front().map_or(now, |(t, _)| *t));
+        let _ = writeln!(
+            r,
+            "{}. {name}: {} latency spikes (average {avg}ms, mean deviation {mad}ms, period {:.2} sec). Worst all time event {}ms.",
+            i + 1,
+            s.samples.len(),
+            period as f64 / n as f64,
+            s.max
+        );
+        slow |= *name == "command";
+        scheduler |= *name == "fast-command";
+    }
+    r.push_str("\nI have a few advices for you:\n\n");
+    if slow && !slowlog_on {
+        r.push_str("- The slow log is disabled, and it can help find what is slow: enable it with CONFIG SET slowlog-log-slower-than <microseconds>.\n");
+    }
+    if slow {
+        r.push_str("- Check your Slow Log to understand what are the commands you are running which are too slow to execute. Please check https://redis.io/commands/slowlog for more information.\n");
+    }
+    if scheduler {
+        r.push_str("- The system is slow to execute code paths not containing system calls. This usually means the system does not give fanout CPU time to run for long periods. You should try to: 1) Lower the system load. 2) Use a computer / VM just for fanout if you are running other software in the same system. 3) Check if you have a \"noisy neighbour\" problem.\n");
+    }
+    r
 }

@@ -213,11 +213,14 @@ impl Session {
                 }
             }
             "latencystats" => {
-                for (name, [p50, p99, p999]) in st.command_calls.percentiles() {
-                    kv(
-                        &format!("latency_percentiles_usec_{name}"),
-                        &format_args!("p50={p50}.000,p99={p99}.000,p99.9={p999}.000"),
-                    );
+                let ps = b
+                    .settings
+                    .get("latency-tracking-info-percentiles")
+                    .and_then(|v| crate::config::parse_percentiles(&v).ok())
+                    .unwrap_or_default();
+                for (name, values) in st.command_calls.percentiles(&ps) {
+                    let fields: Vec<String> = ps.iter().zip(values).map(|(p, v)| format!("p{p}={v}.000")).collect();
+                    kv(&format!("latency_percentiles_usec_{name}"), &fields.join(","));
                 }
             }
             _ => {}
@@ -473,7 +476,7 @@ impl Session {
 }
 
 /// `publish` or `pubsub|numsub`, any case.
-fn find_spec(name: &[u8]) -> Option<&'static Spec> {
+pub(super) fn find_spec(name: &[u8]) -> Option<&'static Spec> {
     match name.iter().position(|&b| b == b'|') {
         None => table::lookup(name),
         Some(i) => table::lookup(&name[..i])?.sub(&name[i + 1..]),

@@ -58,6 +58,18 @@ pub const DIRECTIVES: &[Directive] = &[
     ),
     d("slowlog-max-len", "128", true, "entries SLOWLOG keeps"),
     d(
+        "latency-tracking",
+        "yes",
+        true,
+        "per-command latency histograms for INFO latencystats and LATENCY HISTOGRAM",
+    ),
+    d(
+        "latency-tracking-info-percentiles",
+        "50 99 99.9",
+        true,
+        "the percentiles INFO latencystats shows",
+    ),
+    d(
         "latency-monitor-threshold",
         "0",
         true,
@@ -291,6 +303,9 @@ pub struct Settings {
     pub slowlog_max_len: AtomicU64,
     /// `latency-monitor-threshold` in milliseconds; 0: the latency monitor is off.
     pub latency_threshold_ms: AtomicU64,
+    /// `latency-tracking`: per-command latency histograms (INFO latencystats, LATENCY
+    /// HISTOGRAM).
+    pub latency_tracking: AtomicBool,
     /// Everything else, as the normalised text CONFIG GET shows.
     text: Mutex<BTreeMap<&'static str, String>>,
     requirepass: Mutex<Option<Vec<u8>>>,
@@ -314,6 +329,7 @@ impl Default for Settings {
             slowlog_slower_than: AtomicI64::new(0),
             slowlog_max_len: AtomicU64::new(0),
             latency_threshold_ms: AtomicU64::new(0),
+            latency_tracking: AtomicBool::new(true),
             text: Mutex::new(BTreeMap::new()),
             requirepass: Mutex::new(None),
         };
@@ -330,6 +346,18 @@ fn parse_yes_no(v: &str) -> Result<bool, String> {
         "no" => Ok(false),
         _ => Err("argument must be 'yes' or 'no'".into()),
     }
+}
+
+/// `latency-tracking-info-percentiles`: percentiles between 0 and 100, space separated.
+pub fn parse_percentiles(v: &str) -> Result<Vec<f64>, String> {
+    // Redis's two texts: a word that is not a number, a number out of range.
+    v.split_ascii_whitespace()
+        .map(|w| match w.parse::<f64>() {
+            Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+            Ok(_) => Err("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]".to_string()),
+            Err(_) => Err("Invalid latency-tracking-info-percentiles parameters".to_string()),
+        })
+        .collect()
 }
 
 fn parse_u64(v: &str) -> Result<u64, String> {
@@ -399,6 +427,15 @@ impl Settings {
                 let n = parse_u64(value)?;
                 self.latency_threshold_ms.store(n, Relaxed);
                 n.to_string()
+            }
+            "latency-tracking" => {
+                let on = parse_yes_no(value)?;
+                self.latency_tracking.store(on, Relaxed);
+                if on { "yes" } else { "no" }.to_string()
+            }
+            "latency-tracking-info-percentiles" => {
+                let ps = parse_percentiles(value)?;
+                ps.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" ")
             }
             "maxclients" => {
                 let n = parse_u64(value)?;

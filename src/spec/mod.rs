@@ -401,7 +401,7 @@ commands! {
     Info, Config, ConfigGet, ConfigSet, ConfigResetstat, ConfigHelp,
     Flushall, Function, FunctionFlush, Debug, Monitor, Shutdown, Time, Dbsize, Lastsave,
     Slowlog, SlowlogGet, SlowlogLen, SlowlogReset, SlowlogHelp,
-    Latency, LatencyLatest, LatencyHistory, LatencyReset, LatencyHelp,
+    Latency, LatencyLatest, LatencyHistory, LatencyReset, LatencyDoctor, LatencyHistogram, LatencyHelp,
     Memory, MemoryUsage, MemoryStats, MemoryDoctor, MemoryPurge, MemoryMallocStats, MemoryHelp,
     // ACL
     Acl, AclCat, AclDeluser, AclDryrun, AclGenpass, AclGetuser, AclList, AclLoad, AclLog, AclSave,

@@ -494,6 +494,44 @@ pub(super) static COMMANDS: &[Spec] = &[
                     &[opt_many("event", "string")]
                 )
             },
+            Spec {
+                tips: &[
+                    "nondeterministic_output",
+                    "request_policy:all_nodes",
+                    "response_policy:special"
+                ],
+                ..spec!(
+                    "latency|doctor",
+                    LatencyDoctor,
+                    2,
+                    f![ADMIN, NOSCRIPT, LOADING, STALE],
+                    ADMIN_ACL,
+                    "server",
+                    "2.8.13",
+                    "Returns a human-readable latency analysis report.",
+                    "O(1)",
+                    &[]
+                )
+            },
+            Spec {
+                tips: &[
+                    "nondeterministic_output",
+                    "request_policy:all_nodes",
+                    "response_policy:special"
+                ],
+                ..spec!(
+                    "latency|histogram",
+                    LatencyHistogram,
+                    -2,
+                    f![ADMIN, NOSCRIPT, LOADING, STALE],
+                    ADMIN_ACL,
+                    "server",
+                    "7.0.0",
+                    "Returns the cumulative distribution of latencies of a subset or all commands.",
+                    "O(N) where N is the number of commands with latency information being retrieved.",
+                    &[opt_many("command", "string")]
+                )
+            },
             spec!(
                 "latency|help",
                 LatencyHelp,

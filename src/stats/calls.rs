@@ -109,23 +109,56 @@ impl Default for CommandCalls {
 }
 
 impl CommandCalls {
-    /// Counts one call of `spec` that took `usec` microseconds.
-    pub fn count(&self, spec: &Spec, usec: u64) {
+    /// Counts one call of `spec` that took `usec` microseconds; `track` adds it to the
+    /// command's latency histogram (`latency-tracking`).
+    pub fn count(&self, spec: &Spec, usec: u64, track: bool) {
         let s = &self.slots[spec.cmd as usize];
         s.calls.fetch_add(1, Relaxed);
         s.usec.fetch_add(usec, Relaxed);
-        s.histogram.get_or_init(Histogram::new).record(usec);
+        if track {
+            s.histogram.get_or_init(Histogram::new).record(usec);
+        }
     }
 
-    /// INFO `latencystats`: each called command's p50, p99 and p99.9 in microseconds.
-    pub fn percentiles(&self) -> Vec<(&'static str, [u64; 3])> {
+    /// INFO `latencystats`: each tracked command's duration at the percentiles `ps`
+    /// (0-100), in microseconds.
+    pub fn percentiles(&self, ps: &[f64]) -> Vec<(&'static str, Vec<u64>)> {
         spec::all()
             .filter_map(|s| {
                 let h = self.slots[s.cmd as usize].histogram.get()?;
-                let p = h.percentiles(&[50.0, 99.0, 99.9])?;
-                Some((s.name, [p[0], p[1], p[2]]))
+                Some((s.name, h.percentiles(ps)?))
             })
             .collect()
+    }
+
+    /// LATENCY HISTOGRAM: a tracked command's calls and cumulative distribution, as
+    /// Redis reports it: (upper bound in microseconds, calls at or under it) at each
+    /// power of two of 1,024 ns, listed only where the count grows.
+    pub fn distribution(&self, spec: &Spec) -> Option<(u64, Vec<(u64, u64)>)> {
+        let h = self.slots[spec.cmd as usize].histogram.get()?;
+        let counts: Vec<u64> = h.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let mut out = Vec::new();
+        let (mut seen, mut next, mut prev) = (0u64, 0usize, 0u64);
+        for k in 0..64u32 {
+            let bound = (1024u128 << k) / 1000;
+            let bound = bound.min(u64::MAX as u128) as u64;
+            while next < counts.len() && Histogram::upper(next) <= bound {
+                seen += counts[next];
+                next += 1;
+            }
+            if seen > prev {
+                out.push((bound, seen));
+                prev = seen;
+            }
+            if seen == total {
+                break;
+            }
+        }
+        Some((total, out))
     }
 
     pub fn rejected(&self, spec: &Spec) {
@@ -173,14 +206,16 @@ mod tests {
         let calls = CommandCalls::default();
         let publish = spec::lookup(b"PUBLISH").unwrap();
         let numsub = spec::lookup(b"pubsub").unwrap().sub(b"numsub").unwrap();
-        calls.count(publish, 3);
-        calls.count(publish, 4);
-        calls.count(numsub, 1);
+        calls.count(publish, 3, true);
+        calls.count(publish, 4, true);
+        calls.count(numsub, 1, true);
+        calls.count(numsub, 1_000_000, false);
         calls.rejected(numsub);
         let get = |name: &str| calls.snapshot().find(|(n, _)| *n == name).unwrap().1;
         assert_eq!(get("publish").calls, 2);
         assert_eq!(get("publish").usec, 7);
         assert_eq!(get("pubsub|numsub").rejected, 1);
+        assert_eq!(get("pubsub|numsub").calls, 2);
         assert_eq!(get("ping").calls, 0);
         assert_eq!(
             calls.percentiles(),
