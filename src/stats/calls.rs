@@ -218,9 +218,13 @@ mod tests {
         assert_eq!(get("pubsub|numsub").calls, 2);
         assert_eq!(get("ping").calls, 0);
         assert_eq!(
-            calls.percentiles(),
-            vec![("publish", [3, 4, 4]), ("pubsub|numsub", [1, 1, 1])]
+            calls.percentiles(&[50.0, 99.0, 99.9]),
+            vec![("publish", vec![3, 4, 4]), ("pubsub|numsub", vec![1, 1, 1])]
         );
+        // Cumulative counts at 1, 2, 4... microseconds, only where they grow.
+        assert_eq!(calls.distribution(publish), Some((2, vec![(4, 2)])));
+        assert_eq!(calls.distribution(numsub), Some((1, vec![(1, 1)])));
+        assert_eq!(calls.distribution(spec::lookup(b"ping").unwrap()), None);
         calls.reset();
         assert_eq!(get("publish"), CallFigures::default());
     }
