@@ -24,7 +24,7 @@ use crate::pubsub::{Namespace, Registry};
 use crate::spec::{Flags, Spec};
 use crate::stats::latency::LatencyMonitor;
 use crate::stats::slowlog::SlowLog;
-use crate::stats::Stats;
+use crate::stats::{Figure, Stats};
 use crate::sync::LockExt;
 
 /// Everything the connections share. One per server.
@@ -130,39 +130,53 @@ impl Broker {
 }
 
 impl Broker {
-    /// MEMORY STATS: what fanout can account for, under Redis's field names. There is
-    /// no allocator accounting: `total.allocated` is the process RSS (as INFO
-    /// `used_memory`), and the client buffers are what the outboxes hold.
-    pub fn memory_figures(&self) -> Vec<(&'static str, u64)> {
+    /// MEMORY STATS under Redis's field names and order. There is no allocator
+    /// accounting: the allocator figures are the process RSS (as INFO `used_memory`),
+    /// so their ratios are 1; the client buffers are what the outboxes hold, pub/sub
+    /// subscribers' included (Redis counts those under `clients.normal` too).
+    pub fn memory_figures(&self) -> Vec<(&'static str, Figure)> {
+        use Figure::{Bytes as B, Ratio as R};
         let (rss, _, _) = crate::stats::process_usage();
         let peak = self.peak_rss.fetch_max(rss, Relaxed).max(rss);
-        let (mut normal, mut pubsub) = (0u64, 0u64);
-        for c in self.clients.all() {
-            let used = c.outbox.usage().0 as u64;
-            if c.is_pubsub() {
-                pubsub += used;
-            } else {
-                normal += used;
-            }
-        }
+        let clients: u64 = self.clients.all().iter().map(|c| c.outbox.usage().0 as u64).sum();
         let startup = self.startup_rss.load(Relaxed);
-        let overhead = startup + normal + pubsub;
+        let overhead = startup + clients;
+        let dataset = rss.saturating_sub(overhead);
+        let pct = |part: u64, whole: u64| {
+            if whole == 0 {
+                0.0
+            } else {
+                part as f32 * 100.0 / whole as f32
+            }
+        };
         vec![
-            ("peak.allocated", peak),
-            ("total.allocated", rss),
-            ("startup.allocated", startup),
-            ("replication.backlog", 0),
-            ("clients.slaves", 0),
-            ("clients.normal", normal),
-            ("clients.pubsub", pubsub),
-            ("cluster.links", 0),
-            ("aof.buffer", 0),
-            ("lua.caches", 0),
-            ("functions.caches", 0),
-            ("overhead.total", overhead),
-            ("keys.count", 0),
-            ("keys.bytes-per-key", 0),
-            ("dataset.bytes", rss.saturating_sub(overhead)),
+            ("peak.allocated", B(peak)),
+            ("total.allocated", B(rss)),
+            ("startup.allocated", B(startup)),
+            ("replication.backlog", B(0)),
+            ("clients.slaves", B(0)),
+            ("clients.normal", B(clients)),
+            ("cluster.links", B(0)),
+            ("aof.buffer", B(0)),
+            ("lua.caches", B(0)),
+            ("functions.caches", B(0)),
+            ("overhead.total", B(overhead)),
+            ("keys.count", B(0)),
+            ("keys.bytes-per-key", B(0)),
+            ("dataset.bytes", B(dataset)),
+            ("dataset.percentage", R(pct(dataset, rss.saturating_sub(startup)))),
+            ("peak.percentage", R(pct(rss, peak))),
+            ("allocator.allocated", B(rss)),
+            ("allocator.active", B(rss)),
+            ("allocator.resident", B(rss)),
+            ("allocator-fragmentation.ratio", R(1.0)),
+            ("allocator-fragmentation.bytes", B(0)),
+            ("allocator-rss.ratio", R(1.0)),
+            ("allocator-rss.bytes", B(0)),
+            ("rss-overhead.ratio", R(1.0)),
+            ("rss-overhead.bytes", B(0)),
+            ("fragmentation", R(1.0)),
+            ("fragmentation.bytes", B(0)),
         ]
     }
 }

@@ -263,7 +263,16 @@ async fn latency_and_memory() {
         .await;
     let stats = c.call(&["MEMORY", "STATS"]).await;
     let names: Vec<String> = stats.items().iter().step_by(2).map(|f| f.text()).collect();
-    assert!(names.iter().any(|n| n == "total.allocated") && names.iter().any(|n| n == "clients.normal"));
+    // Redis 7.0.15's 27 fields, in its order.
+    assert_eq!(names.len(), 27, "{names:?}");
+    assert_eq!(
+        (names[0].as_str(), names[26].as_str()),
+        ("peak.allocated", "fragmentation.bytes")
+    );
+    // Ratios are doubles: bulk strings in RESP2.
+    assert_eq!(names[14], "dataset.percentage");
+    let pct: f64 = stats.items()[29].text().parse().unwrap();
+    assert!((0.0..=100.0).contains(&pct), "{pct}");
     assert!(c.call(&["MEMORY", "DOCTOR"]).await.text().starts_with("Hi Sam"));
     assert_eq!(c.call(&["MEMORY", "USAGE", "nokey"]).await, Frame::Null);
     assert_eq!(c.call(&["MEMORY", "PURGE"]).await.text(), "OK");

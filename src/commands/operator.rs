@@ -10,6 +10,7 @@ use super::errors::Error;
 use super::{Flow, Session};
 use crate::client::pause::PauseMode;
 use crate::spec::Cmd;
+use crate::stats::Figure;
 use crate::sync::LockExt;
 
 fn unix_now() -> Duration {
@@ -275,14 +276,20 @@ impl Session {
                 e.map(m.len());
                 for (k, v) in m {
                     e.bulk(k.as_bytes());
-                    e.integer(v as i64);
+                    match v {
+                        Figure::Bytes(n) => e.integer(n as i64),
+                        Figure::Ratio(r) => e.double(r as f64),
+                    }
                 }
             }
             Cmd::MemoryDoctor => {
                 let m = self.broker.memory_figures();
-                let get = |k: &str| m.iter().find(|(n, _)| *n == k).map_or(0, |(_, v)| *v);
+                let get = |k: &str| match m.iter().find(|(n, _)| *n == k) {
+                    Some((_, Figure::Bytes(n))) => *n,
+                    _ => 0,
+                };
                 let mut report = String::from("Hi Sam, ");
-                let (rss, clients) = (get("total.allocated"), get("clients.normal") + get("clients.pubsub"));
+                let (rss, clients) = (get("total.allocated"), get("clients.normal"));
                 if rss < 5 << 20 {
                     report.push_str("this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.");
                 } else if clients > rss / 2 {

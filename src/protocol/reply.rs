@@ -138,6 +138,20 @@ impl<'a> Encoder<'a> {
         }
     }
 
+    /// A double as Redis's `addReplyDouble` sends it: a RESP3 double, or in RESP2 a bulk
+    /// string, both in C's `%.17g`.
+    pub fn double(&mut self, d: f64) {
+        let text = format_g17(d);
+        match self.proto {
+            Proto::Resp2 => self.bulk(text.as_bytes()),
+            Proto::Resp3 => {
+                self.out.put_u8(b',');
+                self.out.put_slice(text.as_bytes());
+                self.out.put_slice(b"\r\n");
+            }
+        }
+    }
+
     pub fn array(&mut self, n: usize) {
         put_len(self.out, b'*', n as i64);
     }
@@ -222,9 +236,55 @@ pub fn encode_message(
     e.bulk(payload);
 }
 
+/// C's `%.17g`, which Redis uses for doubles (ACL LOG's `age-seconds`): 17 significant
+/// digits, trailing zeros dropped, exponent form outside 1e-4 ..= 1e17.
+fn format_g17(d: f64) -> String {
+    if d == 0.0 || !d.is_finite() {
+        return if d.is_nan() {
+            "nan".into()
+        } else if d == 0.0 {
+            "0".into()
+        } else {
+            "inf".into()
+        };
+    }
+    let strip = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let sci = format!("{d:.16e}");
+    let (mantissa, exp) = sci.split_once('e').expect("exponent form");
+    let exp: i32 = exp.parse().expect("exponent");
+    if !(-4..17).contains(&exp) {
+        format!(
+            "{}e{}{:02}",
+            strip(mantissa),
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        )
+    } else {
+        strip(&format!("{:.*}", (16 - exp) as usize, d))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn doubles_as_redis_prints_them() {
+        // Values seen in redis-server 7.0.15's ACL LOG replies.
+        assert_eq!(format_g17(0.448), "0.44800000000000001");
+        assert_eq!(format_g17(1.349), "1.349");
+        assert_eq!(format_g17(6.384), "6.3840000000000003");
+        assert_eq!(format_g17(0.0), "0");
+        assert_eq!(format_g17(12.0), "12");
+        assert_eq!(format_g17(1e20), "1e+20");
+        assert_eq!(format_g17(0.00001), "1.0000000000000001e-05");
+    }
 
     fn enc(proto: Proto, f: impl FnOnce(&mut Encoder)) -> Vec<u8> {
         let mut b = BytesMut::new();

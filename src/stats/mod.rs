@@ -168,3 +168,11 @@ pub fn process_usage() -> (u64, f64, f64) {
         .unwrap_or((0.0, 0.0));
     (rss, user, sys)
 }
+
+/// One MEMORY STATS figure: bytes, or a ratio or percentage (a float in Redis, sent as a
+/// double).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Figure {
+    Bytes(u64),
+    Ratio(f32),
+}
