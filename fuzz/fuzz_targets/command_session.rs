@@ -19,12 +19,12 @@ use std::sync::Arc;
 
 use arbitrary::Arbitrary;
 use bytes::Bytes;
-use fanout::client::outbox::Take;
 use fanout::broker::Broker;
+use fanout::client::outbox::Take;
 use fanout::client::{ClientHandle, Outbox};
-use fanout::pubsub::Namespace;
 use fanout::commands::{Flow, Session};
 use fanout::config::Settings;
+use fanout::pubsub::Namespace;
 use libfuzzer_sys::fuzz_target;
 
 const CLIENTS: usize = 3;
@@ -154,7 +154,7 @@ const EXTRA_WORDS: &[&str] = &[
 
 fn dictionary() -> Vec<Bytes> {
     let mut words: Vec<Bytes> = Vec::new();
-    for c in fanout::spec::COMMANDS {
+    for c in fanout::spec::commands() {
         words.push(Bytes::from_static(c.name.as_bytes()));
         for s in c.subcommands {
             words.push(Bytes::from_static(s.short_name().as_bytes()));
@@ -263,10 +263,17 @@ fuzz_target!(|input: Input| {
             })
             .collect();
         let wire_len = args.iter().map(|a| a.len() + 16).sum();
-        let flow = clients[i].session.execute(&args, wire_len);
+        let mut flow = clients[i].session.execute(&args, wire_len);
+        // A request held by CLIENT PAUSE: let the pause end (time passing), then it runs,
+        // as the connection's read loop does.
+        while let Flow::Wait(_) = flow {
+            clients[i].session.flush();
+            broker.pause.stop();
+            flow = clients[i].session.execute(&args, wire_len);
+        }
         clients[i].session.flush();
         match flow {
-            Flow::Continue => {}
+            Flow::Continue | Flow::Wait(_) => {}
             Flow::CloseAfterReply => {
                 clients[i].session.outbox().close_after_flush();
                 close(&mut clients[i]);
