@@ -573,3 +573,39 @@ async fn latency_histogram_doctor_and_tracking() {
     let h = c.call(&["LATENCY", "HISTOGRAM", "echo"]).await;
     assert_eq!(h.items().len(), 0);
 }
+
+/// A MULTI queue is input not yet run: it counts against `client-query-buffer-limit`
+/// and a client over it is closed, as for unparsed input; others go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_queue_is_bounded() {
+    let s = start_server_with(&[("client-query-buffer-limit", "1mb")]).await;
+    let mut c = s.raw().await;
+    c.send(&["MULTI"]).await;
+    c.expect(b"+OK\r\n").await;
+    let payload = "x".repeat(64 * 1024);
+    for _ in 0..8 {
+        c.send(&["PUBLISH", "ch", &payload]).await;
+        c.expect(b"+QUEUED\r\n").await;
+    }
+    let info = s.raw().await.call(&["CLIENT", "LIST"]).await.text();
+    let line = info
+        .lines()
+        .find(|l| client_field(l, "multi").as_deref() == Some("8"))
+        .expect("the client in MULTI");
+    let mem: usize = client_field(line, "multi-mem").unwrap().parse().unwrap();
+    assert!(mem > 8 * 64 * 1024, "{line}");
+    // Each request is 65,566 bytes on the wire: the 16th crosses 1 MiB (and is the last
+    // one sent, so nothing is written to a closed socket).
+    for _ in 0..8 {
+        c.send(&["PUBLISH", "ch", &payload]).await;
+    }
+    let mut queued = 0;
+    while let Some(f) = c.try_read_frame().await {
+        assert_eq!(f, Frame::Simple("QUEUED".into()));
+        queued += 1;
+    }
+    // Closed at once, like a client over the limit with unparsed input: replies still
+    // waiting in the same batch may never be written.
+    assert!(queued <= 7, "{queued}");
+    s.assert_alive().await;
+}

@@ -36,6 +36,8 @@ pub struct ClientInfo {
     pub monitor: bool,
     /// Commands queued by MULTI (`x`, `multi=`); -1 outside a transaction.
     pub multi: i64,
+    /// Bytes those commands hold (`multi-mem=`).
+    pub multi_mem: usize,
 }
 
 pub struct ClientHandle {
@@ -82,6 +84,7 @@ impl ClientHandle {
                 user,
                 monitor: false,
                 multi: -1,
+                multi_mem: 0,
             }),
         }
     }
@@ -144,7 +147,7 @@ impl ClientHandle {
         out.extend_from_slice(i.name.as_deref().unwrap_or_default());
         let _ = write!(
             out,
-            " age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl=0 oll={} omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={} lib-name=",
+            " age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl=0 oll={} omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={} lib-name=",
             now.duration_since(self.created).as_secs(),
             now.duration_since(i.last_active).as_secs(),
             flags,
@@ -156,6 +159,7 @@ impl ClientHandle {
             qbuf,
             qbuf_free,
             qbuf.saturating_sub(16),
+            i.multi_mem,
             if qbuf > 0 { 1024 } else { 0 },
             qbuf,
             oll,

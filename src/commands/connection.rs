@@ -54,6 +54,7 @@ impl Session {
             info.no_touch = false;
             info.monitor = false;
             info.multi = -1;
+            info.multi_mem = 0;
         }
         self.client.outbox.set_policy(None);
         self.reply().simple("RESET");

@@ -118,8 +118,18 @@ impl Session {
         }
         if let Some(multi) = &mut self.multi {
             if !runs_inside_multi(spec.cmd) {
+                multi.bytes += wire_len;
+                if multi.bytes as u64 > self.broker.settings.query_buffer_limit.load(Relaxed) {
+                    // As for unparsed input over the limit: the client is closed.
+                    tracing::warn!(client = self.id(), addr = %self.client.peer, "Closing client whose MULTI queue reached client-query-buffer-limit");
+                    Stats::add(&self.broker.stats.qbuf_limit_disconnections, 1);
+                    return Flow::CloseNow;
+                }
                 multi.queue.push((spec, args.to_vec()));
-                self.client.info.locked().multi = multi.queue.len() as i64;
+                let mut info = self.client.info.locked();
+                info.multi = multi.queue.len() as i64;
+                info.multi_mem = multi.bytes;
+                drop(info);
                 self.reply().simple("QUEUED");
                 return Flow::Continue;
             }
@@ -160,7 +170,7 @@ impl Session {
             return Flow::Continue;
         }
         if self.multi.take().is_some() {
-            self.client.info.locked().multi = -1;
+            self.show_no_transaction();
         }
         self.unwatch_all();
         let text = err.text();

@@ -23,6 +23,9 @@ pub struct Multi {
     pub queue: Vec<(&'static Spec, Vec<Bytes>)>,
     /// A command was refused while queueing: EXEC aborts.
     pub dirty: bool,
+    /// Bytes the queued requests took on the wire (CLIENT LIST `multi-mem`), bounded by
+    /// `client-query-buffer-limit`: queued commands are input not yet run.
+    pub bytes: usize,
 }
 
 impl Session {
@@ -41,7 +44,7 @@ impl Session {
         if self.multi.take().is_none() {
             self.fail(Error::DiscardWithoutMulti);
         } else {
-            self.client.info.locked().multi = -1;
+            self.show_no_transaction();
             self.unwatch_all();
             self.ok();
         }
@@ -56,7 +59,7 @@ impl Session {
         let broken = self.watch_broken();
         self.unwatch_all();
         if multi.dirty || broken {
-            self.client.info.locked().multi = -1;
+            self.show_no_transaction();
             if multi.dirty {
                 self.fail(Error::ExecAbort);
             } else {
@@ -87,7 +90,7 @@ impl Session {
         }
         self.in_exec = false;
         // Until EXEC is done, CLIENT LIST still shows the transaction (`x`, `multi=`).
-        self.client.info.locked().multi = -1;
+        self.show_no_transaction();
         flow
     }
 
@@ -112,6 +115,13 @@ impl Session {
         self.unwatch_all();
         self.ok();
         Flow::Continue
+    }
+
+    /// CLIENT LIST: no transaction (`multi=-1`, `multi-mem=0`).
+    pub(super) fn show_no_transaction(&self) {
+        let mut info = self.client.info.locked();
+        info.multi = -1;
+        info.multi_mem = 0;
     }
 
     /// Forgets every watched key and clears the "changed" flag.
