@@ -42,17 +42,12 @@ impl Session {
             Context::Toplevel
         };
         self.log_acl((denial, context), acl_object(spec, args, (denial, pos)), None);
-        let msg = match denial {
-            Denial::Command => format!("NOPERM this user has no permissions to run the '{}' command", spec.name),
-            Denial::Channel => {
-                "NOPERM this user has no permissions to access one of the channels used as arguments".to_string()
-            }
+        self.fail(match denial {
+            Denial::Command => Error::NoPermCommand(spec.name),
+            Denial::Channel => Error::NoPermChannel,
             // Logins are not commands: only keys reach here.
-            Denial::Key | Denial::Auth => {
-                "NOPERM this user has no permissions to access one of the keys used as arguments".to_string()
-            }
-        };
-        self.error(&msg);
+            Denial::Key | Denial::Auth => Error::NoPermKey,
+        });
         Flow::Continue
     }
 
@@ -60,15 +55,7 @@ impl Session {
     /// it was queued): that command's reply in the EXEC array, as Redis words it.
     pub(super) fn acl_denied_at_exec(&mut self, spec: &'static Spec, args: &[Bytes], (denial, pos): (Denial, usize)) {
         self.log_acl((denial, Context::Multi), acl_object(spec, args, (denial, pos)), None);
-        let reason = match denial {
-            Denial::Command => "no permission to execute the command or subcommand",
-            Denial::Key => "no permission to touch the specified keys",
-            Denial::Channel => "no permission to access one of the channels used as arguments",
-            Denial::Auth => "no permission",
-        };
-        self.error(&format!(
-            "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {reason}"
-        ));
+        self.fail(Error::NoPermAtExec(denial));
     }
 
     /// Adds an ACL LOG entry for this connection (for its current user unless `username`
@@ -266,7 +253,7 @@ impl Session {
             Ok(hex) => self.reply().bulk(hex.as_bytes()),
             Err(e) => {
                 tracing::warn!("ACL GENPASS: cannot read /dev/urandom: {e}");
-                self.error("ERR could not generate a random password");
+                self.fail(Error::GenpassFailed);
             }
         }
     }

@@ -158,6 +158,6 @@ mod tests {
         let a = args(&["abc", "-3"]);
         let mut r = Args::new(&a);
         assert_eq!(r.i64(), Err(Error::NotInteger));
-        assert_eq!(r.i64_in(-1..=10, Error::Text("ERR bad")), Err(Error::Text("ERR bad")));
+        assert_eq!(r.i64_in(-1..=10, Error::SlowlogCount), Err(Error::SlowlogCount));
     }
 }

@@ -88,7 +88,7 @@ impl KillFilter {
                 return Err(Error::Syntax);
             };
             match args[i].to_ascii_lowercase().as_slice() {
-                b"id" => f.id = Some(parse_id(value).ok_or(Error::Text("ERR client-id should be greater than 0"))?),
+                b"id" => f.id = Some(parse_id(value).ok_or(Error::ClientIdNotPositive)?),
                 b"type" => {
                     f.kind = Some(
                         client_type(value)
@@ -293,7 +293,7 @@ impl Session {
                 match super::parse_i64(a) {
                     Some(id) => ids.push(id),
                     None => {
-                        self.error("ERR Invalid client ID");
+                        self.fail(Error::InvalidClientId);
                         return;
                     }
                 }
@@ -320,7 +320,7 @@ impl Session {
         if args.len() == 3 {
             // Old form: CLIENT KILL addr:port. May kill the caller itself.
             let Some(c) = clients.iter().find(|c| c.peer.as_bytes() == &args[2][..]) else {
-                self.error("ERR No such client");
+                self.fail(Error::NoSuchClient);
                 return super::Flow::Continue;
             };
             self.ok();

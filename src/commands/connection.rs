@@ -111,11 +111,11 @@ impl Session {
         if let Some(v) = args.get(1) {
             match super::parse_i64(v) {
                 None => {
-                    self.error("ERR Protocol version is not an integer or out of range");
+                    self.fail(Error::ProtocolVersionNotInteger);
                     return Flow::Continue;
                 }
                 Some(v) if v != 2 && v != 3 => {
-                    self.error("NOPROTO unsupported protocol version");
+                    self.fail(Error::NoProto);
                     return Flow::Continue;
                 }
                 Some(v) => version = Some(v),
@@ -182,9 +182,7 @@ impl Session {
     pub(super) fn select(&mut self, args: &[Bytes]) -> Flow {
         match super::parse_i64(&args[1]) {
             None => self.fail(Error::NotInteger),
-            Some(n) if n < 0 || n as u64 >= self.broker.settings.databases() => {
-                self.error("ERR DB index is out of range")
-            }
+            Some(n) if n < 0 || n as u64 >= self.broker.settings.databases() => self.fail(Error::DbIndexOutOfRange),
             // Pub/sub ignores the database, as in Redis; only CLIENT LIST shows it.
             Some(n) => {
                 self.db = n as usize;

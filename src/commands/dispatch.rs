@@ -18,14 +18,6 @@ use crate::spec::{self, Cmd, Flags, Spec};
 use crate::stats::Stats;
 use crate::sync::LockExt;
 
-/// Commands that run at once inside MULTI instead of being queued.
-fn runs_inside_multi(cmd: Cmd) -> bool {
-    matches!(
-        cmd,
-        Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Watch | Cmd::Quit | Cmd::Reset
-    )
-}
-
 impl Session {
     pub(super) fn dispatch(&mut self, args: &[Bytes], wire_len: usize) -> Flow {
         let Some(name) = args.first() else {
@@ -107,17 +99,13 @@ impl Session {
         // A MONITOR client is a replica to Redis: it may not touch the keyspace or
         // publish, and it is never paused.
         if self.monitoring && spec.has(Flags::WRITE | Flags::READONLY | Flags::MAY_REPLICATE) {
-            return self.reject(
-                Some(spec),
-                args,
-                Error::Text("ERR Replica can't interact with the keyspace"),
-            );
+            return self.reject(Some(spec), args, Error::ReplicaKeyspace);
         }
         if self.multi.is_none() && !self.monitoring && self.paused_for(spec) {
             return Flow::Wait(Wait::Pause);
         }
         if let Some(multi) = &mut self.multi {
-            if !runs_inside_multi(spec.cmd) {
+            if !spec.has(Flags::NOT_QUEUED) {
                 multi.bytes += wire_len;
                 if multi.bytes as u64 > self.broker.settings.query_buffer_limit.load(Relaxed) {
                     // As for unparsed input over the limit: the client is closed.
@@ -125,7 +113,11 @@ impl Session {
                     Stats::add(&self.broker.stats.qbuf_limit_disconnections, 1);
                     return Flow::CloseNow;
                 }
-                multi.queue.push((spec, args.to_vec()));
+                // Copies, not slices: a slice would keep the read buffer it came from
+                // alive until EXEC, far more memory than `bytes` counts.
+                multi
+                    .queue
+                    .push((spec, args.iter().map(|a| Bytes::copy_from_slice(a)).collect()));
                 let mut info = self.client.info.locked();
                 info.multi = multi.queue.len() as i64;
                 info.multi_mem = multi.bytes;
@@ -173,11 +165,7 @@ impl Session {
             self.show_no_transaction();
         }
         self.unwatch_all();
-        let text = err.text();
-        let why = text.strip_prefix(b"ERR ").unwrap_or(&text);
-        let mut msg = b"EXECABORT Transaction discarded because of: ".to_vec();
-        msg.extend_from_slice(why);
-        self.fail(Error::Owned(msg));
+        self.fail(Error::ExecAbortBecause(Box::new(err)));
         if self.broker.monitors.any() {
             self.feed_monitors(args);
         }
@@ -301,7 +289,7 @@ impl Session {
                 Flow::Continue
             }
             Cmd::Debug => {
-                self.error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.");
+                self.fail(Error::DebugDisabled);
                 Flow::Continue
             }
             Cmd::Monitor => self.monitor(),

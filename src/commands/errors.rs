@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 
+use crate::acl::rules::Denial;
 use crate::acl::AclError;
 
 /// A command's failure, as the client will read it.
@@ -12,11 +13,6 @@ use crate::acl::AclError;
 pub enum Error {
     Syntax,
     NotInteger,
-    /// A named integer argument out of its range: `ERR <what> is out of range`-style
-    /// texts that Redis words per command.
-    Text(&'static str),
-    /// A text built at run time (ACL rule errors, CONFIG SET reasons...).
-    Owned(Vec<u8>),
     /// A text quoting what the client sent: `before`, the bytes (to the first NUL, as
     /// Redis's `%s`), `after`.
     Quoted(&'static str, Bytes, &'static str),
@@ -52,6 +48,31 @@ pub enum Error {
     /// SHUTDOWN ABORT with nothing to abort.
     NoShutdownInProgress,
     Acl(AclError),
+    ClientIdNotPositive,
+    InvalidClientId,
+    NoSuchClient,
+    GenpassFailed,
+    ProtocolVersionNotInteger,
+    NoProto,
+    DbIndexOutOfRange,
+    InvalidNumberOfArgsForCommand,
+    ReplicaKeyspace,
+    SlowlogCount,
+    PauseMode,
+    TimeoutNotInteger,
+    TimeoutNegative,
+    TimeoutOutOfRange,
+    /// `<command> isn't allowed for a DENY BLOCKING client` (inside EXEC).
+    DenyBlocking(&'static str),
+    /// The DEBUG command, off as in Redis by default.
+    DebugDisabled,
+    NoPermCommand(&'static str),
+    NoPermKey,
+    NoPermChannel,
+    /// A queued command refused at EXEC because its user's rules changed since.
+    NoPermAtExec(crate::acl::rules::Denial),
+    /// EXEC itself refused: the transaction is discarded, saying why.
+    ExecAbortBecause(Box<Error>),
 }
 
 impl Error {
@@ -60,8 +81,6 @@ impl Error {
         let s: &str = match self {
             Error::Syntax => "ERR syntax error",
             Error::NotInteger => "ERR value is not an integer or out of range",
-            Error::Text(t) => t,
-            Error::Owned(t) => return t.clone(),
             Error::Quoted(before, what, after) => {
                 let mut t = before.as_bytes().to_vec();
                 t.extend_from_slice(c_str(what));
@@ -102,6 +121,43 @@ impl Error {
             Error::NoKeyArguments => "ERR The command has no key arguments",
             Error::NoShutdownInProgress => "ERR No shutdown in progress.",
             Error::Acl(e) => return acl_text(e),
+            Error::ClientIdNotPositive => "ERR client-id should be greater than 0",
+            Error::InvalidClientId => "ERR Invalid client ID",
+            Error::NoSuchClient => "ERR No such client",
+            Error::GenpassFailed => "ERR could not generate a random password",
+            Error::ProtocolVersionNotInteger => "ERR Protocol version is not an integer or out of range",
+            Error::NoProto => "NOPROTO unsupported protocol version",
+            Error::DbIndexOutOfRange => "ERR DB index is out of range",
+            Error::InvalidNumberOfArgsForCommand => "ERR Invalid number of arguments specified for command",
+            Error::ReplicaKeyspace => "ERR Replica can't interact with the keyspace",
+            Error::SlowlogCount => "ERR count should be greater than or equal to -1",
+            Error::PauseMode => "ERR CLIENT PAUSE mode must be WRITE or ALL",
+            Error::TimeoutNotInteger => "ERR timeout is not an integer or out of range",
+            Error::TimeoutNegative => "ERR timeout is negative",
+            Error::TimeoutOutOfRange => "ERR timeout is out of range",
+            Error::DenyBlocking(cmd) => return format!("ERR {cmd} isn't allowed for a DENY BLOCKING client").into_bytes(),
+            Error::DebugDisabled => "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
+            Error::NoPermCommand(name) => {
+                return format!("NOPERM this user has no permissions to run the '{name}' command").into_bytes()
+            }
+            Error::NoPermKey => "NOPERM this user has no permissions to access one of the keys used as arguments",
+            Error::NoPermChannel => "NOPERM this user has no permissions to access one of the channels used as arguments",
+            Error::NoPermAtExec(denial) => {
+                let reason = match denial {
+                    Denial::Command => "no permission to execute the command or subcommand",
+                    Denial::Key => "no permission to touch the specified keys",
+                    Denial::Channel => "no permission to access one of the channels used as arguments",
+                    Denial::Auth => "no permission",
+                };
+                return format!("NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {reason}").into_bytes();
+            }
+            Error::ExecAbortBecause(why) => {
+                // Redis's `execCommandAbort`: the refusal's text without its `ERR `.
+                let text = why.text();
+                let mut t = b"EXECABORT Transaction discarded because of: ".to_vec();
+                t.extend_from_slice(text.strip_prefix(b"ERR ").unwrap_or(&text));
+                return t;
+            }
         };
         s.as_bytes().to_vec()
     }
@@ -110,18 +166,6 @@ impl Error {
     pub fn code(text: &[u8]) -> &[u8] {
         let end = text.iter().position(|&b| b == b' ').unwrap_or(text.len());
         &text[..end]
-    }
-}
-
-impl From<String> for Error {
-    fn from(s: String) -> Error {
-        Error::Owned(s.into_bytes())
-    }
-}
-
-impl From<&'static str> for Error {
-    fn from(s: &'static str) -> Error {
-        Error::Text(s)
     }
 }
 

@@ -21,7 +21,7 @@ impl Session {
     pub(super) fn monitor(&mut self) -> Flow {
         if self.in_exec {
             // Redis: a client inside EXEC may not block or turn into a monitor.
-            self.fail(Error::Text("ERR MONITOR isn't allowed for DENY BLOCKING client"));
+            self.fail(Error::DenyBlocking("MONITOR"));
             return Flow::Continue;
         }
         // Already monitoring: Redis ignores it, without a reply.
@@ -103,12 +103,12 @@ impl Session {
                 let count = match args.get(2) {
                     None => Some(10),
                     Some(_) => {
-                        let bad = Error::Text("ERR count should be greater than or equal to -1");
-                        match Args::new(&args[2..]).i64_in(-1..=i64::MAX, bad.clone()) {
+                        match Args::new(&args[2..]).i64_in(-1..=i64::MAX, Error::SlowlogCount) {
                             Ok(-1) => None,
                             Ok(n) => Some(n as usize),
+                            // Redis words every bad count alike, non-numbers included.
                             Err(_) => {
-                                self.fail(bad);
+                                self.fail(Error::SlowlogCount);
                                 return Flow::Continue;
                             }
                         }
@@ -344,22 +344,22 @@ impl Session {
             Some(m) if m.eq_ignore_ascii_case(b"write") => PauseMode::Write,
             Some(m) if m.eq_ignore_ascii_case(b"all") => PauseMode::All,
             Some(_) => {
-                self.fail(Error::Text("ERR CLIENT PAUSE mode must be WRITE or ALL"));
+                self.fail(Error::PauseMode);
                 return Flow::Continue;
             }
         };
         let now_ms = unix_now().as_millis() as i64;
         let ms = match Args::new(&args[2..3]).i64() {
-            Err(_) => Err("ERR timeout is not an integer or out of range"),
-            Ok(n) if n < 0 => Err("ERR timeout is negative"),
+            Err(_) => Err(Error::TimeoutNotInteger),
+            Ok(n) if n < 0 => Err(Error::TimeoutNegative),
             // The deadline must fit in Redis's milliseconds since the epoch.
-            Ok(n) if n > i64::MAX - now_ms => Err("ERR timeout is out of range"),
+            Ok(n) if n > i64::MAX - now_ms => Err(Error::TimeoutOutOfRange),
             Ok(n) => Ok(n),
         };
         let ms = match ms {
             Ok(ms) => ms,
-            Err(text) => {
-                self.fail(Error::Text(text));
+            Err(e) => {
+                self.fail(e);
                 return Flow::Continue;
             }
         };

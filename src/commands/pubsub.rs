@@ -57,7 +57,7 @@ impl Session {
         // Redis lets SUBSCRIBE and PSUBSCRIBE run inside EXEC, for old clients, but not
         // SSUBSCRIBE.
         if self.in_exec && family == Family::Shard {
-            self.fail(Error::Text("ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client"));
+            self.fail(Error::DenyBlocking("SSUBSCRIBE"));
             return Flow::Continue;
         }
         let limit = self

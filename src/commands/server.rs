@@ -452,7 +452,7 @@ impl Session {
             return self.fail(Error::NoKeyArguments);
         }
         if !spec.arity_ok(full.len()) {
-            return self.fail(Error::Text("ERR Invalid number of arguments specified for command"));
+            return self.fail(Error::InvalidNumberOfArgsForCommand);
         }
         let keys = match spec.key_positions(full, false) {
             Ok(k) if !k.is_empty() => k,

@@ -84,6 +84,9 @@ impl Flags {
     /// fanout: adds subscriptions, so it holds its user's ACL rules while it runs (see
     /// `crate::acl`).
     pub const SUBSCRIBES: u32 = 1 << 25;
+    /// fanout: runs at once inside MULTI instead of being queued (Redis checks EXEC,
+    /// DISCARD, MULTI, WATCH, QUIT and RESET by name).
+    pub const NOT_QUEUED: u32 = 1 << 26;
 
     /// The flags COMMAND INFO prints, in Redis's order (`addReplyCommandFlags`).
     /// `may_replicate` and `sentinel` are kept but never printed, as Redis hides them on
@@ -761,6 +764,8 @@ mod tests {
         );
         let quit = lookup(b"quit").unwrap();
         assert!(quit.has(Flags::SUBSCRIBED_OK));
+        let not_queued: Vec<&str> = all().filter(|s| s.has(Flags::NOT_QUEUED)).map(|s| s.name).collect();
+        assert_eq!(not_queued.len(), 6, "{not_queued:?}");
         assert!(!quit.flags.names(false).iter().any(|n| n.contains("subscribed")));
         // Redis hides these on purpose.
         let publish = lookup(b"publish").unwrap();

@@ -47,7 +47,9 @@ impl SlowLog {
                 cut.extend_from_slice(format!("... ({} more bytes)", a.len() - MAX_STRING).as_bytes());
                 kept.push(Bytes::from(cut));
             } else {
-                kept.push(a.clone());
+                // A copy, not a slice: a slice would keep the request's whole read
+                // buffer alive for as long as the entry stays in the log.
+                kept.push(Bytes::copy_from_slice(a));
             }
         }
         let time = std::time::SystemTime::now()
