@@ -101,9 +101,10 @@ impl Session {
             return Flow::Continue;
         }
         for k in keys {
-            let key = (self.db, k.clone());
+            // A copy: a slice would pin the read buffer for as long as the watch lasts.
+            let key = (self.db, Bytes::copy_from_slice(k));
             if !self.watched.contains(&key) {
-                self.broker.watches.watch(self.db, k.clone(), &self.watcher);
+                self.broker.watches.watch(self.db, key.1.clone(), &self.watcher);
                 self.watched.push(key);
             }
         }
