@@ -19,6 +19,7 @@ use crate::client::pause::Pause;
 use crate::client::{ClientHandle, ClientTable};
 use crate::config::Settings;
 use crate::keyspace::watch::WatchTable;
+use crate::keyspace::Keyspace;
 use crate::pubsub::registry::Subscribers;
 use crate::pubsub::{Namespace, Registry};
 use crate::spec::{Flags, Spec};
@@ -47,7 +48,9 @@ pub struct Broker {
     /// CLIENT PAUSE.
     pub pause: Pause,
     /// WATCHed keys.
-    pub watches: WatchTable,
+    pub watches: Arc<WatchTable>,
+    /// The databases, behind the one keyspace lock (see [`crate::keyspace`]).
+    pub keyspace: Arc<parking_lot::Mutex<Keyspace>>,
     /// Held shared by each PUBLISH and exclusively by an EXEC that publishes, so a
     /// transaction's messages reach each subscriber with nothing from other clients in
     /// between. Never held across an `.await`.
@@ -64,6 +67,8 @@ pub struct Broker {
 impl Broker {
     pub fn new(settings: Arc<Settings>, config_file: Option<PathBuf>) -> Arc<Broker> {
         let stats = Arc::new(Stats::default());
+        let watches = Arc::new(WatchTable::default());
+        let keyspace = Arc::new(parking_lot::Mutex::new(Keyspace::new(settings.clone(), watches.clone())));
         Arc::new(Broker {
             registry: Registry::new(settings.clone(), stats.clone()),
             acl: crate::acl::Acl::new(settings.clone()),
@@ -77,7 +82,8 @@ impl Broker {
             tcp_port: AtomicU64::new(0),
             monitors: Monitors::default(),
             pause: Pause::default(),
-            watches: WatchTable::default(),
+            watches,
+            keyspace,
             publish_gate: RwLock::new(()),
             shutdown: CancellationToken::new(),
             slowlog: SlowLog::default(),

@@ -41,6 +41,7 @@ pub mod pubsub;
 pub mod server;
 pub mod spec;
 pub mod stats;
+pub mod stream;
 pub mod sync;
 
 /// The Redis version fanout reports (HELLO, INFO). Clients read it to pick features;

@@ -34,6 +34,8 @@ pub struct ClientInfo {
     pub user: Arc<crate::acl::User>,
     /// A MONITOR client (`O`).
     pub monitor: bool,
+    /// Blocked on keys (`b` in CLIENT LIST flags).
+    pub blocked: bool,
     /// Commands queued by MULTI (`x`, `multi=`); -1 outside a transaction.
     pub multi: i64,
     /// Bytes those commands hold (`multi-mem=`).
@@ -83,6 +85,7 @@ impl ClientHandle {
                 no_touch: false,
                 user,
                 monitor: false,
+                blocked: false,
                 multi: -1,
                 multi_mem: 0,
             }),
@@ -122,6 +125,9 @@ impl ClientHandle {
         }
         if i.multi >= 0 {
             flags.push('x');
+        }
+        if i.blocked {
+            flags.push('b');
         }
         if i.no_evict {
             flags.push('e');

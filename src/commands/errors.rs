@@ -73,6 +73,56 @@ pub enum Error {
     NoPermAtExec(crate::acl::rules::Denial),
     /// EXEC itself refused: the transaction is discarded, saying why.
     ExecAbortBecause(Box<Error>),
+    // The keyspace.
+    WrongType,
+    NoSuchKey,
+    /// `invalid expire time in '<command>' command`.
+    InvalidExpireTime(&'static str),
+    ExpireNxXx,
+    ExpireGtLt,
+    SameObject,
+    InvalidCursor,
+    Oom,
+    UnblockedByClient,
+    // Streams.
+    InvalidStreamId,
+    InvalidStartInterval,
+    InvalidEndInterval,
+    XaddIdZero,
+    XaddIdTooSmall,
+    StreamExhausted,
+    MaxlenNegative,
+    MaxlenWithMinid,
+    LimitWithoutStrategy,
+    LimitWithoutApprox,
+    LimitNegative,
+    XtrimNoStrategy,
+    XreadGreaterId,
+    /// `Unbalanced '<cmd>' list of streams`, naming `$` (XREAD) or `>` (XREADGROUP).
+    Unbalanced(&'static str),
+    GroupOnlyXreadgroup,
+    NoackOnlyXreadgroup,
+    DollarInXreadgroup,
+    MissingGroup,
+    /// XREADGROUP's NOGROUP, quoting the key and the group.
+    NoGroupRead(Bytes, Bytes),
+    /// XPENDING/XCLAIM/XAUTOCLAIM's NOGROUP: key, group.
+    NoGroup(Bytes, Bytes),
+    /// XGROUP/XINFO's NOGROUP: group, key.
+    NoGroupForKey(Bytes, Bytes),
+    BusyGroup,
+    XgroupNeedsKey,
+    EntriesReadInvalid,
+    /// `Invalid min-idle-time argument for <XCLAIM|XAUTOCLAIM>`.
+    InvalidMinIdle(&'static str),
+    /// `Invalid <IDLE|TIME|RETRYCOUNT> option argument for XCLAIM`.
+    XclaimOptionArg(&'static str),
+    CountNotPositive,
+    EntriesAddedNegative,
+    XsetidEntriesAddedTooSmall,
+    XsetidMaxDeletedAboveId,
+    XsetidTooSmall,
+    XsetidBelowMaxDeleted,
 }
 
 impl Error {
@@ -151,6 +201,50 @@ impl Error {
                 };
                 return format!("NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {reason}").into_bytes();
             }
+            Error::WrongType => "WRONGTYPE Operation against a key holding the wrong kind of value",
+            Error::NoSuchKey => "ERR no such key",
+            Error::InvalidExpireTime(cmd) => return format!("ERR invalid expire time in '{cmd}' command").into_bytes(),
+            Error::ExpireNxXx => "ERR NX and XX, GT or LT options at the same time are not compatible",
+            Error::ExpireGtLt => "ERR GT and LT options at the same time are not compatible",
+            Error::SameObject => "ERR source and destination objects are the same",
+            Error::InvalidCursor => "ERR invalid cursor",
+            Error::Oom => "OOM command not allowed when used memory > 'maxmemory'.",
+            Error::UnblockedByClient => "UNBLOCKED client unblocked via CLIENT UNBLOCK",
+            Error::InvalidStreamId => "ERR Invalid stream ID specified as stream command argument",
+            Error::InvalidStartInterval => "ERR invalid start ID for the interval",
+            Error::InvalidEndInterval => "ERR invalid end ID for the interval",
+            Error::XaddIdZero => "ERR The ID specified in XADD must be greater than 0-0",
+            Error::XaddIdTooSmall => "ERR The ID specified in XADD is equal or smaller than the target stream top item",
+            Error::StreamExhausted => "ERR The stream has exhausted the last possible ID, unable to add more items",
+            Error::MaxlenNegative => "ERR The MAXLEN argument must be >= 0.",
+            Error::MaxlenWithMinid => "ERR syntax error, MAXLEN and MINID options at the same time are not compatible",
+            Error::LimitWithoutStrategy => "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy",
+            Error::LimitWithoutApprox => "ERR syntax error, LIMIT cannot be used without the special ~ option",
+            Error::LimitNegative => "ERR The LIMIT argument must be >= 0.",
+            Error::XtrimNoStrategy => "ERR syntax error, XTRIM must be called with a trimming strategy",
+            Error::XreadGreaterId => "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.",
+            Error::Unbalanced(cmd) => {
+                let id = if *cmd == "xreadgroup" { ">" } else { "$" };
+                return format!("ERR Unbalanced '{cmd}' list of streams: for each stream key an ID or '{id}' must be specified.").into_bytes();
+            }
+            Error::GroupOnlyXreadgroup => "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
+            Error::NoackOnlyXreadgroup => "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
+            Error::DollarInXreadgroup => "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.",
+            Error::MissingGroup => "ERR Missing GROUP option for XREADGROUP",
+            Error::NoGroupRead(key, group) => return quoted2("NOGROUP No such key '", key, "' or consumer group '", group, "' in XREADGROUP with GROUP option"),
+            Error::NoGroup(key, group) => return quoted2("NOGROUP No such key '", key, "' or consumer group '", group, "'"),
+            Error::NoGroupForKey(group, key) => return quoted2("NOGROUP No such consumer group '", group, "' for key name '", key, "'"),
+            Error::BusyGroup => "BUSYGROUP Consumer Group name already exists",
+            Error::XgroupNeedsKey => "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.",
+            Error::EntriesReadInvalid => "ERR value for ENTRIESREAD must be positive or -1",
+            Error::InvalidMinIdle(cmd) => return format!("ERR Invalid min-idle-time argument for {cmd}").into_bytes(),
+            Error::XclaimOptionArg(opt) => return format!("ERR Invalid {opt} option argument for XCLAIM").into_bytes(),
+            Error::CountNotPositive => "ERR COUNT must be > 0",
+            Error::EntriesAddedNegative => "ERR entries_added must be positive",
+            Error::XsetidEntriesAddedTooSmall => "ERR The entries_added specified in XSETID is smaller than the target stream length",
+            Error::XsetidMaxDeletedAboveId => "ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id",
+            Error::XsetidTooSmall => "ERR The ID specified in XSETID is smaller than the target stream top item",
+            Error::XsetidBelowMaxDeleted => "ERR The ID specified in XSETID is smaller than current max_deleted_entry_id",
             Error::ExecAbortBecause(why) => {
                 // Redis's `execCommandAbort`: the refusal's text without its `ERR `.
                 let text = why.text();
@@ -265,4 +359,14 @@ mod tests {
             b"ERR unknown command 'a', with args beginning with: 'c' "
         );
     }
+}
+
+/// A text quoting two things the client sent (`%s` each, as Redis formats them).
+fn quoted2(a: &str, x: &[u8], b: &str, y: &[u8], c: &str) -> Vec<u8> {
+    let mut t = a.as_bytes().to_vec();
+    t.extend_from_slice(c_str(x));
+    t.extend_from_slice(b.as_bytes());
+    t.extend_from_slice(c_str(y));
+    t.extend_from_slice(c.as_bytes());
+    t
 }

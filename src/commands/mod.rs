@@ -14,6 +14,7 @@
 
 mod acl;
 pub mod args;
+mod blocking;
 mod client;
 mod connection;
 mod dispatch;
@@ -21,6 +22,7 @@ pub mod errors;
 mod operator;
 mod pubsub;
 mod server;
+mod streams;
 mod transactions;
 
 use crate::sync::LockExt;
@@ -53,9 +55,16 @@ pub enum Flow {
 /// What a waiting request waits for.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum Wait {
-    /// The end of a CLIENT PAUSE that holds the command.
+    /// The end of a CLIENT PAUSE that holds the command; then it runs again.
     Pause,
+    /// A blocked read (XREAD/XREADGROUP BLOCK): the connection waits for
+    /// [`Session::blocked_on`]'s waiter or deadline, then calls [`Session::resume`]
+    /// (the command is not run again: a writer served it, see `crate::keyspace::blocked`).
+    Keys,
 }
+
+/// The keyspace lock, held as a value: EXEC keeps it across its commands.
+pub type KeysGuard = parking_lot::ArcMutexGuard<parking_lot::RawMutex, crate::keyspace::Keyspace>;
 
 /// CLIENT REPLY state.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -105,6 +114,11 @@ pub struct Session {
     errors_replied: u64,
     /// In MONITOR mode.
     monitoring: bool,
+    /// Inside EXEC: the keyspace lock, taken by the first command that needs it and
+    /// kept until EXEC is done, so the transaction's writes and reads are one step.
+    exec_keys: Option<KeysGuard>,
+    /// The blocked command this connection waits on.
+    blocked: Option<blocking::BlockedCall>,
 }
 
 impl Session {
@@ -133,6 +147,8 @@ impl Session {
             watcher: Default::default(),
             errors_replied: 0,
             monitoring: false,
+            exec_keys: None,
+            blocked: None,
         }
     }
 
@@ -241,6 +257,7 @@ impl Session {
         self.broker.registry.end_batch(&mut self.batch);
         self.drop_subscriptions();
         self.unwatch_all();
+        self.forget_blocked();
         self.broker.monitors.remove(self.id());
         self.monitoring = false;
         self.broker.clients.remove(self.id());

@@ -67,10 +67,11 @@ impl Session {
             }
             return Flow::Continue;
         }
+        // Writes publish too (keyspace notifications), once EXEC is done.
         let publishes = multi
             .queue
             .iter()
-            .any(|(s, _)| matches!(s.cmd, Cmd::Publish | Cmd::Spublish));
+            .any(|(s, _)| matches!(s.cmd, Cmd::Publish | Cmd::Spublish) || s.has(crate::spec::Flags::WRITE));
         let broker = self.broker.clone();
         let _gate = publishes.then(|| broker.publish_gate.write_locked());
         self.in_exec = true;
@@ -88,6 +89,7 @@ impl Session {
                 other => flow = other,
             }
         }
+        self.end_exec_keys();
         self.in_exec = false;
         // Until EXEC is done, CLIENT LIST still shows the transaction (`x`, `multi=`).
         self.show_no_transaction();

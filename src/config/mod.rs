@@ -11,9 +11,10 @@
 
 use crate::sync::LockExt;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Mutex;
 
+pub mod notify;
 pub mod units;
 
 use units::parse_memory;
@@ -216,7 +217,31 @@ pub const DIRECTIVES: &[Directive] = &[
         "notify-keyspace-events",
         "",
         true,
-        "compatibility: fanout has no keyspace; only '' is accepted",
+        "keyspace notifications to publish, Redis's letters (K E g t x e d n A; empty: none)",
+    ),
+    d(
+        "stream-node-max-entries",
+        "100",
+        true,
+        "entries per packed stream node (0: no limit); shapes approximate (~) trimming",
+    ),
+    d(
+        "stream-node-max-bytes",
+        "4096",
+        true,
+        "bytes per packed stream node (0: no limit)",
+    ),
+    d(
+        "maxmemory",
+        "0",
+        true,
+        "refuse writes that would add data (-OOM) while used_memory is above this (0: no limit)",
+    ),
+    d(
+        "maxmemory-policy",
+        "noeviction",
+        true,
+        "what to do at maxmemory: noeviction (fanout evicts nothing; other policies are accepted and act as noeviction)",
     ),
 ];
 
@@ -306,6 +331,12 @@ pub struct Settings {
     /// `latency-tracking`: per-command latency histograms (INFO latencystats, LATENCY
     /// HISTOGRAM).
     pub latency_tracking: AtomicBool,
+    /// `notify-keyspace-events` as [`notify`] bits.
+    pub notify_flags: AtomicU32,
+    pub stream_node_max_entries: AtomicU64,
+    pub stream_node_max_bytes: AtomicU64,
+    /// `maxmemory` in bytes (0: no limit).
+    pub maxmemory: AtomicU64,
     /// Everything else, as the normalised text CONFIG GET shows.
     text: Mutex<BTreeMap<&'static str, String>>,
     requirepass: Mutex<Option<Vec<u8>>>,
@@ -330,6 +361,10 @@ impl Default for Settings {
             slowlog_max_len: AtomicU64::new(0),
             latency_threshold_ms: AtomicU64::new(0),
             latency_tracking: AtomicBool::new(true),
+            notify_flags: AtomicU32::new(0),
+            stream_node_max_entries: AtomicU64::new(100),
+            stream_node_max_bytes: AtomicU64::new(4096),
+            maxmemory: AtomicU64::new(0),
             text: Mutex::new(BTreeMap::new()),
             requirepass: Mutex::new(None),
         };
@@ -558,10 +593,48 @@ impl Settings {
                 "no".to_string()
             }
             "notify-keyspace-events" => {
-                if !value.is_empty() {
-                    return Err("fanout has no keyspace, so it has no keyspace events to notify".into());
+                let flags = notify::parse(value).ok_or("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")?;
+                self.notify_flags.store(flags, Relaxed);
+                notify::render(flags)
+            }
+            "stream-node-max-entries" | "stream-node-max-bytes" => {
+                let n = if d.name == "stream-node-max-bytes" {
+                    parse_memory(value).ok_or("argument must be a memory value")?
+                } else {
+                    parse_u64(value)?
+                };
+                if n > i64::MAX as u64 {
+                    return Err("argument must be between 0 and 9223372036854775807 inclusive".into());
                 }
-                String::new()
+                let slot = if d.name == "stream-node-max-bytes" {
+                    &self.stream_node_max_bytes
+                } else {
+                    &self.stream_node_max_entries
+                };
+                slot.store(n, Relaxed);
+                n.to_string()
+            }
+            "maxmemory" => {
+                let n = parse_memory(value).ok_or("argument must be a memory value")?;
+                self.maxmemory.store(n, Relaxed);
+                n.to_string()
+            }
+            "maxmemory-policy" => {
+                let v = value.to_ascii_lowercase();
+                const POLICIES: &[&str] = &[
+                    "volatile-lru",
+                    "volatile-lfu",
+                    "volatile-random",
+                    "volatile-ttl",
+                    "allkeys-lru",
+                    "allkeys-lfu",
+                    "allkeys-random",
+                    "noeviction",
+                ];
+                if !POLICIES.contains(&v.as_str()) {
+                    return Err("argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction".into());
+                }
+                v
             }
             _ => value.to_string(),
         };

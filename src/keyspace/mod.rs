@@ -1,5 +1,494 @@
-//! The keyspace. fanout keeps no keys yet (streams come next); what exists already is
-//! the part transactions need: [`watch::WatchTable`], who WATCHes which key, so that the
-//! write commands to come abort the EXEC of every client watching what they change.
+//! The keyspace: `databases` numbered maps from key (bytes) to value, as Redis has them.
+//! The stream ([`crate::stream::Stream`]) is the one value type.
+//!
+//! * [`Keyspace`] holds the databases and everything a write must act on: the clients
+//!   blocked on keys ([`blocked`]), the WATCHed keys ([`watch`]) and the keyspace
+//!   notifications a command raised. It lives behind one lock in the broker (Redis runs
+//!   commands one at a time; so do we, for the few microseconds a command holds the
+//!   keys). Replies are encoded under it; sockets, parsing and fan-out are not.
+//! * Keys are ordered by a keyed hash ([`Db`]): SCAN's cursor is the next hash to visit,
+//!   so a key present for the whole scan is returned however the map changed meanwhile
+//!   (Redis's reverse-binary cursor gives the same promise over its rehashing tables),
+//!   and RANDOMKEY is a seek to a random hash. The keyed hash keeps the order
+//!   unpredictable to clients.
+//! * Expiry, as in Redis: a key past its deadline is removed when a command touches it
+//!   ([`Keyspace::lookup`]), and the cron removes due keys in small bounded steps
+//!   ([`Keyspace::expire_due`]) from an index ordered by deadline, so it never scans
+//!   everything at once.
+//! * Effects that must wait for the end of the command (or of the whole EXEC): keys
+//!   whose blocked readers may now be served (`ready`) and keyspace notifications
+//!   (`events`), published once the lock is released.
 
+pub mod blocked;
 pub mod watch;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::config::{notify, Settings};
+use crate::stream::Stream;
+
+/// Milliseconds since the Unix epoch (expiry deadlines, stream IDs, idle times).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A value held by a key.
+#[derive(Clone)]
+pub enum Value {
+    Stream(Box<Stream>),
+}
+
+impl Value {
+    /// TYPE's answer.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Stream(_) => "stream",
+        }
+    }
+
+    /// OBJECT ENCODING's answer.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Stream(_) => "stream",
+        }
+    }
+
+    pub fn as_stream_mut(&mut self) -> Option<&mut Stream> {
+        match self {
+            Value::Stream(s) => Some(s),
+        }
+    }
+
+    pub fn memory_usage(&self) -> usize {
+        match self {
+            Value::Stream(s) => std::mem::size_of::<Stream>() + s.memory_usage(),
+        }
+    }
+}
+
+/// The key holds a value of another type (Redis's WRONGTYPE).
+#[derive(Debug, PartialEq, Eq)]
+pub struct WrongType;
+
+/// One key and its value.
+#[derive(Clone)]
+pub struct Slot {
+    pub key: Bytes,
+    pub value: Value,
+    /// Unix milliseconds after which the key is gone.
+    pub expire_at: Option<u64>,
+    /// Last access in seconds since start (OBJECT IDLETIME).
+    pub accessed: u32,
+    /// Redis's logarithmic access counter (OBJECT FREQ), kept for `*-lfu` clients.
+    pub freq: u8,
+}
+
+/// One database. Keys are kept in a map ordered by their keyed hash; the rare keys
+/// that share a hash share its bucket.
+#[derive(Default)]
+pub struct Db {
+    slots: BTreeMap<u64, Vec<Slot>>,
+    len: usize,
+    /// (deadline, hash, key) of every key with a TTL, soonest first.
+    expires: BTreeSet<(u64, u64, Bytes)>,
+    /// Sum of the deadlines in `expires` (INFO keyspace `avg_ttl`).
+    deadline_sum: u128,
+}
+
+impl Db {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn expires(&self) -> usize {
+        self.expires.len()
+    }
+
+    /// Average time to live in ms of the keys with a TTL (0 when none).
+    pub fn avg_ttl(&self, now: u64) -> u64 {
+        let n = self.expires.len() as u128;
+        if n == 0 {
+            return 0;
+        }
+        (self.deadline_sum / n).saturating_sub(now as u128) as u64
+    }
+
+    fn get(&self, h: u64, key: &[u8]) -> Option<&Slot> {
+        self.slots.get(&h)?.iter().find(|s| s.key == key)
+    }
+
+    fn get_mut(&mut self, h: u64, key: &[u8]) -> Option<&mut Slot> {
+        self.slots.get_mut(&h)?.iter_mut().find(|s| s.key == key)
+    }
+
+    fn insert(&mut self, h: u64, slot: Slot) {
+        let bucket = self.slots.entry(h).or_default();
+        if let Some(i) = bucket.iter().position(|s| s.key == slot.key) {
+            let old = std::mem::replace(&mut bucket[i], slot);
+            self.forget_deadline(h, &old);
+            let new = &self.slots[&h][i];
+            if let Some(at) = new.expire_at {
+                let key = new.key.clone();
+                self.remember_deadline(h, at, key);
+            }
+        } else {
+            let deadline = slot.expire_at.map(|at| (at, slot.key.clone()));
+            bucket.push(slot);
+            self.len += 1;
+            if let Some((at, key)) = deadline {
+                self.remember_deadline(h, at, key);
+            }
+        }
+    }
+
+    fn remove(&mut self, h: u64, key: &[u8]) -> Option<Slot> {
+        let bucket = self.slots.get_mut(&h)?;
+        let i = bucket.iter().position(|s| s.key == key)?;
+        let slot = bucket.swap_remove(i);
+        if bucket.is_empty() {
+            self.slots.remove(&h);
+        }
+        self.len -= 1;
+        self.forget_deadline(h, &slot);
+        Some(slot)
+    }
+
+    fn remember_deadline(&mut self, h: u64, at: u64, key: Bytes) {
+        self.expires.insert((at, h, key));
+        self.deadline_sum += at as u128;
+    }
+
+    fn forget_deadline(&mut self, h: u64, slot: &Slot) {
+        if let Some(at) = slot.expire_at {
+            if self.expires.remove(&(at, h, slot.key.clone())) {
+                self.deadline_sum -= at as u128;
+            }
+        }
+    }
+
+    fn set_expire(&mut self, h: u64, key: &[u8], at: Option<u64>) -> bool {
+        let Some(slot) = self.get_mut(h, key) else {
+            return false;
+        };
+        let old = slot.expire_at;
+        slot.expire_at = at;
+        let key = slot.key.clone();
+        if let Some(old) = old {
+            if self.expires.remove(&(old, h, key.clone())) {
+                self.deadline_sum -= old as u128;
+            }
+        }
+        if let Some(at) = at {
+            self.remember_deadline(h, at, key);
+        }
+        true
+    }
+
+    /// Visits keys in hash order from `cursor`, at most `count` buckets; returns the
+    /// cursor to continue from (0 when the end was reached).
+    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&Slot)) -> u64 {
+        let mut seen = 0;
+        for (&h, bucket) in self.slots.range(cursor..) {
+            if seen == count.max(1) {
+                return h.max(1);
+            }
+            for s in bucket {
+                visit(s);
+            }
+            seen += 1;
+        }
+        0
+    }
+
+    /// A key at a random position (`r` is a random hash).
+    pub fn random(&self, r: u64) -> Option<&Slot> {
+        let bucket = self.slots.range(r..).next().or_else(|| self.slots.iter().next())?.1;
+        bucket.first()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.values().flatten()
+    }
+}
+
+/// A keyspace notification to publish once the command is done.
+pub struct Event {
+    pub db: usize,
+    pub class: u32,
+    pub name: &'static str,
+    pub key: Bytes,
+}
+
+/// What the current command (or EXEC) left to do once it is done.
+#[derive(Default)]
+pub struct Effects {
+    /// Keys that may let blocked clients go on, in the order they were written.
+    pub ready: Vec<(usize, Bytes)>,
+    pub events: Vec<Event>,
+}
+
+pub struct Keyspace {
+    dbs: Vec<Db>,
+    hasher: std::hash::RandomState,
+    pub blocked: blocked::Blocked,
+    pub watches: Arc<watch::WatchTable>,
+    pub effects: Effects,
+    pub settings: Arc<Settings>,
+    started: std::time::Instant,
+}
+
+impl Keyspace {
+    pub fn new(settings: Arc<Settings>, watches: Arc<watch::WatchTable>) -> Keyspace {
+        let databases = settings.databases() as usize;
+        Keyspace {
+            dbs: (0..databases.max(1)).map(|_| Db::default()).collect(),
+            hasher: std::hash::RandomState::new(),
+            blocked: Default::default(),
+            watches,
+            effects: Default::default(),
+            settings,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    pub fn databases(&self) -> usize {
+        self.dbs.len()
+    }
+
+    pub fn db(&self, db: usize) -> &Db {
+        &self.dbs[db]
+    }
+
+    /// Seconds since start: the access clock behind OBJECT IDLETIME.
+    fn clock(&self) -> u32 {
+        self.started.elapsed().as_secs() as u32
+    }
+
+    /// Seconds since the key was last accessed.
+    pub fn idle_secs(&self, slot: &Slot) -> u64 {
+        self.clock().saturating_sub(slot.accessed) as u64
+    }
+
+    /// The key's slot if it exists and has not expired (an expired key is removed
+    /// here, as Redis's `expireIfNeeded`). Counts as an access.
+    pub fn lookup(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Slot> {
+        self.lookup_with(db, key, now, true)
+    }
+
+    /// As [`Keyspace::lookup`], but leaves the access time alone (OBJECT, TTL, TYPE
+    /// with `no-touch` semantics).
+    pub fn peek(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Slot> {
+        self.lookup_with(db, key, now, false)
+    }
+
+    fn lookup_with(&mut self, db: usize, key: &[u8], now: u64, touch: bool) -> Option<&mut Slot> {
+        let h = self.hash(key);
+        let expired = self.dbs[db].get(h, key)?.expire_at.is_some_and(|at| at <= now);
+        if expired {
+            self.expire_key(db, h, key);
+            return None;
+        }
+        let clock = self.clock();
+        let slot = self.dbs[db].get_mut(h, key)?;
+        if touch {
+            slot.accessed = clock;
+            slot.freq = slot.freq.saturating_add(1);
+        }
+        Some(slot)
+    }
+
+    pub fn exists(&mut self, db: usize, key: &[u8], now: u64) -> bool {
+        self.peek(db, key, now).is_some()
+    }
+
+    /// The stream at `key`: `Ok(None)` if there is no key.
+    pub fn stream_mut(&mut self, db: usize, key: &[u8], now: u64) -> Result<Option<&mut Stream>, WrongType> {
+        match self.lookup(db, key, now) {
+            None => Ok(None),
+            Some(slot) => slot.value.as_stream_mut().map(Some).ok_or(WrongType),
+        }
+    }
+
+    /// Stores a value under a key (replacing any), with no TTL. The key is copied so
+    /// that it never pins a connection's read buffer.
+    pub fn insert(&mut self, db: usize, key: &[u8], value: Value) {
+        let h = self.hash(key);
+        let slot = Slot {
+            key: Bytes::copy_from_slice(key),
+            value,
+            expire_at: None,
+            accessed: self.clock(),
+            freq: 0,
+        };
+        self.dbs[db].insert(h, slot);
+    }
+
+    /// Creates an empty stream at `key` (which must be free) and returns it.
+    pub fn create_stream(&mut self, db: usize, key: &[u8]) -> &mut Stream {
+        self.insert(db, key, Value::Stream(Box::default()));
+        self.notify(db, notify::NEW, "new", key);
+        let h = self.hash(key);
+        match self.dbs[db].get_mut(h, key).map(|s| &mut s.value) {
+            Some(Value::Stream(s)) => s,
+            None => unreachable!("just inserted"),
+        }
+    }
+
+    /// Removes a key (DEL, UNLINK, RENAME's source, expiry). Returns its slot.
+    pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Slot> {
+        let h = self.hash(key);
+        let slot = self.dbs[db].remove(h, key)?;
+        self.written(db, key);
+        Some(slot)
+    }
+
+    /// Puts a whole slot (with its TTL) under `key`: RENAME, COPY, MOVE.
+    pub fn put_slot(&mut self, db: usize, key: &[u8], mut slot: Slot) {
+        let h = self.hash(key);
+        slot.key = Bytes::copy_from_slice(key);
+        self.dbs[db].insert(h, slot);
+        self.written(db, key);
+    }
+
+    /// Sets or clears a key's deadline. False if there is no such key.
+    pub fn set_expire(&mut self, db: usize, key: &[u8], at: Option<u64>) -> bool {
+        let h = self.hash(key);
+        self.dbs[db].set_expire(h, key, at)
+    }
+
+    fn expire_key(&mut self, db: usize, h: u64, key: &[u8]) {
+        if let Some(slot) = self.dbs[db].remove(h, key) {
+            self.written(db, &slot.key);
+            self.notify(db, notify::EXPIRED, "expired", &slot.key);
+        }
+    }
+
+    /// Removes up to `max` keys whose deadline has passed, soonest first (the cron's
+    /// active expiry). Returns how many went.
+    pub fn expire_due(&mut self, now: u64, max: usize) -> usize {
+        let mut done = 0;
+        for db in 0..self.dbs.len() {
+            while done < max {
+                let Some((at, h, key)) = self.dbs[db].expires.first().cloned() else {
+                    break;
+                };
+                if at > now {
+                    break;
+                }
+                self.expire_key(db, h, &key);
+                done += 1;
+            }
+        }
+        done
+    }
+
+    /// A write changed `key`: WATCHers fail their EXEC and readers blocked on it are
+    /// looked at once the command is done (Redis's `signalModifiedKey` +
+    /// `signalKeyAsReady`).
+    pub fn written(&mut self, db: usize, key: &[u8]) {
+        self.watches.touch(db, key);
+        self.signal_ready(db, key);
+    }
+
+    /// Readers blocked on `key` get looked at after the command.
+    pub fn signal_ready(&mut self, db: usize, key: &[u8]) {
+        if self.blocked.has(db, self.hash(key)) && !self.effects.ready.iter().any(|(d, k)| *d == db && k == key) {
+            self.effects.ready.push((db, Bytes::copy_from_slice(key)));
+        }
+    }
+
+    /// Raises a keyspace notification of `class` (published after the command).
+    pub fn notify(&mut self, db: usize, class: u32, name: &'static str, key: &[u8]) {
+        let f = self.settings.notify_flags.load(std::sync::atomic::Ordering::Relaxed);
+        if f & (notify::KEYSPACE | notify::KEYEVENT) != 0 && f & class != 0 {
+            self.effects.events.push(Event {
+                db,
+                class,
+                name,
+                key: Bytes::copy_from_slice(key),
+            });
+        }
+    }
+
+    /// Empties one database (FLUSHDB) or all (FLUSHALL). Returns the old contents so
+    /// that ASYNC can free them elsewhere.
+    pub fn flush(&mut self, db: Option<usize>) -> Vec<Db> {
+        let range = match db {
+            Some(d) => d..d + 1,
+            None => 0..self.dbs.len(),
+        };
+        let mut old = Vec::new();
+        for d in range {
+            if self.dbs[d].is_empty() {
+                continue;
+            }
+            let taken = std::mem::take(&mut self.dbs[d]);
+            for key in self.blocked.keys_of_db(d) {
+                if taken.get(self.hash(&key), &key).is_some() {
+                    self.effects.ready.push((d, key));
+                }
+            }
+            old.push(taken);
+        }
+        self.watches.touch_db(db);
+        old
+    }
+
+    /// Keys in a database, with their hashes (KEYS).
+    pub fn keys(&self, db: usize) -> impl Iterator<Item = &Slot> {
+        self.dbs[db].iter()
+    }
+
+    /// A key that has not expired yet at a random position; None if empty.
+    pub fn random_key(&mut self, db: usize, now: u64) -> Option<Bytes> {
+        // As Redis: a few tries to step over expired keys, which are removed on the way.
+        for _ in 0..100 {
+            let r = self.hasher.hash_one(now ^ self.dbs[db].len as u64 ^ rand_seed());
+            let slot = self.dbs[db].random(r)?;
+            if slot.expire_at.is_some_and(|at| at <= now) {
+                let key = slot.key.clone();
+                let h = self.hash(&key);
+                self.expire_key(db, h, &key);
+                continue;
+            }
+            return Some(slot.key.clone());
+        }
+        None
+    }
+
+    /// Whether `key` has expired (without removing it): SCAN and KEYS leave such keys out.
+    pub fn is_live(slot: &Slot, now: u64) -> bool {
+        slot.expire_at.is_none_or(|at| at > now)
+    }
+
+    /// Bytes the values hold (MEMORY STATS `dataset.bytes`, `used_memory`).
+    pub fn dataset_bytes(&self) -> usize {
+        self.dbs
+            .iter()
+            .flat_map(|d| d.iter())
+            .map(|s| s.key.len() + std::mem::size_of::<Slot>() + s.value.memory_usage())
+            .sum()
+    }
+}
+
+/// A per-call seed so RANDOMKEY does not return the same key twice in a row.
+fn rand_seed() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+    N.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+}

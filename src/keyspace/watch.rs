@@ -6,7 +6,7 @@
 //! (null reply) when its client's flag is up, as Redis's `touchWatchedKey` does.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -19,6 +19,9 @@ pub type Watcher = Arc<AtomicBool>;
 #[derive(Default)]
 pub struct WatchTable {
     keys: Mutex<HashMap<(usize, Bytes), Vec<Watcher>>>,
+    /// Keys in `keys`: lets every write skip the lock (and the lookup) while nobody
+    /// watches anything, the common case.
+    watched: AtomicUsize,
 }
 
 impl WatchTable {
@@ -28,6 +31,7 @@ impl WatchTable {
         if !list.iter().any(|x| Arc::ptr_eq(x, w)) {
             list.push(w.clone());
         }
+        self.watched.store(keys.len(), Ordering::Release);
     }
 
     /// Forgets `w` on the given keys (UNWATCH, EXEC, DISCARD, disconnect).
@@ -41,10 +45,14 @@ impl WatchTable {
                 }
             }
         }
+        self.watched.store(table.len(), Ordering::Release);
     }
 
     /// A write changed `key` in `db`: every client watching it fails its next EXEC.
     pub fn touch(&self, db: usize, key: &[u8]) {
+        if self.watched.load(Ordering::Acquire) == 0 {
+            return;
+        }
         let table = self.keys.locked();
         if let Some(list) = table.get(&(db, Bytes::copy_from_slice(key))) {
             for w in list {
@@ -55,6 +63,9 @@ impl WatchTable {
 
     /// Every watched key of `db` (`None`: of every database) changed.
     pub fn touch_db(&self, db: Option<usize>) {
+        if self.watched.load(Ordering::Acquire) == 0 {
+            return;
+        }
         let table = self.keys.locked();
         for ((d, _), list) in table.iter() {
             if db.is_none_or(|db| db == *d) {

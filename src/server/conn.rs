@@ -166,9 +166,20 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
                         // what it waits for happened; the rest of the pipeline waits in
                         // `buf`.
                         session.flush();
+                        let blocked_on = session.blocked_on();
                         let ready = async {
-                            match wait {
-                                Wait::Pause => broker.pause.wait().await,
+                            match (wait, blocked_on) {
+                                (Wait::Keys, Some((waiter, deadline))) => match deadline {
+                                    Some(d) => {
+                                        tokio::select! {
+                                            _ = waiter.woken() => {}
+                                            _ = tokio::time::sleep_until(d.into()) => {}
+                                        }
+                                    }
+                                    None => waiter.woken().await,
+                                },
+                                (Wait::Keys, None) => {}
+                                (Wait::Pause, _) => broker.pause.wait().await,
                             }
                         };
                         tokio::select! {
@@ -179,7 +190,10 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
                             }
                             _ = ready => {}
                         }
-                        flow = session.execute(&req.args, req.wire_len);
+                        flow = match wait {
+                            Wait::Pause => session.execute(&req.args, req.wire_len),
+                            Wait::Keys => session.resume(),
+                        };
                     }
                     match flow {
                         Flow::Continue | Flow::Wait(_) => {}
