@@ -427,7 +427,7 @@ async fn pubsub_help_and_errors() {
             Frame::Simple("PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:".into())
         );
         assert_eq!(lines[12], Frame::Simple("HELP".into()));
-        assert_eq!(lines[13], Frame::Simple("    Prints this help.".into()));
+        assert_eq!(lines[13], Frame::Simple("    Print this help.".into()));
         let text: Vec<String> = lines.iter().map(Frame::text).collect();
         for sub in ["CHANNELS", "NUMPAT", "NUMSUB", "SHARDCHANNELS", "SHARDNUMSUB"] {
             assert!(text.iter().any(|l| l.starts_with(sub)), "{sub} missing from {text:?}");
@@ -1682,7 +1682,7 @@ async fn client_no_evict_setinfo_help() {
         "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
     );
     assert_eq!(lines[lines.len() - 2].text(), "HELP");
-    assert_eq!(lines[lines.len() - 1].text(), "    Prints this help.");
+    assert_eq!(lines[lines.len() - 1].text(), "    Print this help.");
     let text: Vec<String> = lines.iter().map(Frame::text).collect();
     for sub in [
         "GETNAME", "ID", "INFO", "KILL", "LIST", "REPLY", "SETNAME", "SETINFO", "NO-EVICT",

@@ -12,7 +12,9 @@ use super::errors::Error;
 use super::{Flow, KeysGuard, Session, Wait};
 use crate::keyspace::blocked::{Outcome, Waiter};
 use crate::keyspace::{Event, Keyspace};
-use crate::pubsub::Namespace;
+use crate::broker::Broker;
+use crate::config::notify;
+use crate::pubsub::{Batch, Namespace};
 use crate::spec::Spec;
 use crate::sync::{LockExt, RwLockExt};
 
@@ -59,29 +61,9 @@ impl Session {
             return;
         }
         let broker = self.broker.clone();
-        let flags = broker.settings.notify_flags.load(std::sync::atomic::Ordering::Relaxed);
         let _gate = (!self.in_exec).then(|| broker.publish_gate.read_locked());
         let mut to_self = Vec::new();
-        for ev in events {
-            if flags & crate::config::notify::KEYSPACE != 0 {
-                let mut ch = format!("__keyspace@{}__:", ev.db).into_bytes();
-                ch.extend_from_slice(&ev.key);
-                broker.registry.publish(
-                    Namespace::Global,
-                    &ch,
-                    ev.name.as_bytes(),
-                    self.id(),
-                    &mut to_self,
-                    &mut self.batch,
-                );
-            }
-            if flags & crate::config::notify::KEYEVENT != 0 {
-                let ch = format!("__keyevent@{}__:{}", ev.db, ev.name);
-                broker
-                    .registry
-                    .publish(Namespace::Global, ch.as_bytes(), &ev.key, self.id(), &mut to_self, &mut self.batch);
-            }
-        }
+        publish_events(&broker, events, self.id(), &mut to_self, &mut self.batch);
         for frame in to_self {
             self.out.extend_from_slice(&frame);
         }
@@ -179,4 +161,48 @@ fn settle(ks: &mut Keyspace) -> Vec<Event> {
         }
     }
     std::mem::take(&mut ks.effects.events)
+}
+
+/// Publishes keyspace notifications on `__keyspace@<db>__:<key>` and
+/// `__keyevent@<db>__:<event>`, as the classes in `notify-keyspace-events` ask. The
+/// caller holds the publish gate (or EXEC does).
+fn publish_events(broker: &Broker, events: Vec<Event>, publisher: u64, to_self: &mut Vec<Bytes>, batch: &mut Batch) {
+    let flags = broker.settings.notify_flags.load(std::sync::atomic::Ordering::Relaxed);
+    for ev in events {
+        if flags & notify::KEYSPACE != 0 {
+            let mut ch = format!("__keyspace@{}__:", ev.db).into_bytes();
+            ch.extend_from_slice(&ev.key);
+            broker
+                .registry
+                .publish(Namespace::Global, &ch, ev.name.as_bytes(), publisher, to_self, batch);
+        }
+        if flags & notify::KEYEVENT != 0 {
+            let ch = format!("__keyevent@{}__:{}", ev.db, ev.name);
+            broker
+                .registry
+                .publish(Namespace::Global, ch.as_bytes(), &ev.key, publisher, to_self, batch);
+        }
+    }
+}
+
+/// The cron's active expiry: due keys go in bounded steps (so no tick holds the
+/// keyspace long), with the wake-ups and notifications a deletion brings.
+pub fn expire_cycle(broker: &Broker) {
+    const STEP: usize = 64;
+    for _ in 0..16 {
+        let (done, events) = {
+            let mut ks = broker.keyspace.lock();
+            let done = ks.expire_due(crate::keyspace::now_ms(), STEP);
+            (done, settle(&mut ks))
+        };
+        if !events.is_empty() {
+            let _gate = broker.publish_gate.read_locked();
+            let mut batch = Batch::default();
+            publish_events(broker, events, 0, &mut Vec::new(), &mut batch);
+            broker.registry.end_batch(&mut batch);
+        }
+        if done < STEP {
+            break;
+        }
+    }
 }

@@ -205,6 +205,27 @@ impl Session {
                 e.array(0);
             }
             Cmd::ClientGetredir => self.reply().integer(-1),
+            Cmd::ClientUnblock => {
+                let error = match args.get(3).map(|a| a.to_ascii_uppercase()) {
+                    None => false,
+                    Some(m) if m == b"TIMEOUT" => false,
+                    Some(m) if m == b"ERROR" => true,
+                    Some(_) => {
+                        self.fail(Error::UnblockReason);
+                        return Flow::Continue;
+                    }
+                };
+                if args.len() > 4 {
+                    self.fail(Error::Syntax);
+                    return Flow::Continue;
+                }
+                let Some(id) = super::parse_i64(&args[2]) else {
+                    self.fail(Error::NotInteger);
+                    return Flow::Continue;
+                };
+                let done = self.with_keys(|_, ks| super::blocking::unblock(ks, id as u64, error));
+                self.reply().integer(done as i64);
+            }
             _ => self.help(
                 "CLIENT",
                 &[

@@ -251,6 +251,7 @@ impl Session {
             | Cmd::ClientOverflow
             | Cmd::ClientTrackinginfo
             | Cmd::ClientGetredir
+            | Cmd::ClientUnblock
             | Cmd::ClientHelp => self.client_command(spec.cmd, args),
             Cmd::ClientPause | Cmd::ClientUnpause => self.client_pause(spec.cmd, args),
             Cmd::Multi => self.multi(),
@@ -283,8 +284,9 @@ impl Session {
             | Cmd::AclUsers
             | Cmd::AclWhoami
             | Cmd::AclHelp => self.acl_command(spec.cmd, args),
-            // fanout keeps no keys and no functions: there is nothing to flush (see README).
-            Cmd::Flushall | Cmd::FunctionFlush => {
+            Cmd::Flushall => self.flush_db(None, &args[1..]),
+            // fanout has no functions: there is nothing to flush (see README).
+            Cmd::FunctionFlush => {
                 self.ok();
                 Flow::Continue
             }

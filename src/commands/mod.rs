@@ -19,8 +19,10 @@ mod client;
 mod connection;
 mod dispatch;
 pub mod errors;
+mod groups;
 mod operator;
 mod pubsub;
+mod keys;
 mod server;
 mod streams;
 mod transactions;
@@ -246,7 +248,7 @@ impl Session {
             e.simple(l);
         }
         e.simple("HELP");
-        e.simple("    Prints this help.");
+        e.simple("    Print this help.");
     }
 
     /// The one teardown of a connection, after its last request (normally or by a
@@ -298,3 +300,4 @@ impl Session {
 }
 
 pub use args::parse_i64;
+pub use blocking::expire_cycle;

@@ -76,11 +76,6 @@ impl Session {
     }
 
     /// fanout keeps no keys yet.
-    pub(super) fn dbsize(&mut self) -> Flow {
-        self.reply().integer(0);
-        Flow::Continue
-    }
-
     /// fanout never saves: like Redis before its first save, the time it started.
     pub(super) fn lastsave(&mut self) -> Flow {
         let started = unix_now().saturating_sub(self.broker.started.elapsed());
@@ -267,8 +262,10 @@ impl Session {
                     self.fail(e);
                     return Flow::Continue;
                 }
-                // No key exists in fanout yet: Redis's reply for a missing key.
-                self.reply().null();
+                match self.key_memory(&args[2]) {
+                    Some(n) => self.reply().integer(n as i64),
+                    None => self.reply().null(),
+                }
             }
             Cmd::MemoryStats => {
                 let m = self.broker.memory_figures();

@@ -119,7 +119,9 @@ impl Session {
                 kv("maxclients", &b.settings.maxclients.load(Relaxed));
                 kv("client_recent_max_input_buffer", &0);
                 kv("client_recent_max_output_buffer", &max_out);
-                kv("blocked_clients", &0);
+                let ks = b.keyspace.lock();
+                kv("blocked_clients", &ks.blocked.len());
+                drop(ks);
                 kv("tracking_clients", &0);
                 kv("pubsub_clients", &pubsub);
                 kv("clients_in_timeout_table", &0);
@@ -130,8 +132,8 @@ impl Session {
                 kv("used_memory_rss", &rss);
                 kv("used_memory_rss_human", &human(rss));
                 kv("used_memory_peak", &rss);
-                kv("maxmemory", &0);
-                kv("maxmemory_policy", &"noeviction");
+                kv("maxmemory", &b.settings.maxmemory.load(Relaxed));
+                kv("maxmemory_policy", &b.settings.get("maxmemory-policy").unwrap_or_default());
                 kv("mem_allocator", &"libc");
             }
             "persistence" => {
@@ -153,7 +155,7 @@ impl Session {
                 kv("total_net_input_bytes", &Stats::get(&st.net_input_bytes));
                 kv("total_net_output_bytes", &Stats::get(&st.net_output_bytes));
                 kv("rejected_connections", &Stats::get(&st.rejected_connections));
-                kv("expired_keys", &0);
+                kv("expired_keys", &b.keyspace.lock().expired);
                 kv("evicted_keys", &0);
                 kv("evicted_clients", &0);
                 kv("keyspace_hits", &0);
@@ -186,6 +188,19 @@ impl Session {
                 kv("used_cpu_user", &format!("{cpu_user:.6}"));
             }
             "cluster" => kv("cluster_enabled", &0),
+            "keyspace" => {
+                let ks = b.keyspace.lock();
+                let now = crate::keyspace::now_ms();
+                for i in 0..ks.databases() {
+                    let db = ks.db(i);
+                    if !db.is_empty() {
+                        kv(
+                            &format!("db{i}"),
+                            &format_args!("keys={},expires={},avg_ttl={}", db.len(), db.expires(), db.avg_ttl(now)),
+                        );
+                    }
+                }
+            }
             "commandstats" => {
                 for (name, f) in st.command_calls.snapshot() {
                     if f.calls + f.rejected + f.failed > 0 {

@@ -1,3 +1,655 @@
-//! Placeholder until the stream commands land.
-use crate::keyspace::Keyspace;
-pub(super) fn serve_key(_ks: &mut Keyspace, _db: usize, _key: &[u8]) {}
+//! Stream commands on entries: XADD, XRANGE, XREVRANGE, XLEN, XDEL, XTRIM, XSETID, and
+//! the reads XREAD / XREADGROUP (blocking included: [`serve_key`] is what a write runs
+//! for the readers blocked on its key). Consumer-group administration and XINFO are in
+//! `groups`. Reply shapes and argument rules are Redis 7.2's
+//! (`../shared/reference/redis-streams.md`).
+
+use bytes::{Bytes, BytesMut};
+
+use super::args::Args;
+use super::errors::Error;
+use super::{Flow, Session};
+use crate::config::notify::STREAM;
+use crate::config::Settings;
+use crate::keyspace::blocked::{Outcome, Read, Waiter};
+use crate::keyspace::{now_ms, Keyspace};
+use crate::protocol::reply::{Encoder, Proto};
+use crate::spec::{Cmd, Spec};
+use crate::stream::{
+    self, parse_add_id, parse_id, parse_range_end, parse_range_start, EntryRef, Id, NodeLimits, RangeError,
+    Stream, StreamError, Trim, TrimStrategy,
+};
+
+impl From<RangeError> for Error {
+    fn from(e: RangeError) -> Error {
+        match e {
+            RangeError::Invalid => Error::InvalidStreamId,
+            RangeError::StartExclusiveMax => Error::InvalidStartInterval,
+            RangeError::EndExclusiveMin => Error::InvalidEndInterval,
+        }
+    }
+}
+
+impl From<StreamError> for Error {
+    fn from(e: StreamError) -> Error {
+        match e {
+            StreamError::IdZero => Error::XaddIdZero,
+            StreamError::IdTooSmall => Error::XaddIdTooSmall,
+            StreamError::Exhausted => Error::StreamExhausted,
+            StreamError::EntriesAddedTooSmall => Error::XsetidEntriesAddedTooSmall,
+            StreamError::MaxDeletedGreaterThanId => Error::XsetidMaxDeletedAboveId,
+            StreamError::SetIdTooSmall => Error::XsetidTooSmall,
+            StreamError::SetIdBelowMaxDeleted => Error::XsetidBelowMaxDeleted,
+        }
+    }
+}
+
+impl From<crate::keyspace::WrongType> for Error {
+    fn from(_: crate::keyspace::WrongType) -> Error {
+        Error::WrongType
+    }
+}
+
+/// A strict ID argument (no `-`/`+`): a missing sequence is 0.
+pub(super) fn strict_id(arg: &[u8]) -> Result<Id, Error> {
+    parse_id(arg, 0).ok_or(Error::InvalidStreamId)
+}
+
+/// The node layout for new nodes, from `stream-node-max-entries/bytes`.
+pub(super) fn node_limits(settings: &Settings) -> NodeLimits {
+    use std::sync::atomic::Ordering::Relaxed;
+    NodeLimits {
+        max_entries: settings.stream_node_max_entries.load(Relaxed) as usize,
+        max_bytes: settings.stream_node_max_bytes.load(Relaxed) as usize,
+    }
+}
+
+/// `["id", [f, v, ...]]`.
+pub(super) fn write_entry(e: &mut Encoder, entry: &EntryRef, id_buf: &mut Vec<u8>) {
+    e.array(2);
+    write_id(e, entry.id, id_buf);
+    e.array(entry.field_count() * 2);
+    for (f, v) in entry.fields() {
+        e.bulk(f);
+        e.bulk(v);
+    }
+}
+
+pub(super) fn write_id(e: &mut Encoder, id: Id, id_buf: &mut Vec<u8>) {
+    id_buf.clear();
+    id.write_to(id_buf);
+    e.bulk(id_buf);
+}
+
+/// Entries in [start, end] (reversed: from end down to start), at most `count` (0: all).
+fn write_range(e: &mut Encoder, s: &Stream, start: Id, end: Id, count: usize, rev: bool) {
+    let limit = if count == 0 { usize::MAX } else { count };
+    let entries: Vec<EntryRef> = if rev {
+        s.range_rev(end, start).take(limit).collect()
+    } else {
+        s.range(start, end).take(limit).collect()
+    };
+    let mut id_buf = Vec::with_capacity(42);
+    e.array(entries.len());
+    for entry in &entries {
+        write_entry(e, entry, &mut id_buf);
+    }
+}
+
+/// Parsed MAXLEN/MINID/LIMIT options (XADD and XTRIM share them).
+struct TrimArgs {
+    trim: Option<Trim>,
+    nomkstream: bool,
+}
+
+/// Redis's `streamParseAddOrTrimArgsOrReply`: reads options from `args[2..]`; for XADD
+/// stops at the first argument that is not an option (the ID) and returns its index.
+fn parse_trim_args(args: &[Bytes], xadd: bool, settings: &Settings) -> Result<(TrimArgs, usize), Error> {
+    let mut i = 2;
+    let (mut strategy, mut approx, mut limit, mut nomkstream) = (None, false, None::<u64>, false);
+    while i < args.len() {
+        let more = args.len() - 1 - i;
+        let opt = args[i].to_ascii_uppercase();
+        match opt.as_slice() {
+            b"MAXLEN" | b"MINID" if more > 0 => {
+                let maxlen = opt == b"MAXLEN";
+                if matches!((&strategy, maxlen), (Some(TrimStrategy::MinId(_)), true) | (Some(TrimStrategy::MaxLen(_)), false)) {
+                    return Err(Error::MaxlenWithMinid);
+                }
+                let next = &args[i + 1];
+                if more >= 2 && (next.as_ref() == b"~" || next.as_ref() == b"=") {
+                    approx = next.as_ref() == b"~";
+                    i += 1;
+                }
+                i += 1;
+                strategy = Some(if maxlen {
+                    let n = super::parse_i64(&args[i]).ok_or(Error::NotInteger)?;
+                    if n < 0 {
+                        return Err(Error::MaxlenNegative);
+                    }
+                    TrimStrategy::MaxLen(n as u64)
+                } else {
+                    TrimStrategy::MinId(strict_id(&args[i])?)
+                });
+                i += 1;
+            }
+            b"LIMIT" if more > 0 => {
+                let n = super::parse_i64(&args[i + 1]).ok_or(Error::LimitNegative)?;
+                if n < 0 {
+                    return Err(Error::LimitNegative);
+                }
+                limit = Some(n as u64);
+                i += 2;
+            }
+            b"NOMKSTREAM" if xadd => {
+                nomkstream = true;
+                i += 1;
+            }
+            _ if xadd => break,
+            _ => return Err(Error::Syntax),
+        }
+    }
+    if limit.is_some_and(|l| l > 0) && strategy.is_none() {
+        return Err(Error::LimitWithoutStrategy);
+    }
+    if !xadd && strategy.is_none() {
+        return Err(Error::XtrimNoStrategy);
+    }
+    if limit.is_some() && !approx {
+        return Err(Error::LimitWithoutApprox);
+    }
+    let _ = settings;
+    let trim = strategy.map(|strategy| Trim { strategy, approx, limit });
+    Ok((TrimArgs { trim, nomkstream }, i))
+}
+
+/// What XREAD/XREADGROUP were asked.
+struct ReadArgs<'a> {
+    count: usize,
+    /// BLOCK in milliseconds.
+    block: Option<u64>,
+    group: Option<(&'a Bytes, &'a Bytes)>,
+    noack: bool,
+    keys: &'a [Bytes],
+    ids: &'a [Bytes],
+}
+
+fn parse_read_args(args: &[Bytes], group_cmd: bool) -> Result<ReadArgs<'_>, Error> {
+    let (mut count, mut block, mut group, mut noack) = (0usize, None, None, false);
+    let mut i = 1;
+    while i < args.len() {
+        let more = args.len() - 1 - i;
+        let opt = args[i].to_ascii_uppercase();
+        match opt.as_slice() {
+            b"BLOCK" if more > 0 => {
+                i += 1;
+                let n = super::parse_i64(&args[i]).ok_or(Error::TimeoutNotInteger)?;
+                if n < 0 {
+                    return Err(Error::TimeoutNegative);
+                }
+                if n as u64 > i64::MAX as u64 - now_ms() {
+                    return Err(Error::TimeoutOutOfRange);
+                }
+                block = Some(n as u64);
+            }
+            b"COUNT" if more > 0 => {
+                i += 1;
+                let n = super::parse_i64(&args[i]).ok_or(Error::NotInteger)?;
+                count = n.max(0) as usize;
+            }
+            b"STREAMS" if more > 0 => {
+                let rest = &args[i + 1..];
+                if rest.len() % 2 != 0 {
+                    return Err(Error::Unbalanced(if group_cmd { "xreadgroup" } else { "xread" }));
+                }
+                let (keys, ids) = rest.split_at(rest.len() / 2);
+                if group_cmd && group.is_none() {
+                    return Err(Error::MissingGroup);
+                }
+                return Ok(ReadArgs { count, block, group, noack, keys, ids });
+            }
+            b"GROUP" if more >= 2 => {
+                if !group_cmd {
+                    return Err(Error::GroupOnlyXreadgroup);
+                }
+                group = Some((&args[i + 1], &args[i + 2]));
+                i += 2;
+            }
+            b"NOACK" => {
+                if !group_cmd {
+                    return Err(Error::NoackOnlyXreadgroup);
+                }
+                noack = true;
+            }
+            _ => return Err(Error::Syntax),
+        }
+        i += 1;
+    }
+    Err(Error::Syntax)
+}
+
+/// Per key, what a read starts after.
+#[derive(Clone, Copy)]
+enum After {
+    Id(Id),
+    /// XREADGROUP `>`.
+    New,
+}
+
+impl Session {
+    pub(super) fn streams(&mut self, spec: &'static Spec, args: &[Bytes]) -> Flow {
+        let r = match spec.cmd {
+            Cmd::Xadd => self.xadd(args),
+            Cmd::Xrange => self.xrange(args, false),
+            Cmd::Xrevrange => self.xrange(args, true),
+            Cmd::Xlen => self.xlen(&args[1]),
+            Cmd::Xdel => self.xdel(args),
+            Cmd::Xtrim => self.xtrim(args),
+            Cmd::Xsetid => self.xsetid(args),
+            Cmd::Xread | Cmd::Xreadgroup => return self.xread(spec, args),
+            _ => self.stream_groups(spec, args),
+        };
+        if let Err(e) = r {
+            self.fail(e);
+        }
+        Flow::Continue
+    }
+
+    fn xadd(&mut self, args: &[Bytes]) -> Result<(), Error> {
+        let (opts, id_pos) = parse_trim_args(args, true, &self.broker.settings)?;
+        let id_arg = args.get(id_pos).ok_or(Error::WrongArity("xadd"))?;
+        let add = parse_add_id(id_arg).ok_or(Error::InvalidStreamId)?;
+        let fields = &args[id_pos + 1..];
+        if fields.len() < 2 || fields.len() % 2 == 1 {
+            return Err(Error::WrongArity("xadd"));
+        }
+        if add.is_zero() {
+            return Err(Error::XaddIdZero);
+        }
+        let limits = node_limits(&self.broker.settings);
+        let id = self.with_keys(|s, ks| -> Result<Option<Id>, Error> {
+            let (db, key, now) = (s.db, &args[1], now_ms());
+            let exists = ks.stream_mut(db, key, now)?.is_some();
+            if !exists {
+                if opts.nomkstream {
+                    return Ok(None);
+                }
+                // Checked on an empty stream first, so a refused ID creates no key.
+                Stream::new().next_id(add, now)?;
+                ks.create_stream(db, key);
+            }
+            let st = ks.stream_mut(db, key, now)?.expect("exists");
+            let id = st.next_id(add, now)?;
+            st.append(id, fields, &limits);
+            let trimmed = opts.trim.is_some_and(|t| st.trim(&t, &limits) > 0);
+            ks.written(db, key);
+            ks.notify(db, STREAM, "xadd", key);
+            if trimmed {
+                ks.notify(db, STREAM, "xtrim", key);
+            }
+            Ok(Some(id))
+        })?;
+        match id {
+            Some(id) => {
+                let mut buf = Vec::with_capacity(42);
+                write_id(&mut self.reply(), id, &mut buf);
+            }
+            None => self.reply().null(),
+        }
+        Ok(())
+    }
+
+    fn xrange(&mut self, args: &[Bytes], rev: bool) -> Result<(), Error> {
+        let (start_arg, end_arg) = if rev { (&args[3], &args[2]) } else { (&args[2], &args[3]) };
+        let start = parse_range_start(start_arg)?;
+        let end = parse_range_end(end_arg)?;
+        let mut count = None;
+        let mut j = 4;
+        while j < args.len() {
+            if args[j].eq_ignore_ascii_case(b"COUNT") && j + 1 < args.len() {
+                count = Some(super::parse_i64(&args[j + 1]).ok_or(Error::NotInteger)?.max(0) as usize);
+                j += 2;
+            } else {
+                return Err(Error::Syntax);
+            }
+        }
+        if count == Some(0) {
+            self.reply().null_array();
+            return Ok(());
+        }
+        self.with_keys(|s, ks| -> Result<(), Error> {
+            let st = ks.stream_mut(s.db, &args[1], now_ms())?;
+            let mut e = s.reply();
+            match st {
+                None => e.array(0),
+                Some(st) => write_range(&mut e, st, start, end, count.unwrap_or(0), rev),
+            }
+            Ok(())
+        })
+    }
+
+    fn xlen(&mut self, key: &[u8]) -> Result<(), Error> {
+        let n = self.with_keys(|s, ks| ks.stream_mut(s.db, key, now_ms()).map(|st| st.map_or(0, |st| st.len())))?;
+        self.reply().integer(n as i64);
+        Ok(())
+    }
+
+    fn xdel(&mut self, args: &[Bytes]) -> Result<(), Error> {
+        let ids = args[2..].iter().map(|a| strict_id(a)).collect::<Result<Vec<Id>, Error>>()?;
+        let n = self.with_keys(|s, ks| -> Result<u64, Error> {
+            let (db, key) = (s.db, &args[1]);
+            let Some(st) = ks.stream_mut(db, key, now_ms())? else {
+                return Ok(0);
+            };
+            let n = ids.iter().filter(|&&id| st.delete(id)).count() as u64;
+            if n > 0 {
+                ks.written(db, key);
+                ks.notify(db, STREAM, "xdel", key);
+            }
+            Ok(n)
+        })?;
+        self.reply().integer(n as i64);
+        Ok(())
+    }
+
+    fn xtrim(&mut self, args: &[Bytes]) -> Result<(), Error> {
+        let (opts, _) = parse_trim_args(args, false, &self.broker.settings)?;
+        let trim = opts.trim.expect("XTRIM requires a strategy");
+        let limits = node_limits(&self.broker.settings);
+        let n = self.with_keys(|s, ks| -> Result<u64, Error> {
+            let (db, key) = (s.db, &args[1]);
+            let Some(st) = ks.stream_mut(db, key, now_ms())? else {
+                return Ok(0);
+            };
+            let n = st.trim(&trim, &limits);
+            if n > 0 {
+                ks.written(db, key);
+                ks.notify(db, STREAM, "xtrim", key);
+            }
+            Ok(n)
+        })?;
+        self.reply().integer(n as i64);
+        Ok(())
+    }
+
+    fn xsetid(&mut self, args: &[Bytes]) -> Result<(), Error> {
+        let last = strict_id(&args[2])?;
+        let (mut added, mut max_deleted) = (None, None);
+        let mut i = 3;
+        while i < args.len() {
+            let more = args.len() - 1 - i;
+            let opt = args[i].to_ascii_uppercase();
+            match opt.as_slice() {
+                b"ENTRIESADDED" if more > 0 => {
+                    let n = super::parse_i64(&args[i + 1]).ok_or(Error::NotInteger)?;
+                    if n < 0 {
+                        return Err(Error::EntriesAddedNegative);
+                    }
+                    added = Some(n as u64);
+                }
+                b"MAXDELETEDID" if more > 0 => {
+                    let id = strict_id(&args[i + 1])?;
+                    stream::check_set_id_args(last, Some(id))?;
+                    max_deleted = Some(id);
+                }
+                _ => return Err(Error::Syntax),
+            }
+            i += 2;
+        }
+        self.with_keys(|s, ks| -> Result<(), Error> {
+            let (db, key) = (s.db, &args[1]);
+            let st = ks.stream_mut(db, key, now_ms())?.ok_or(Error::NoSuchKey)?;
+            st.set_id(last, added, max_deleted.filter(|id| *id != Id::MIN))?;
+            ks.written(db, key);
+            ks.notify(db, STREAM, "xsetid", key);
+            Ok(())
+        })?;
+        self.ok();
+        Ok(())
+    }
+
+    /// XREAD and XREADGROUP: serve what is there, else block (or answer null).
+    fn xread(&mut self, spec: &'static Spec, args: &[Bytes]) -> Flow {
+        let group_cmd = spec.cmd == Cmd::Xreadgroup;
+        let r = parse_read_args(args, group_cmd);
+        let a = match r {
+            Ok(a) => a,
+            Err(e) => {
+                self.fail(e);
+                return Flow::Continue;
+            }
+        };
+        let r = self.with_keys(|s, ks| s.read_streams(ks, spec, &a));
+        match r {
+            Ok(flow) => flow,
+            Err(e) => {
+                self.fail(e);
+                Flow::Continue
+            }
+        }
+    }
+
+    fn read_streams(&mut self, ks: &mut Keyspace, spec: &'static Spec, a: &ReadArgs) -> Result<Flow, Error> {
+        let (db, now) = (self.db, now_ms());
+        // Resolve every key's starting point first, in argument order, as Redis does
+        // (the first problem is the one reported).
+        let mut afters = Vec::with_capacity(a.keys.len());
+        for (key, id) in a.keys.iter().zip(a.ids) {
+            let st = ks.stream_mut(db, key, now)?;
+            if let Some((group, _)) = a.group {
+                if !st.as_ref().is_some_and(|st| st.group(group).is_some()) {
+                    return Err(Error::NoGroupRead(key.clone(), group.clone()));
+                }
+            }
+            let after = match id.as_ref() {
+                b"$" if a.group.is_some() => return Err(Error::DollarInXreadgroup),
+                b"$" => After::Id(st.map_or(Id::MIN, |st| st.last_id())),
+                b">" if a.group.is_none() => return Err(Error::XreadGreaterId),
+                b">" => After::New,
+                other => After::Id(strict_id(other)?),
+            };
+            afters.push(after);
+        }
+        let proto = self.proto;
+        let mut out = BytesMut::new();
+        let mut served = 0;
+        {
+            let mut e = Encoder::new(&mut out, proto);
+            for (key, after) in a.keys.iter().zip(&afters) {
+                let Some(st) = ks.stream_mut(db, key, now)? else {
+                    continue;
+                };
+                let wrote = match (a.group, *after) {
+                    (None, After::Id(id)) => {
+                        if st.last_entry_id().is_none_or(|last| last <= id) {
+                            false
+                        } else {
+                            write_key_header(&mut e, key, proto);
+                            write_range(&mut e, st, id.next().unwrap_or(Id::MAX), Id::MAX, a.count, false);
+                            true
+                        }
+                    }
+                    (Some((group, consumer)), after) => {
+                        let created = st.create_consumer(group, consumer, now);
+                        let wrote = match after {
+                            After::Id(id) => {
+                                write_key_header(&mut e, key, proto);
+                                let hist = st.read_group_history(group, consumer, id, a.count, now);
+                                write_history(&mut e, st, &hist);
+                                true
+                            }
+                            After::New if st.has_new_for_group(group) => {
+                                write_key_header(&mut e, key, proto);
+                                let ids = st.read_group_new(group, consumer, a.count, a.noack, now);
+                                write_delivered(&mut e, st, &ids);
+                                true
+                            }
+                            After::New => false,
+                        };
+                        if created {
+                            ks.notify(db, STREAM, "xgroup-createconsumer", key);
+                        }
+                        wrote
+                    }
+                    (None, After::New) => unreachable!("`>` needs GROUP"),
+                };
+                served += wrote as usize;
+            }
+        }
+        if served > 0 {
+            let mut e = self.reply();
+            if proto == Proto::Resp3 {
+                e.map(served);
+            } else {
+                e.array(served);
+            }
+            drop(e);
+            if !self.silenced {
+                self.out.extend_from_slice(&out);
+            }
+            return Ok(Flow::Continue);
+        }
+        let Some(timeout) = a.block else {
+            self.reply().null_array();
+            return Ok(Flow::Continue);
+        };
+        if self.in_exec {
+            // Inside EXEC a read that would block answers as a timeout would.
+            self.reply().null_array();
+            return Ok(Flow::Continue);
+        }
+        let keys: Vec<(Bytes, u64)> = a
+            .keys
+            .iter()
+            .map(|k| (Bytes::copy_from_slice(k), ks.hash(k)))
+            .collect();
+        let read = match a.group {
+            Some((group, consumer)) => Read::Group {
+                group: Bytes::copy_from_slice(group),
+                consumer: Bytes::copy_from_slice(consumer),
+                noack: a.noack,
+            },
+            None => Read::Plain {
+                after: afters
+                    .iter()
+                    .map(|a| match a {
+                        After::Id(id) => *id,
+                        After::New => Id::MAX,
+                    })
+                    .collect(),
+            },
+        };
+        let waiter = Waiter::new(self.id(), db, keys, read, a.count, proto == Proto::Resp3);
+        Ok(self.block(ks, spec, waiter, timeout))
+    }
+}
+
+/// `key =>` in RESP3, `[key, ...]` in RESP2.
+fn write_key_header(e: &mut Encoder, key: &[u8], proto: Proto) {
+    if proto != Proto::Resp3 {
+        e.array(2);
+    }
+    e.bulk(key);
+}
+
+/// Entries a `>` read delivered (consecutive live entries).
+fn write_delivered(e: &mut Encoder, st: &Stream, ids: &[Id]) {
+    match (ids.first(), ids.last()) {
+        (Some(&first), Some(&last)) => write_range(e, st, first, last, 0, false),
+        _ => e.array(0),
+    }
+}
+
+/// A consumer's history: deleted entries as `[id, nil]`.
+fn write_history(e: &mut Encoder, st: &Stream, hist: &[(Id, bool)]) {
+    let mut id_buf = Vec::with_capacity(42);
+    e.array(hist.len());
+    for &(id, exists) in hist {
+        match st.get(id).filter(|_| exists) {
+            Some(entry) => write_entry(e, &entry, &mut id_buf),
+            None => {
+                e.array(2);
+                write_id(e, id, &mut id_buf);
+                e.null_array();
+            }
+        }
+    }
+}
+
+/// Serves the readers blocked on `key` after a write, in the order they blocked (see
+/// `crate::keyspace::blocked`). XREAD readers that asked for the same thing share one
+/// encoded reply.
+pub(super) fn serve_key(ks: &mut Keyspace, db: usize, key: &[u8]) {
+    let h = ks.hash(key);
+    let waiters = ks.blocked.waiters(db, h);
+    let mut shared: Vec<((Id, usize, bool), Bytes)> = Vec::new();
+    let now = now_ms();
+    for w in waiters {
+        if !w.is_waiting() || !w.keys.iter().any(|k| k == key) {
+            continue;
+        }
+        let i = w.keys.iter().position(|k| k == key).expect("checked");
+        let proto = if w.resp3 { Proto::Resp3 } else { Proto::Resp2 };
+        let outcome = match &w.read {
+            Read::Plain { after } => {
+                let after = after[i];
+                let Ok(Some(st)) = ks.stream_mut(db, key, now) else {
+                    continue;
+                };
+                if st.last_entry_id().is_none_or(|last| last <= after) {
+                    continue;
+                }
+                let tag = (after, w.count, w.resp3);
+                let bytes = match shared.iter().find(|(t, _)| *t == tag) {
+                    Some((_, b)) => b.clone(),
+                    None => {
+                        let mut out = BytesMut::new();
+                        let mut e = Encoder::new(&mut out, proto);
+                        one_key_reply(&mut e, key, proto);
+                        write_range(&mut e, st, after.next().unwrap_or(Id::MAX), Id::MAX, w.count, false);
+                        let b = out.freeze();
+                        shared.push((tag, b.clone()));
+                        b
+                    }
+                };
+                Outcome::Reply(bytes)
+            }
+            Read::Group { group, consumer, noack } => {
+                // 7.2: the command runs again; a key or group gone is its NOGROUP.
+                let missing = w.keys.iter().find(|k| {
+                    !matches!(ks.stream_mut(db, k, now), Ok(Some(st)) if st.group(group).is_some())
+                });
+                if let Some(k) = missing {
+                    let err = match ks.stream_mut(db, k, now) {
+                        Err(_) => Error::WrongType,
+                        _ => Error::NoGroupRead(k.clone(), group.clone()),
+                    };
+                    Outcome::Error(Bytes::from(err.text()))
+                } else {
+                    let st = ks.stream_mut(db, key, now).ok().flatten().expect("checked above");
+                    if !st.has_new_for_group(group) {
+                        continue;
+                    }
+                    let ids = st.read_group_new(group, consumer, w.count, *noack, now);
+                    let mut out = BytesMut::new();
+                    let mut e = Encoder::new(&mut out, proto);
+                    one_key_reply(&mut e, key, proto);
+                    write_delivered(&mut e, st, &ids);
+                    Outcome::Reply(out.freeze())
+                }
+            }
+        };
+        ks.blocked.remove(&w);
+        w.finish(outcome);
+    }
+}
+
+/// The outer shape of a reply that serves one key.
+fn one_key_reply(e: &mut Encoder, key: &[u8], proto: Proto) {
+    if proto == Proto::Resp3 {
+        e.map(1);
+    } else {
+        e.array(1);
+    }
+    write_key_header(e, key, proto);
+}

@@ -245,6 +245,8 @@ pub struct Keyspace {
     pub watches: Arc<watch::WatchTable>,
     pub effects: Effects,
     pub settings: Arc<Settings>,
+    /// Keys removed because their TTL passed (INFO `expired_keys`).
+    pub expired: u64,
     started: std::time::Instant,
 }
 
@@ -258,6 +260,7 @@ impl Keyspace {
             watches,
             effects: Default::default(),
             settings,
+            expired: 0,
             started: std::time::Instant::now(),
         }
     }
@@ -275,13 +278,8 @@ impl Keyspace {
     }
 
     /// Seconds since start: the access clock behind OBJECT IDLETIME.
-    fn clock(&self) -> u32 {
+    pub fn clock(&self) -> u32 {
         self.started.elapsed().as_secs() as u32
-    }
-
-    /// Seconds since the key was last accessed.
-    pub fn idle_secs(&self, slot: &Slot) -> u64 {
-        self.clock().saturating_sub(slot.accessed) as u64
     }
 
     /// The key's slot if it exists and has not expired (an expired key is removed
@@ -373,6 +371,7 @@ impl Keyspace {
 
     fn expire_key(&mut self, db: usize, h: u64, key: &[u8]) {
         if let Some(slot) = self.dbs[db].remove(h, key) {
+            self.expired += 1;
             self.written(db, &slot.key);
             self.notify(db, notify::EXPIRED, "expired", &slot.key);
         }

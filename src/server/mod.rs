@@ -393,13 +393,15 @@ async fn cron(broker: Arc<Broker>, stop: CancellationToken) {
             _ = tick.tick() => {}
         }
         rates.sample(&broker.stats);
+        // Active expiry, in bounded steps so that no tick holds the keyspace long.
+        crate::commands::expire_cycle(&broker);
         let timeout = broker.settings.timeout.load(Relaxed);
         for c in broker.clients.all() {
             if c.outbox.soft_limit_expired(&broker.settings) {
                 Stats::add(&broker.stats.obuf_limit_disconnections, 1);
                 c.outbox.kill_for_overflow();
                 broker.clients.remove(c.id());
-            } else if timeout > 0 && !c.is_pubsub() {
+            } else if timeout > 0 && !c.is_pubsub() && !c.info.locked().blocked {
                 let idle = c.info.locked().last_active.elapsed();
                 if idle.as_secs() >= timeout {
                     tracing::debug!(client = c.id(), "closing idle client (timeout)");

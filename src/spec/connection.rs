@@ -426,6 +426,27 @@ pub(super) static COMMANDS: &[Spec] = &[
                 &[]
             ),
             spec!(
+                "client|unblock",
+                ClientUnblock,
+                -3,
+                f![ADMIN, NOSCRIPT, LOADING, STALE],
+                &["@admin", "@slow", "@dangerous", "@connection"],
+                "connection",
+                "5.0.0",
+                "Unblocks a client blocked by a blocking command from a different connection.",
+                "O(log N) where N is the number of client connections",
+                &[
+                    a("client-id", "integer"),
+                    group(
+                        "unblock-type",
+                        "oneof",
+                        None,
+                        true,
+                        &[token("timeout", "TIMEOUT"), token("error", "ERROR")]
+                    )
+                ]
+            ),
+            spec!(
                 "client|help",
                 ClientHelp,
                 2,

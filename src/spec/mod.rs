@@ -406,7 +406,7 @@ commands! {
     Ping, Echo, Quit, Reset, Hello, Auth, Select,
     Client, ClientId, ClientSetname, ClientGetname, ClientSetinfo, ClientInfo, ClientList, ClientKill,
     ClientReply, ClientNoEvict, ClientNoTouch, ClientOverflow, ClientPause, ClientUnpause,
-    ClientTrackinginfo, ClientGetredir, ClientHelp,
+    ClientTrackinginfo, ClientGetredir, ClientUnblock, ClientHelp,
     // transactions
     Multi, Exec, Discard, Watch, Unwatch,
     // server
