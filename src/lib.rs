@@ -21,6 +21,7 @@
 //! * [`client`]: per-connection outboxes, the client table, MONITOR clients, CLIENT PAUSE.
 //! * [`acl`]: users and their permissions.
 //! * [`keyspace`]: WATCH's watched keys (the keyspace itself comes with streams).
+//! * [`stream`]: the stream data type (packed entry nodes, consumer groups, PELs). Pure data.
 //! * [`config`]: directives, their defaults, file/env/argv precedence, CONFIG GET/SET.
 //! * [`stats`]: counters, per-command figures, SLOWLOG, the latency monitor.
 //! * [`spec`]: the command table, the one source of every command fact.
@@ -41,6 +42,7 @@ pub mod pubsub;
 pub mod server;
 pub mod spec;
 pub mod stats;
+pub mod stream;
 pub mod sync;
 
 /// The Redis version fanout reports (HELLO, INFO). Clients read it to pick features;
