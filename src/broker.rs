@@ -62,6 +62,12 @@ pub struct Broker {
     /// RSS when the server started and the largest seen (MEMORY STATS).
     pub startup_rss: AtomicU64,
     pub peak_rss: AtomicU64,
+    /// What fanout holds, as INFO `used_memory` reports it: the memory at start, the
+    /// keyspace and the clients' buffers. Refreshed by the cron ([`Broker::measure_memory`]),
+    /// read by the maxmemory check on every write.
+    pub used_memory: AtomicU64,
+    /// The keyspace's part of `used_memory` (MEMORY STATS `dataset.bytes`).
+    pub dataset_bytes: AtomicU64,
 }
 
 impl Broker {
@@ -90,6 +96,8 @@ impl Broker {
             latency: LatencyMonitor::default(),
             startup_rss: AtomicU64::new(crate::stats::process_usage().0),
             peak_rss: AtomicU64::new(0),
+            used_memory: AtomicU64::new(0),
+            dataset_bytes: AtomicU64::new(0),
         })
     }
 }
@@ -136,6 +144,22 @@ impl Broker {
 }
 
 impl Broker {
+    /// Recomputes `used_memory` (the cron, every tick; INFO and MEMORY STATS).
+    pub fn measure_memory(&self) -> u64 {
+        let dataset = self.keyspace.lock().dataset_bytes() as u64;
+        let clients: u64 = self.clients.all().iter().map(|c| c.outbox.usage().0 as u64).sum();
+        let used = self.startup_rss.load(Relaxed) + dataset + clients;
+        self.dataset_bytes.store(dataset, Relaxed);
+        self.used_memory.store(used, Relaxed);
+        used
+    }
+
+    /// Above `maxmemory` (never when it is 0): writes that add data are refused.
+    pub fn over_maxmemory(&self) -> bool {
+        let max = self.settings.maxmemory.load(Relaxed);
+        max > 0 && self.used_memory.load(Relaxed) > max
+    }
+
     /// MEMORY STATS under Redis's field names and order. There is no allocator
     /// accounting: the allocator figures are the process RSS (as INFO `used_memory`),
     /// so their ratios are 1; the client buffers are what the outboxes hold, pub/sub
@@ -147,7 +171,9 @@ impl Broker {
         let clients: u64 = self.clients.all().iter().map(|c| c.outbox.usage().0 as u64).sum();
         let startup = self.startup_rss.load(Relaxed);
         let overhead = startup + clients;
-        let dataset = rss.saturating_sub(overhead);
+        self.measure_memory();
+        let dataset = self.dataset_bytes.load(Relaxed);
+        let (keys, _) = self.keyspace.lock().key_counts();
         let pct = |part: u64, whole: u64| {
             if whole == 0 {
                 0.0
@@ -167,8 +193,8 @@ impl Broker {
             ("lua.caches", B(0)),
             ("functions.caches", B(0)),
             ("overhead.total", B(overhead)),
-            ("keys.count", B(0)),
-            ("keys.bytes-per-key", B(0)),
+            ("keys.count", B(keys)),
+            ("keys.bytes-per-key", B(if keys == 0 { 0 } else { dataset / keys })),
             ("dataset.bytes", B(dataset)),
             ("dataset.percentage", R(pct(dataset, rss.saturating_sub(startup)))),
             ("peak.percentage", R(pct(rss, peak))),

@@ -20,7 +20,8 @@
 //! * [`pubsub`]: the subscription registry, the pattern index, publish runs.
 //! * [`client`]: per-connection outboxes, the client table, MONITOR clients, CLIENT PAUSE.
 //! * [`acl`]: users and their permissions.
-//! * [`keyspace`]: WATCH's watched keys (the keyspace itself comes with streams).
+//! * [`keyspace`]: the databases of keys, expiry, clients blocked on keys, WATCH.
+//! * [`stream`]: the stream data type (packed entry nodes, consumer groups, PELs). Pure data.
 //! * [`config`]: directives, their defaults, file/env/argv precedence, CONFIG GET/SET.
 //! * [`stats`]: counters, per-command figures, SLOWLOG, the latency monitor.
 //! * [`spec`]: the command table, the one source of every command fact.

@@ -90,6 +90,21 @@ impl Session {
                 return self.acl_denied(spec, args, denied);
             }
         };
+        // maxmemory: what would add data is refused while fanout holds more than the
+        // limit (Redis's rule: inside MULTI everything but EXEC/DISCARD, which queue
+        // memory too; EXEC when its queue holds such a command).
+        if self.broker.over_maxmemory() {
+            let denyoom = spec.has(Flags::DENYOOM)
+                || (spec.cmd == Cmd::Exec
+                    && self
+                        .multi
+                        .as_ref()
+                        .is_some_and(|m| m.queue.iter().any(|(s, _)| s.has(Flags::DENYOOM))))
+                || (self.multi.is_some() && !matches!(spec.cmd, Cmd::Exec | Cmd::Discard | Cmd::Quit | Cmd::Reset));
+            if denyoom {
+                return self.reject(Some(spec), args, Error::Oom);
+            }
+        }
         if self.multi.is_some() && spec.has(Flags::NO_MULTI) {
             return self.reject(Some(spec), args, Error::NotInMulti);
         }

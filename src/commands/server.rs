@@ -127,8 +127,9 @@ impl Session {
                 kv("clients_in_timeout_table", &0);
             }
             "memory" => {
-                kv("used_memory", &rss);
-                kv("used_memory_human", &human(rss));
+                let used = b.measure_memory();
+                kv("used_memory", &used);
+                kv("used_memory_human", &human(used));
                 kv("used_memory_rss", &rss);
                 kv("used_memory_rss_human", &human(rss));
                 kv("used_memory_peak", &rss);

@@ -475,6 +475,13 @@ impl Keyspace {
         slot.expire_at.is_none_or(|at| at > now)
     }
 
+    /// (keys, keys with a TTL) over every database.
+    pub fn key_counts(&self) -> (u64, u64) {
+        self.dbs
+            .iter()
+            .fold((0, 0), |(k, e), d| (k + d.len() as u64, e + d.expires() as u64))
+    }
+
     /// Bytes the values hold (MEMORY STATS `dataset.bytes`, `used_memory`).
     pub fn dataset_bytes(&self) -> usize {
         self.dbs

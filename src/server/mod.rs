@@ -395,6 +395,7 @@ async fn cron(broker: Arc<Broker>, stop: CancellationToken) {
         rates.sample(&broker.stats);
         // Active expiry, in bounded steps so that no tick holds the keyspace long.
         crate::commands::expire_cycle(&broker);
+        broker.measure_memory();
         let timeout = broker.settings.timeout.load(Relaxed);
         for c in broker.clients.all() {
             if c.outbox.soft_limit_expired(&broker.settings) {
