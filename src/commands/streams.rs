@@ -6,7 +6,6 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::args::Args;
 use super::errors::Error;
 use super::{Flow, Session};
 use crate::config::notify::STREAM;

@@ -419,6 +419,14 @@ commands! {
     // ACL
     Acl, AclCat, AclDeluser, AclDryrun, AclGenpass, AclGetuser, AclList, AclLoad, AclLog, AclSave,
     AclSetuser, AclUsers, AclWhoami, AclHelp,
+    // keyspace
+    Del, Unlink, Exists, Type, Keys, Scan, Randomkey, Flushdb, Rename, Renamenx, Copy, Touch,
+    Expire, Pexpire, Expireat, Pexpireat, Ttl, Pttl, Expiretime, Pexpiretime, Persist,
+    Object, ObjectEncoding, ObjectIdletime, ObjectFreq, ObjectRefcount, ObjectHelp,
+    // streams
+    Xadd, Xrange, Xrevrange, Xlen, Xdel, Xtrim, Xread, Xreadgroup, Xack, Xpending, Xclaim, Xautoclaim, Xsetid,
+    Xgroup, XgroupCreate, XgroupCreateconsumer, XgroupDelconsumer, XgroupDestroy, XgroupSetid, XgroupHelp,
+    Xinfo, XinfoStream, XinfoGroups, XinfoConsumers, XinfoHelp,
 }
 
 const fn arg(name: &'static str, kind: &'static str, optional: bool, multiple: bool) -> Arg {
