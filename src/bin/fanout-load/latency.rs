@@ -24,13 +24,13 @@ use crate::scenarios::{drain, ratio, start_subs, CpuMark, Opts};
 /// since the run's epoch, then padding.
 pub const STAMP_LEN: usize = 16;
 
-fn new_hist() -> Histogram<u64> {
+pub fn new_hist() -> Histogram<u64> {
     // 1 ns .. 1 hour, 3 significant digits.
     Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("histogram bounds")
 }
 
 #[inline]
-fn write_stamp(out: &mut [u8], v: u64) {
+pub fn write_stamp(out: &mut [u8], v: u64) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for (i, b) in out.iter_mut().enumerate().take(STAMP_LEN) {
         *b = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
@@ -38,7 +38,7 @@ fn write_stamp(out: &mut [u8], v: u64) {
 }
 
 #[inline]
-fn read_stamp(p: &[u8]) -> Option<u64> {
+pub fn read_stamp(p: &[u8]) -> Option<u64> {
     if p.len() < STAMP_LEN {
         return None;
     }
@@ -78,12 +78,12 @@ impl OnMessage for Recorder {
 
 /// Intended send time of message `k`.
 #[inline]
-fn due_at(k: u64, t_start: u64, interval: f64) -> u64 {
+pub fn due_at(k: u64, t_start: u64, interval: f64) -> u64 {
     t_start + (k as f64 * interval) as u64
 }
 
 /// Smallest k whose intended send time is at or after `t`.
-fn first_due_at(t: u64, t_start: u64, interval: f64) -> u64 {
+pub fn first_due_at(t: u64, t_start: u64, interval: f64) -> u64 {
     let mut k = (t.saturating_sub(t_start) as f64 / interval) as u64;
     while due_at(k, t_start, interval) < t {
         k += 1;

@@ -1,5 +1,6 @@
 //! `fanout-load`: load generator for Redis-protocol pub/sub servers (fanout,
-//! redis-server, anything that speaks RESP2 PUBLISH/SUBSCRIBE/PSUBSCRIBE).
+//! redis-server, anything that speaks RESP2 PUBLISH/SUBSCRIBE/PSUBSCRIBE),
+//! and for their streams (XADD/XREAD/XREADGROUP/XACK).
 //!
 //! It talks RESP over plain TCP and does not use the fanout library, so the
 //! same binary measures both servers. Every run is bounded (warm-up +
@@ -20,6 +21,20 @@
 //!   then one message per channel, all must arrive.
 //! - `slowsub`  fast subscribers plus one that never reads; fast delivered
 //!   rate, server RSS max, and whether the server closed the slow one.
+//! - `xadd`     P producers (`--producers`), pipelined `XADD key * f <payload>`
+//!   to one stream `bench:s` or `bench:s:{i}` each (`--streams one|per-producer`),
+//!   optional `--maxlen N` (`MAXLEN ~ N`); XADD/s (replies counted).
+//! - `xgroup`   a stream pre-filled with `--entries` entries (not timed), group
+//!   `g` at 0, C consumers looping `XREADGROUP ... COUNT n ... >` + `XACK`
+//!   (pipelined with the next read); entries/s consumed and acked, until the
+//!   window ends or the stream is drained (then the drain time).
+//! - `xwake`    N readers blocked in `XREAD BLOCK 0` on K keys (`bench:w:{i % K}`),
+//!   re-issued from the last ID received; an open-loop producer at `--rate`
+//!   XADD/s to random keys, payloads stamped with their intended send time;
+//!   wake-up latency p50/p90/p99/p99.9/max in microseconds.
+//! - `xmem`     E entries added to a fresh server: RSS, `used_memory` and
+//!   `MEMORY USAGE` deltas per entry; then all read into a group without XACK:
+//!   the same per pending entry.
 //! - `compare <scenario> ...` alternates a scenario between a fanout and a
 //!   redis-server (`--fanout-port`, `--redis-port`), medians and ratios.
 //!
@@ -50,12 +65,13 @@ mod net;
 mod report;
 mod resp;
 mod scenarios;
+mod streams;
 mod sys;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::net::{Pick, SubSpec, Target};
 use crate::report::{Report, Val};
@@ -131,6 +147,82 @@ enum Scenario {
     Conns(ConnsArgs),
     /// Fast subscribers plus one that never reads.
     Slowsub(SlowsubArgs),
+    /// P producers pipelining XADD; XADD/s.
+    Xadd(XaddArgs),
+    /// C consumers of one group: XREADGROUP + XACK entries/s.
+    Xgroup(XgroupArgs),
+    /// N readers blocked in XREAD; open-loop XADD; wake-up latency.
+    Xwake(XwakeArgs),
+    /// Server memory per stream entry and per pending entry.
+    Xmem(XmemArgs),
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamsMode {
+    /// All producers on `bench:s`.
+    One,
+    /// Producer i on `bench:s:{i}`.
+    PerProducer,
+}
+
+#[derive(Args, Debug, Clone)]
+struct XaddArgs {
+    /// Producer connections.
+    #[arg(long, default_value_t = 1)]
+    producers: usize,
+    /// XADD requests in flight per producer (one write per batch).
+    #[arg(long, default_value_t = 32)]
+    pipeline: usize,
+    /// Value bytes of the single field `f`.
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// One stream for all producers, or one per producer.
+    #[arg(long, value_enum, default_value_t = StreamsMode::One)]
+    streams: StreamsMode,
+    /// Add `MAXLEN ~ N` to every XADD.
+    #[arg(long)]
+    maxlen: Option<u64>,
+}
+
+#[derive(Args, Debug, Clone)]
+struct XgroupArgs {
+    /// Entries added before the run (pipelined XADD, not timed). The default
+    /// is large enough that 1 s warm-up + 10 s do not drain it at 1M entries/s.
+    #[arg(long, default_value_t = 12_000_000)]
+    entries: u64,
+    /// Consumer connections (`c{i}`) in group `g`.
+    #[arg(long, default_value_t = 4)]
+    consumers: usize,
+    /// COUNT of each XREADGROUP.
+    #[arg(long, default_value_t = 100)]
+    count: usize,
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+struct XwakeArgs {
+    /// Reader connections, reader i blocked on `bench:w:{i % keys}`.
+    #[arg(long, default_value_t = 1000)]
+    readers: usize,
+    /// Stream keys.
+    #[arg(long, default_value_t = 1000)]
+    keys: usize,
+    /// XADD per second (open loop), to uniformly random keys.
+    #[arg(long, default_value_t = 10000.0)]
+    rate: f64,
+    /// Value bytes (at least 16: the send-time stamp).
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+struct XmemArgs {
+    /// Entries added (one field `f`).
+    #[arg(long, default_value_t = 1_000_000)]
+    entries: u64,
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -264,6 +356,10 @@ impl Scenario {
             Scenario::Latency(_) => "latency",
             Scenario::Conns(_) => "conns",
             Scenario::Slowsub(_) => "slowsub",
+            Scenario::Xadd(_) => "xadd",
+            Scenario::Xgroup(_) => "xgroup",
+            Scenario::Xwake(_) => "xwake",
+            Scenario::Xmem(_) => "xmem",
         }
     }
 
@@ -283,6 +379,10 @@ impl Scenario {
             Scenario::Latency(a) => a.subscribers + 2,
             Scenario::Conns(a) => a.conns + 1,
             Scenario::Slowsub(a) => a.fast + 1 + a.publishers,
+            Scenario::Xadd(a) => a.producers + 1,
+            Scenario::Xgroup(a) => a.consumers + 2,
+            Scenario::Xwake(a) => a.readers + 2,
+            Scenario::Xmem(_) => 3,
         }) as u64
     }
 
@@ -321,6 +421,28 @@ impl Scenario {
                 pos(a.publishers, "--publishers")?;
                 pos(a.pipeline, "--pipeline")
             }
+            Scenario::Xadd(a) => {
+                pos(a.producers, "--producers")?;
+                pos(a.pipeline, "--pipeline")?;
+                if a.maxlen == Some(0) {
+                    return Err("--maxlen must be at least 1".into());
+                }
+                Ok(())
+            }
+            Scenario::Xgroup(a) => {
+                pos(a.entries as usize, "--entries")?;
+                pos(a.consumers, "--consumers")?;
+                pos(a.count, "--count")
+            }
+            Scenario::Xwake(a) => {
+                pos(a.readers, "--readers")?;
+                pos(a.keys, "--keys")?;
+                if !(a.rate > 0.0 && a.rate <= 10_000_000.0) {
+                    return Err("--rate must be in (0, 10000000]".into());
+                }
+                Ok(())
+            }
+            Scenario::Xmem(a) => pos(a.entries as usize, "--entries"),
         }
     }
 }
@@ -364,8 +486,35 @@ fn base_report(sc: &Scenario, o: &Opts) -> Report {
             r.param("payload", int(a.payload));
             r.param("pipeline", int(a.pipeline));
         }
+        Scenario::Xadd(a) => {
+            r.param("producers", int(a.producers));
+            r.param("pipeline", int(a.pipeline));
+            r.param("payload", int(a.payload));
+            let streams = match a.streams {
+                StreamsMode::One => "one",
+                StreamsMode::PerProducer => "per-producer",
+            };
+            r.param("streams", Val::Str(streams.into()));
+            r.param("maxlen", a.maxlen.map_or(Val::Null, |n| Val::Int(n as i64)));
+        }
+        Scenario::Xgroup(a) => {
+            r.param("entries", Val::Int(a.entries as i64));
+            r.param("consumers", int(a.consumers));
+            r.param("count", int(a.count));
+            r.param("payload", int(a.payload));
+        }
+        Scenario::Xwake(a) => {
+            r.param("readers", int(a.readers));
+            r.param("keys", int(a.keys));
+            r.param("rate", Val::Float(a.rate, 1));
+            r.param("payload", int(a.payload.max(latency::STAMP_LEN)));
+        }
+        Scenario::Xmem(a) => {
+            r.param("entries", Val::Int(a.entries as i64));
+            r.param("payload", int(a.payload));
+        }
     }
-    if !matches!(sc, Scenario::Conns(_)) {
+    if !matches!(sc, Scenario::Conns(_) | Scenario::Xmem(_)) {
         r.param("duration_s", Val::Float(o.duration.as_secs_f64(), 3));
         r.param("warmup_s", Val::Float(o.warmup.as_secs_f64(), 3));
     }
@@ -381,7 +530,13 @@ fn subscribe_one(channel: &str) -> SubSpec {
 
 /// Runs one scenario once against `o.target`, bounded by an overall deadline.
 async fn run_scenario(sc: &Scenario, o: Opts) -> Result<Report, String> {
-    let budget = o.setup_timeout * 2 + o.warmup + o.duration + o.grace + Duration::from_secs(30);
+    let mut budget = o.setup_timeout * 2 + o.warmup + o.duration + o.grace + Duration::from_secs(30);
+    match sc {
+        // Filling (and, for xmem, reading back) the stream.
+        Scenario::Xgroup(a) => budget += streams::fill_budget(&o, a.entries),
+        Scenario::Xmem(a) => budget += streams::fill_budget(&o, a.entries) * 2,
+        _ => {}
+    }
     let report = base_report(sc, &o);
     if let Some(pid) = o.server_pid {
         if !sys::Probe::server(pid).exists() {
@@ -477,6 +632,41 @@ async fn run_scenario(sc: &Scenario, o: Opts) -> Result<Report, String> {
                 latency::run_latency(&o, args, report).await
             }
             Scenario::Conns(a) => scenarios::run_conns(&o, a.conns, a.payload, report).await,
+            Scenario::Xadd(a) => {
+                let args = streams::XaddArgs {
+                    producers: a.producers,
+                    pipeline: a.pipeline,
+                    payload: a.payload,
+                    per_producer: a.streams == StreamsMode::PerProducer,
+                    maxlen: a.maxlen,
+                };
+                streams::run_xadd(&o, args, report).await
+            }
+            Scenario::Xgroup(a) => {
+                let args = streams::XgroupArgs {
+                    entries: a.entries,
+                    consumers: a.consumers,
+                    count: a.count,
+                    payload: a.payload,
+                };
+                streams::run_xgroup(&o, args, report).await
+            }
+            Scenario::Xwake(a) => {
+                let args = streams::XwakeArgs {
+                    readers: a.readers,
+                    keys: a.keys,
+                    rate: a.rate,
+                    payload: a.payload,
+                };
+                streams::run_xwake(&o, args, report).await
+            }
+            Scenario::Xmem(a) => {
+                let args = streams::XmemArgs {
+                    entries: a.entries,
+                    payload: a.payload,
+                };
+                streams::run_xmem(&o, args, report).await
+            }
         }
     };
     tokio::time::timeout(budget, fut)
@@ -494,7 +684,7 @@ fn secs(v: f64, what: &str) -> Result<Duration, String> {
 
 fn opts(c: &Common, sc: &Scenario) -> Result<Opts, String> {
     let duration = secs(c.duration.unwrap_or(sc.default_duration()), "--duration")?;
-    if duration.is_zero() && !matches!(sc, Scenario::Conns(_)) {
+    if duration.is_zero() && !matches!(sc, Scenario::Conns(_) | Scenario::Xmem(_)) {
         return Err("--duration must be > 0".into());
     }
     Ok(Opts {

@@ -143,13 +143,18 @@ impl CpuMark {
 
     /// Adds server CPU per delivered message, server and client CPU %.
     pub fn report(&self, end: &CpuMark, delivered: u64, r: &mut Report) {
+        self.report_per(end, delivered, "server_cpu_us_per_delivered", r);
+    }
+
+    /// As `report`, with the per-operation figure named `per_key`.
+    pub fn report_per(&self, end: &CpuMark, delivered: u64, per_key: &'static str, r: &mut Report) {
         let wall_us = end.at.duration_since(self.at).as_micros().max(1) as f64;
         let server = match (self.server, end.server) {
             (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64),
             _ => None,
         };
         r.opt_float(
-            "server_cpu_us_per_delivered",
+            per_key,
             server.filter(|_| delivered > 0).map(|c| c / delivered as f64),
             3,
         );
