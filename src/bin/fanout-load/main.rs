@@ -120,9 +120,10 @@ struct Common {
     /// Connections being opened at the same time during setup.
     #[arg(long, global = true, default_value_t = 256)]
     connect_concurrency: usize,
-    /// Tokio worker threads (default: one per core).
-    #[arg(long, global = true)]
-    threads: Option<usize>,
+    /// Client threads. Default 1: a client that eats the cores the server needs makes
+    /// any server look bad (or good). Raise it only to show the client is not the limit.
+    #[arg(long, global = true, default_value_t = 1)]
+    threads: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -779,11 +780,14 @@ async fn real_main(cli: Cli) -> Result<(), String> {
 
 fn main() {
     let cli = Cli::parse();
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    let mut rt = if cli.common.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(cli.common.threads);
+        b
+    };
     rt.enable_all();
-    if let Some(t) = cli.common.threads {
-        rt.worker_threads(t.max(1));
-    }
     let rt = match rt.build() {
         Ok(rt) => rt,
         Err(e) => {
