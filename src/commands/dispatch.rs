@@ -310,6 +310,58 @@ impl Session {
             | Cmd::MemoryPurge
             | Cmd::MemoryMallocStats
             | Cmd::MemoryHelp => self.memory(spec.cmd, args),
+            Cmd::Del
+            | Cmd::Unlink
+            | Cmd::Exists
+            | Cmd::Type
+            | Cmd::Keys
+            | Cmd::Scan
+            | Cmd::Randomkey
+            | Cmd::Flushdb
+            | Cmd::Rename
+            | Cmd::Renamenx
+            | Cmd::Copy
+            | Cmd::Touch
+            | Cmd::Expire
+            | Cmd::Pexpire
+            | Cmd::Expireat
+            | Cmd::Pexpireat
+            | Cmd::Ttl
+            | Cmd::Pttl
+            | Cmd::Expiretime
+            | Cmd::Pexpiretime
+            | Cmd::Persist
+            | Cmd::Object
+            | Cmd::ObjectEncoding
+            | Cmd::ObjectIdletime
+            | Cmd::ObjectFreq
+            | Cmd::ObjectRefcount
+            | Cmd::ObjectHelp => self.keys(spec, args),
+            Cmd::Xadd
+            | Cmd::Xrange
+            | Cmd::Xrevrange
+            | Cmd::Xlen
+            | Cmd::Xdel
+            | Cmd::Xtrim
+            | Cmd::Xread
+            | Cmd::Xreadgroup
+            | Cmd::Xack
+            | Cmd::Xpending
+            | Cmd::Xclaim
+            | Cmd::Xautoclaim
+            | Cmd::Xsetid
+            | Cmd::Xgroup
+            | Cmd::XgroupCreate
+            | Cmd::XgroupCreateconsumer
+            | Cmd::XgroupDelconsumer
+            | Cmd::XgroupDestroy
+            | Cmd::XgroupSetid
+            | Cmd::XgroupHelp
+            | Cmd::Xinfo
+            | Cmd::XinfoStream
+            | Cmd::XinfoGroups
+            | Cmd::XinfoConsumers
+            | Cmd::XinfoHelp => self.streams(spec, args),
             // Containers reach here only without their subcommand, which their arity
             // refuses first; Redis's reply for a container it cannot run is this.
             Cmd::Pubsub

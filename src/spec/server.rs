@@ -228,6 +228,7 @@ pub(super) static COMMANDS: &[Spec] = &[
     ),
     Spec {
         tips: &["request_policy:all_shards", "response_policy:all_succeeded"],
+        history: FLUSH_HISTORY,
         ..spec!(
             "flushall",
             Flushall,
@@ -238,7 +239,7 @@ pub(super) static COMMANDS: &[Spec] = &[
             "1.0.0",
             "Remove all keys from all databases (fanout keeps no keys: a no-op)",
             "O(1)",
-            &[group("flush-type", "oneof", None, true, FLUSH_TYPE)]
+            &[group("flush-type", "oneof", None, true, FLUSH_MODES)]
         )
     },
     container!(

@@ -1,0 +1,20 @@
+//! Stream commands: XADD, XRANGE, XREAD, the consumer groups, XGROUP, XINFO.
+//!
+//! The command table has their rows (`spec::streams`); the handlers are not here yet, so
+//! each answers as an unknown command would.
+
+use bytes::Bytes;
+
+use super::errors::Error;
+use super::{Flow, Session};
+use crate::spec::Spec;
+
+impl Session {
+    pub(super) fn streams(&mut self, _spec: &'static Spec, args: &[Bytes]) -> Flow {
+        self.fail(Error::UnknownCommand {
+            name: args[0].clone(),
+            args: args[1..].to_vec(),
+        });
+        Flow::Continue
+    }
+}
