@@ -1821,6 +1821,42 @@ async fn command_count_info_docs_list() {
     c.expect_error("ERR The command has no key arguments").await;
 }
 
+/// COMMAND GETKEYS and COMMAND INFO read the stream and generic key rows as Redis does:
+/// XREAD's keys follow STREAMS and stop halfway through the rest, container subcommands
+/// have their key after the subcommand, RENAME and COPY have two key specs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_getkeys_for_stream_and_key_commands() {
+    let s = start_server().await;
+    let mut c = s.raw().await;
+    for (cmd, keys) in [
+        (
+            &["xread", "count", "1", "streams", "a", "b", "0", "0"][..],
+            &["a", "b"][..],
+        ),
+        (&["xreadgroup", "group", "g", "c", "streams", "a", "0"], &["a"]),
+        (&["xgroup", "create", "k", "g", "$"], &["k"]),
+        (&["xinfo", "consumers", "k", "g"], &["k"]),
+        (&["del", "a", "b", "c"], &["a", "b", "c"]),
+        (&["rename", "a", "b"], &["a", "b"]),
+        (&["copy", "a", "b"], &["a", "b"]),
+        (&["object", "encoding", "k"], &["k"]),
+    ] {
+        let mut req = vec!["COMMAND", "GETKEYS"];
+        req.extend_from_slice(cmd);
+        let got: Vec<String> = c.call(&req).await.items().iter().map(Frame::text).collect();
+        assert_eq!(got, keys, "{cmd:?}");
+    }
+    let info = c.call(&["COMMAND", "INFO", "xread"]).await;
+    let e = info.items()[0].items();
+    let flags: Vec<String> = e[2].items().iter().map(Frame::text).collect();
+    assert_eq!(flags, ["readonly", "blocking", "movablekeys"]);
+    assert_eq!(&e[3..6], &[Frame::Int(0), Frame::Int(0), Frame::Int(0)]);
+    let info = c.call(&["COMMAND", "INFO", "rename"]).await;
+    let e = info.items()[0].items();
+    assert_eq!(&e[3..6], &[Frame::Int(1), Frame::Int(2), Frame::Int(1)]);
+    assert!(!e[2].items().iter().any(|f| f.text() == "movablekeys"));
+}
+
 /// Redis 7: `COMMAND INFO` with no names describes every command, like `COMMAND`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_info_without_names_lists_all() {

@@ -10,7 +10,7 @@
 //! * [`errors`]: Redis's error texts; [`args`]: the argument reader.
 //! * One file per command family: `pubsub`, `connection`, `client`, `transactions`,
 //!   `server` (COMMAND, CONFIG), `info`, `operator` (MONITOR, SHUTDOWN, SLOWLOG,
-//!   LATENCY, MEMORY...), `acl`.
+//!   LATENCY, MEMORY...), `acl`, `keys` (generic key commands), `streams`.
 
 mod acl;
 pub mod args;
@@ -20,9 +20,9 @@ mod connection;
 mod dispatch;
 pub mod errors;
 mod groups;
+mod keys;
 mod operator;
 mod pubsub;
-mod keys;
 mod server;
 mod streams;
 mod transactions;

@@ -533,7 +533,11 @@ fn command_info(e: &mut Encoder, c: &Spec) {
 
 /// A Redis 7 key-spec object, as COMMAND INFO shows it.
 fn key_spec(e: &mut Encoder, k: &KeySpec) {
-    e.map(3);
+    e.map(3 + k.notes.is_some() as usize);
+    if let Some(notes) = k.notes {
+        e.bulk(b"notes");
+        e.bulk(notes.as_bytes());
+    }
     e.bulk(b"flags");
     e.set(k.flags.len());
     for f in k.flags {
@@ -593,19 +597,32 @@ fn key_spec(e: &mut Encoder, k: &KeySpec) {
     }
 }
 
-/// One COMMAND DOCS entry (the doc map for `c`).
+/// One COMMAND DOCS entry (the doc map for `c`), in Redis's order.
 fn command_docs(e: &mut Encoder, c: &Spec) {
+    let has_cx = !c.complexity.is_empty();
+    let has_history = !c.history.is_empty();
     let has_args = !c.args.is_empty();
     let has_subs = !c.subcommands.is_empty();
-    e.map(4 + has_args as usize + has_subs as usize);
+    e.map(3 + has_cx as usize + has_history as usize + has_args as usize + has_subs as usize);
     e.bulk(b"summary");
     e.bulk(c.summary.as_bytes());
     e.bulk(b"since");
     e.bulk(c.since.as_bytes());
     e.bulk(b"group");
     e.bulk(c.group.as_bytes());
-    e.bulk(b"complexity");
-    e.bulk(c.complexity.as_bytes());
+    if has_cx {
+        e.bulk(b"complexity");
+        e.bulk(c.complexity.as_bytes());
+    }
+    if has_history {
+        e.bulk(b"history");
+        e.set(c.history.len());
+        for (version, change) in c.history {
+            e.array(2);
+            e.bulk(version.as_bytes());
+            e.bulk(change.as_bytes());
+        }
+    }
     if has_args {
         e.bulk(b"arguments");
         arguments_docs(e, c.args);
@@ -624,7 +641,9 @@ fn command_docs(e: &mut Encoder, c: &Spec) {
 fn arguments_docs(e: &mut Encoder, args: &[Arg]) {
     e.array(args.len());
     for a in args {
-        let display = a.kind != "pure-token" && a.subargs.is_empty();
+        // Redis 7.2 shows a `display_text` (the name unless the table says otherwise) for
+        // every argument but `oneof` and `block` ones, pure tokens included.
+        let display = !matches!(a.kind, "oneof" | "block");
         let flags: Vec<&str> = [(a.optional, "optional"), (a.multiple, "multiple")]
             .iter()
             .filter(|(on, _)| *on)
@@ -635,6 +654,7 @@ fn arguments_docs(e: &mut Encoder, args: &[Arg]) {
             2 + display as usize
                 + key as usize
                 + a.token.is_some() as usize
+                + a.since.is_some() as usize
                 + !flags.is_empty() as usize
                 + !a.subargs.is_empty() as usize,
         );
@@ -644,16 +664,19 @@ fn arguments_docs(e: &mut Encoder, args: &[Arg]) {
         e.bulk(a.kind.as_bytes());
         if display {
             e.bulk(b"display_text");
-            e.bulk(a.name.as_bytes());
+            e.bulk(a.display.unwrap_or(a.name).as_bytes());
         }
         if key {
-            // Every table entry with key arguments has one key spec.
             e.bulk(b"key_spec_index");
-            e.integer(0);
+            e.integer(a.key_spec as i64);
         }
         if let Some(t) = a.token {
             e.bulk(b"token");
             e.bulk(t.as_bytes());
+        }
+        if let Some(since) = a.since {
+            e.bulk(b"since");
+            e.bulk(since.as_bytes());
         }
         if !flags.is_empty() {
             e.bulk(b"flags");

@@ -250,12 +250,8 @@ pub(super) static COMMANDS: &[Spec] = &[
                             ]
                         ),
                         Arg {
-                            name: "client-id",
-                            kind: "integer",
                             token: Some("ID"),
-                            optional: true,
-                            multiple: true,
-                            subargs: &[]
+                            ..opt_many("client-id", "integer")
                         }
                     ]
                 )

@@ -38,7 +38,10 @@ pub struct Spec {
     pub group: &'static str,
     pub since: &'static str,
     pub summary: &'static str,
+    /// Empty when Redis's table has none (XREAD): COMMAND DOCS leaves it out.
     pub complexity: &'static str,
+    /// COMMAND DOCS `history`: (version, change), oldest first.
+    pub history: &'static [(&'static str, &'static str)],
     /// Arguments for COMMAND DOCS.
     pub args: &'static [Arg],
     pub subcommands: &'static [Spec],
@@ -50,6 +53,12 @@ pub struct Arg {
     pub token: Option<&'static str>,
     pub optional: bool,
     pub multiple: bool,
+    /// The version that added the argument, when later than the command's.
+    pub since: Option<&'static str>,
+    /// COMMAND DOCS `display_text` when it is not the name.
+    pub display: Option<&'static str>,
+    /// For `key` arguments: the index of their key spec in [`Spec::keys`].
+    pub key_spec: u8,
     /// For `oneof` and `block` arguments: what they are made of. redis-cli walks these
     /// to build its hints and crashes on a `oneof` or `block` without them.
     pub subargs: &'static [Arg],
@@ -78,6 +87,9 @@ impl Flags {
     pub const SENTINEL: u32 = 1 << 14;
     pub const NO_MULTI: u32 = 1 << 15;
     pub const ALLOW_BUSY: u32 = 1 << 16;
+    /// Never printed (Redis hides it too): SCAN and RANDOMKEY reach keys that are not
+    /// among their arguments.
+    pub const TOUCHES_ARBITRARY_KEYS: u32 = 1 << 17;
     /// fanout: allowed while a RESP2 connection is subscribed (Redis checks these
     /// commands by name).
     pub const SUBSCRIBED_OK: u32 = 1 << 24;
@@ -142,6 +154,8 @@ pub struct KeySpec {
     pub flags: &'static [&'static str],
     pub begin: Begin,
     pub find: Find,
+    /// COMMAND INFO's `notes` (XADD explains its `update`).
+    pub notes: Option<&'static str>,
 }
 
 pub enum Begin {
@@ -419,7 +433,7 @@ commands! {
     // ACL
     Acl, AclCat, AclDeluser, AclDryrun, AclGenpass, AclGetuser, AclList, AclLoad, AclLog, AclSave,
     AclSetuser, AclUsers, AclWhoami, AclHelp,
-    // keyspace
+    // generic key commands
     Del, Unlink, Exists, Type, Keys, Scan, Randomkey, Flushdb, Rename, Renamenx, Copy, Touch,
     Expire, Pexpire, Expireat, Pexpireat, Ttl, Pttl, Expiretime, Pexpiretime, Persist,
     Object, ObjectEncoding, ObjectIdletime, ObjectFreq, ObjectRefcount, ObjectHelp,
@@ -436,6 +450,9 @@ const fn arg(name: &'static str, kind: &'static str, optional: bool, multiple: b
         token: None,
         optional,
         multiple,
+        since: None,
+        display: None,
+        key_spec: 0,
         subargs: &[],
     }
 }
@@ -459,6 +476,9 @@ const fn token(name: &'static str, token: &'static str) -> Arg {
         token: Some(token),
         optional: false,
         multiple: false,
+        since: None,
+        display: None,
+        key_spec: 0,
         subargs: &[],
     }
 }
@@ -476,6 +496,9 @@ const fn group(
         token,
         optional,
         multiple: false,
+        since: None,
+        display: None,
+        key_spec: 0,
         subargs,
     }
 }
@@ -490,6 +513,7 @@ const fn keys_from(index: usize, flags: &'static [&'static str]) -> KeySpec {
             step: 1,
             limit: 0,
         },
+        notes: None,
     }
 }
 /// One key at argument `index`.
@@ -502,11 +526,27 @@ const fn key_at(index: usize, flags: &'static [&'static str]) -> KeySpec {
             step: 1,
             limit: 0,
         },
+        notes: None,
     }
 }
 
 const ON_OFF: &[Arg] = &[token("on", "ON"), token("off", "OFF")];
 const FLUSH_TYPE: &[Arg] = &[token("async", "ASYNC"), token("sync", "SYNC")];
+/// FLUSHALL's and FLUSHDB's modes, with the versions that added them.
+const FLUSH_MODES: &[Arg] = &[
+    Arg {
+        since: Some("4.0.0"),
+        ..token("async", "ASYNC")
+    },
+    Arg {
+        since: Some("6.2.0"),
+        ..token("sync", "SYNC")
+    },
+];
+const FLUSH_HISTORY: &[(&str, &str)] = &[
+    ("4.0.0", "Added the `ASYNC` flushing mode modifier."),
+    ("6.2.0", "Added the `SYNC` flushing mode modifier."),
+];
 const ADMIN_ACL: &[&str] = &["@admin", "@slow", "@dangerous"];
 
 macro_rules! spec {
@@ -525,6 +565,7 @@ macro_rules! spec {
             since: $since,
             summary: $summary,
             complexity: $cx,
+            history: &[],
             args: $args,
             subcommands: &[],
         }
@@ -550,6 +591,7 @@ macro_rules! container {
             since: $since,
             summary: $summary,
             complexity: "Depends on subcommand.",
+            history: &[],
             args: &[],
             subcommands: $subs,
         }
@@ -558,8 +600,10 @@ macro_rules! container {
 
 mod acl;
 mod connection;
+mod keyspace;
 mod pubsub;
 mod server;
+mod streams;
 mod transactions;
 
 /// The families' tables.
@@ -569,6 +613,8 @@ static FAMILIES: &[&[Spec]] = &[
     transactions::COMMANDS,
     server::COMMANDS,
     acl::COMMANDS,
+    keyspace::COMMANDS,
+    streams::COMMANDS,
 ];
 
 /// Top-level commands by the first letter of their name (`a`..`z`), so a lookup compares
@@ -692,6 +738,7 @@ mod tests {
                 step: 1,
                 limit: 2,
             },
+            notes: None,
         };
         static EVAL: KeySpec = KeySpec {
             flags: &["RW"],
@@ -701,6 +748,7 @@ mod tests {
                 firstkey: 1,
                 step: 1,
             },
+            notes: None,
         };
         let s = Spec {
             keys: std::slice::from_ref(&XREAD),
@@ -721,6 +769,58 @@ mod tests {
         };
         assert_eq!(pos(&s, &["eval", "s", "2", "k1", "k2", "v"]), Ok(vec![3, 4]));
         assert_eq!(pos(&s, &["eval", "s", "3", "k1"]), Err(BadKeyArgs));
+    }
+
+    /// Every key argument names a key spec of its entry, and the stream and generic key
+    /// rows give Redis's legacy ranges and key positions.
+    #[test]
+    fn key_arguments_and_stream_key_specs() {
+        fn walk(args: &[Arg], specs: usize, name: &str) {
+            for a in args {
+                if a.kind == "key" {
+                    assert!((a.key_spec as usize) < specs, "{name} {}", a.name);
+                }
+                walk(a.subargs, specs, name);
+            }
+        }
+        for s in all() {
+            walk(s.args, s.keys.len(), s.name);
+        }
+        let pos = |cmd: &[u8], sub: Option<&[u8]>, a: &[&str]| {
+            let s = lookup(cmd).unwrap();
+            let s = sub.map_or(s, |x| s.sub(x).unwrap());
+            s.key_positions(a, false)
+                .map(|v| v.iter().map(|k| k.0).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            pos(b"xread", None, &["xread", "count", "1", "streams", "a", "b", "0", "0"]),
+            Ok(vec![4, 5])
+        );
+        assert_eq!(
+            pos(
+                b"xreadgroup",
+                None,
+                &["xreadgroup", "group", "g", "c", "streams", "a", "0"]
+            ),
+            Ok(vec![5])
+        );
+        assert_eq!(
+            pos(b"xgroup", Some(b"create"), &["xgroup", "create", "k", "g", "$"]),
+            Ok(vec![2])
+        );
+        assert_eq!(pos(b"copy", None, &["copy", "a", "b"]), Ok(vec![1, 2]));
+        assert!(lookup(b"xread").unwrap().movable_keys());
+        assert!(lookup(b"xreadgroup").unwrap().movable_keys());
+        assert!(!lookup(b"xadd").unwrap().movable_keys());
+        assert_eq!(lookup(b"del").unwrap().legacy_range(), (1, -1, 1));
+        assert_eq!(lookup(b"rename").unwrap().legacy_range(), (1, 2, 1));
+        assert_eq!(lookup(b"xread").unwrap().legacy_range(), (0, 0, 0));
+        let rename = lookup(b"rename").unwrap();
+        assert_eq!(rename.args[1].key_spec, 1);
+        assert_eq!(rename.keys[1].flags, ["OW", "update"]);
+        // Redis 7.2 has no complexity for XREAD; SCAN and RANDOMKEY touch arbitrary keys.
+        assert!(lookup(b"xread").unwrap().complexity.is_empty());
+        assert!(lookup(b"scan").unwrap().has(Flags::TOUCHES_ARBITRARY_KEYS));
     }
 
     #[test]

@@ -228,6 +228,7 @@ pub(super) static COMMANDS: &[Spec] = &[
     ),
     Spec {
         tips: &["request_policy:all_shards", "response_policy:all_succeeded"],
+        history: FLUSH_HISTORY,
         ..spec!(
             "flushall",
             Flushall,
@@ -236,9 +237,9 @@ pub(super) static COMMANDS: &[Spec] = &[
             &["@keyspace", "@write", "@slow", "@dangerous"],
             "server",
             "1.0.0",
-            "Remove all keys from all databases (fanout keeps no keys: a no-op)",
-            "O(1)",
-            &[group("flush-type", "oneof", None, true, FLUSH_TYPE)]
+            "Removes all keys from all databases.",
+            "O(N) where N is the total number of keys in all databases",
+            &[group("flush-type", "oneof", None, true, FLUSH_MODES)]
         )
     },
     container!(
