@@ -92,16 +92,23 @@ impl Session {
         let Some(b) = self.blocked.take() else {
             return Flow::Continue;
         };
-        let outcome = {
-            let mut ks = self.broker.keyspace.lock();
-            match b.waiter.take() {
-                Some(o) => Some(o),
-                None if b.deadline.is_some_and(|d| Instant::now() >= d) => {
-                    ks.blocked.remove(&b.waiter);
-                    Some(Outcome::TimedOut)
+        // Served (the common case): whoever ended the wait already removed it from the
+        // table, so no lock is needed. Otherwise the timeout is decided under the lock,
+        // where no writer can be serving it at the same time.
+        let outcome = match b.waiter.take() {
+            Some(o) => Some(o),
+            None if b.deadline.is_some_and(|d| Instant::now() >= d) => {
+                let mut ks = self.broker.keyspace.lock();
+                match b.waiter.take() {
+                    Some(o) => Some(o),
+                    None => {
+                        ks.blocked.remove(&b.waiter);
+                        b.waiter.finish(Outcome::TimedOut);
+                        b.waiter.take()
+                    }
                 }
-                None => None,
             }
+            None => None,
         };
         let Some(outcome) = outcome else {
             self.blocked = Some(b);

@@ -268,19 +268,20 @@ impl Session {
         let limits = node_limits(&self.broker.settings);
         let id = self.with_keys(|s, ks| -> Result<Option<Id>, Error> {
             let (db, key, now) = (s.db, &args[1], now_ms());
-            let exists = ks.stream_mut(db, key, now)?.is_some();
-            if !exists {
-                if opts.nomkstream {
-                    return Ok(None);
+            let add_to = |st: &mut Stream| -> Result<(Id, bool), Error> {
+                let id = st.next_id(add, now)?;
+                st.append(id, fields, &limits);
+                Ok((id, opts.trim.is_some_and(|t| st.trim(&t, &limits) > 0)))
+            };
+            let (id, trimmed) = match ks.stream_mut(db, key, now)? {
+                Some(st) => add_to(st)?,
+                None if opts.nomkstream => return Ok(None),
+                None => {
+                    // Checked on an empty stream first, so a refused ID creates no key.
+                    Stream::new().next_id(add, now)?;
+                    add_to(ks.create_stream(db, key))?
                 }
-                // Checked on an empty stream first, so a refused ID creates no key.
-                Stream::new().next_id(add, now)?;
-                ks.create_stream(db, key);
-            }
-            let st = ks.stream_mut(db, key, now)?.expect("exists");
-            let id = st.next_id(add, now)?;
-            st.append(id, fields, &limits);
-            let trimmed = opts.trim.is_some_and(|t| st.trim(&t, &limits) > 0);
+            };
             ks.written(db, key);
             ks.notify(db, STREAM, "xadd", key);
             if trimmed {

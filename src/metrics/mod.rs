@@ -175,6 +175,27 @@ impl Collector for BrokerCollector {
             queued,
         )?;
 
+        let (keys, volatile, blocked, expired) = {
+            let ks = b.keyspace.lock();
+            let (keys, volatile) = ks.key_counts();
+            (keys, volatile, ks.blocked.len() as u64, ks.expired)
+        };
+        gauge(&mut e, "fanout_keys", "Keys in all databases", keys)?;
+        gauge(&mut e, "fanout_keys_with_ttl", "Keys with a time to live", volatile)?;
+        gauge(
+            &mut e,
+            "fanout_blocked_clients",
+            "Clients blocked in XREAD/XREADGROUP BLOCK",
+            blocked,
+        )?;
+        gauge(
+            &mut e,
+            "fanout_used_memory_bytes",
+            "What fanout holds (INFO used_memory): memory at start, the keyspace, client buffers",
+            b.measure_memory(),
+        )?;
+        counter(&mut e, "fanout_expired_keys", "Keys removed because their TTL passed", expired)?;
+
         counter(
             &mut e,
             "fanout_messages_published",
