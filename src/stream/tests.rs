@@ -847,3 +847,63 @@ fn memory_per_pending_entry() {
     assert_eq!(std::mem::size_of::<Pending>(), 16);
     assert!(per_pending < 84.0);
 }
+
+#[test]
+fn node_boundaries_match_redis_byte_rule() {
+    // Mixed fields, integer-looking values, growing ms deltas, max_entries 0: redis-server
+    // 7.0.15 reports radix-tree-keys 25 for this sequence.
+    let l = NodeLimits {
+        max_entries: 0,
+        max_bytes: 4096,
+    };
+    let mut s = Stream::new();
+    for i in 0..3000u64 {
+        let id = Id::new(1000 + i * 37, i % 3);
+        let fields = if i % 7 == 0 {
+            vec![
+                b("name"),
+                b(&format!("user{i}")),
+                b("age"),
+                b(&i.to_string()),
+                b("extra"),
+                Bytes::from(vec![b'x'; (i % 90) as usize]),
+            ]
+        } else if i % 3 == 0 {
+            vec![b("other"), b(&(-(i as i64) * 1000).to_string())]
+        } else {
+            vec![b("name"), b("u"), b("age"), b(&(i * 100_000).to_string())]
+        };
+        s.append(id, &fields, &l);
+    }
+    assert_eq!(s.node_count(), 25);
+}
+
+#[test]
+fn claim_and_autoclaim_match_redis_transcript() {
+    // Checked against redis-server 7.0.15.
+    let mut s = Stream::new();
+    s.append(Id::new(1, 0), &fv("f", "v"), &DEFAULT);
+    s.create_group(b("g"), s.last_id(), None);
+    let o = ClaimOptions {
+        force: true,
+        justid: true,
+        ..Default::default()
+    };
+    assert_eq!(s.claim(b"g", b"bob", 0, &[Id::new(1, 0)], &o, 10), vec![Id::new(1, 0)]);
+    assert_eq!(
+        s.pending_range(b"g", Id::MIN, Id::MAX, 10, None, None, 27),
+        vec![(Id::new(1, 0), b("bob"), 17, 1)]
+    );
+    s.append(Id::new(2, 0), &fv("f", "v"), &DEFAULT);
+    s.append(Id::new(3, 0), &fv("f", "v"), &DEFAULT);
+    s.read_group_new(b"g", b"a", 0, false, 30);
+    assert!(s.delete(Id::new(2, 0)));
+    assert_eq!(
+        s.autoclaim(b"g", b"c", 0, Id::MIN, 1, false, 40),
+        (Id::new(2, 0), vec![Id::new(1, 0)], vec![])
+    );
+    assert_eq!(
+        s.autoclaim(b"g", b"c", 0, Id::MIN, 2, false, 40),
+        (Id::new(3, 0), vec![Id::new(1, 0)], vec![Id::new(2, 0)])
+    );
+}
