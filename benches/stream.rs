@@ -10,7 +10,10 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fanout::stream::{AddId, Id, NodeLimits, Stream};
 
-const LIMITS: NodeLimits = NodeLimits { max_entries: 100, max_bytes: 4096 };
+const LIMITS: NodeLimits = NodeLimits {
+    max_entries: 100,
+    max_bytes: 4096,
+};
 
 fn fields() -> [Bytes; 2] {
     [Bytes::from_static(b"f"), Bytes::from(vec![b'x'; 64])]
