@@ -138,6 +138,20 @@ impl Group {
             .map(|(id, p)| (*id, p))
     }
 
+    /// Every consumer's pending entries in one pass over the PEL (XINFO STREAM FULL),
+    /// indexed by slot, at most `limit` each (0 = all).
+    pub fn pel_by_consumer(&self, limit: usize) -> Vec<Vec<(Id, Pending)>> {
+        let mut out: Vec<Vec<(Id, Pending)>> = vec![Vec::new(); self.names.len()];
+        for (id, p) in &self.pel {
+            if let Some(v) = out.get_mut(p.consumer as usize) {
+                if limit == 0 || v.len() < limit {
+                    v.push((*id, *p));
+                }
+            }
+        }
+        out
+    }
+
     pub(crate) fn memory_usage(&self) -> usize {
         let mut n = self.pel.len() * btree_bytes_per_slot(16 + 16);
         let cslot = btree_bytes_per_slot(std::mem::size_of::<Bytes>() + std::mem::size_of::<Consumer>());

@@ -19,17 +19,27 @@
 //! * **Consumer groups** keep one PEL per group (see [`group`]); a consumer's own
 //!   pending entries are found by filtering it, which saves a second tree per consumer.
 //!
-//! API notes for callers (the command layer):
+//! API notes for callers (the command layer), including where the API differs from the
+//! design brief:
 //!
 //! * Group operations on a group that does not exist do nothing and return empty
 //!   results: callers check [`Stream::group`] first, because the NOGROUP texts name the
 //!   key, which this module does not know.
+//! * [`Stream::read_group_new`] returns IDs; they are consecutive live entries, so one
+//!   `range(first, last)` yields their fields (cheaper than a `get` per ID).
 //! * [`Stream::set_id`] validates in Redis 7.2's order as observed on 7.2.6 and Valkey
-//!   8.0 (not the order first listed in the design brief): provided MAXDELETEDID above
-//!   the ID, then the ID below the current max-deleted ID, then the ID below the last
-//!   live entry, then ENTRIESADDED below the length. The first check is a pure argument
-//!   check; Redis makes it before the key lookup, so [`check_set_id_args`] is exposed.
-//! * Pending delivery counts are u32 (saturating), to keep a PEL entry small.
+//!   8.0 (the brief listed another order): provided MAXDELETEDID above the ID, then the
+//!   ID below the current max-deleted ID, then the ID below the last live entry, then
+//!   ENTRIESADDED below the length. The first is a pure argument check that Redis makes
+//!   before the key lookup, so [`check_set_id_args`] is exposed for that.
+//! * [`ClaimOptions`]`::idle`/`time` are `i64` (the brief said u64): Redis takes signed
+//!   values and turns a delivery time outside [0, now] into now.
+//! * Pending delivery counts are u32 (saturating), to keep a PEL entry at 16 bytes.
+//! * Lag is computed as Redis does but saturates at 0 instead of going negative (only
+//!   reachable with an ENTRIESREAD above entries-added).
+//! * ID numbers follow `string2ull` for the usual forms (digits, leading `+`, leading
+//!   zeros); Redis's `strtoull` fallback also accepts leading spaces and `-0`, which is
+//!   not copied.
 
 pub mod group;
 pub mod id;

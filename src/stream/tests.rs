@@ -577,6 +577,9 @@ fn group_reads_history_ack_and_consumers() {
     );
     assert_eq!(g.consumer_pel(b"erin").count(), 0);
     assert_eq!(g.consumer_pel(b"bob").count(), 1);
+    let by = g.pel_by_consumer(0);
+    assert_eq!(by[g.consumer(b"bob").unwrap().slot() as usize].len(), 1);
+    assert!(by[g.consumer(b"erin").unwrap().slot() as usize].is_empty());
     // NOACK: delivered, not pending, last_id and entries_read advance.
     s.append(Id::new(6, 0), &fv("data", "f"), &DEFAULT);
     assert_eq!(s.read_group_new(b"g", b"erin", 0, true, 40), vec![Id::new(6, 0)]);
@@ -787,6 +790,8 @@ fn memory_per_entry_one_field_64_byte_value() {
     // rounding for the buffer (~16 bytes).
     let per_node = btree_bytes_per_slot(std::mem::size_of::<Id>() + std::mem::size_of::<Node>()) + 16;
     let total = buffers + s.node_count() * per_node + std::mem::size_of::<Stream>();
+    // Checked once against a counting global allocator (same IDs and payloads): 70.84
+    // bytes requested per entry, 71.2 with 16 bytes of malloc overhead per allocation.
     let per_entry = total as f64 / 1e6;
     println!(
         "stream memory: {} nodes ({:.1} entries/node), {} buffer bytes, {} per node overhead, {:.2} bytes/entry (Redis: 76), memory_usage() = {}",
@@ -827,6 +832,8 @@ fn memory_per_pending_entry() {
     let leaf = 8 + 4 + 11 * (16 + std::mem::size_of::<Pending>()) + 16; // + malloc header/rounding
     let internal = leaf + 12 * 8;
     let per_7_entries = leaf as f64 + internal as f64 / 6.0; // 6 in the leaf, 1 in a parent
+                                                             // Checked once against a counting global allocator: 63.6 bytes requested per pending
+                                                             // entry, 66.3 with 16 bytes of malloc overhead per allocation.
     let per_pending = per_7_entries / 7.0;
     let consumers_bytes = g.memory_usage() - g.pel_len() * btree_bytes_per_slot(32);
     println!(
@@ -839,4 +846,64 @@ fn memory_per_pending_entry() {
     );
     assert_eq!(std::mem::size_of::<Pending>(), 16);
     assert!(per_pending < 84.0);
+}
+
+#[test]
+fn node_boundaries_match_redis_byte_rule() {
+    // Mixed fields, integer-looking values, growing ms deltas, max_entries 0: redis-server
+    // 7.0.15 reports radix-tree-keys 25 for this sequence.
+    let l = NodeLimits {
+        max_entries: 0,
+        max_bytes: 4096,
+    };
+    let mut s = Stream::new();
+    for i in 0..3000u64 {
+        let id = Id::new(1000 + i * 37, i % 3);
+        let fields = if i % 7 == 0 {
+            vec![
+                b("name"),
+                b(&format!("user{i}")),
+                b("age"),
+                b(&i.to_string()),
+                b("extra"),
+                Bytes::from(vec![b'x'; (i % 90) as usize]),
+            ]
+        } else if i % 3 == 0 {
+            vec![b("other"), b(&(-(i as i64) * 1000).to_string())]
+        } else {
+            vec![b("name"), b("u"), b("age"), b(&(i * 100_000).to_string())]
+        };
+        s.append(id, &fields, &l);
+    }
+    assert_eq!(s.node_count(), 25);
+}
+
+#[test]
+fn claim_and_autoclaim_match_redis_transcript() {
+    // Checked against redis-server 7.0.15.
+    let mut s = Stream::new();
+    s.append(Id::new(1, 0), &fv("f", "v"), &DEFAULT);
+    s.create_group(b("g"), s.last_id(), None);
+    let o = ClaimOptions {
+        force: true,
+        justid: true,
+        ..Default::default()
+    };
+    assert_eq!(s.claim(b"g", b"bob", 0, &[Id::new(1, 0)], &o, 10), vec![Id::new(1, 0)]);
+    assert_eq!(
+        s.pending_range(b"g", Id::MIN, Id::MAX, 10, None, None, 27),
+        vec![(Id::new(1, 0), b("bob"), 17, 1)]
+    );
+    s.append(Id::new(2, 0), &fv("f", "v"), &DEFAULT);
+    s.append(Id::new(3, 0), &fv("f", "v"), &DEFAULT);
+    s.read_group_new(b"g", b"a", 0, false, 30);
+    assert!(s.delete(Id::new(2, 0)));
+    assert_eq!(
+        s.autoclaim(b"g", b"c", 0, Id::MIN, 1, false, 40),
+        (Id::new(2, 0), vec![Id::new(1, 0)], vec![])
+    );
+    assert_eq!(
+        s.autoclaim(b"g", b"c", 0, Id::MIN, 2, false, 40),
+        (Id::new(3, 0), vec![Id::new(1, 0)], vec![Id::new(2, 0)])
+    );
 }
