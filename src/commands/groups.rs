@@ -179,9 +179,10 @@ impl Session {
             let mut opts = ClaimOptions::default();
             while j < args.len() {
                 let more = args.len() - 1 - j;
-                let opt = args[j].to_ascii_uppercase();
+                let mut word = [0u8; 16];
+                let opt = super::args::upper(&args[j], &mut word);
                 let number = |name: &'static str, a: &[u8]| super::parse_i64(a).ok_or(Error::XclaimOptionArg(name));
-                match opt.as_slice() {
+                match opt {
                     b"FORCE" => opts.force = true,
                     b"JUSTID" => opts.justid = true,
                     b"IDLE" if more > 0 => {

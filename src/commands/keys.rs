@@ -268,7 +268,7 @@ impl Session {
         };
         let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
         for opt in &args[3..] {
-            match opt.to_ascii_uppercase().as_slice() {
+            match super::args::upper(opt, &mut [0u8; 16]) {
                 b"NX" => nx = true,
                 b"XX" => xx = true,
                 b"GT" => gt = true,

@@ -108,8 +108,9 @@ fn parse_trim_args(args: &[Bytes], xadd: bool, settings: &Settings) -> Result<(T
     let (mut strategy, mut approx, mut limit, mut nomkstream) = (None, false, None::<u64>, false);
     while i < args.len() {
         let more = args.len() - 1 - i;
-        let opt = args[i].to_ascii_uppercase();
-        match opt.as_slice() {
+        let mut word = [0u8; 16];
+        let opt = super::args::upper(&args[i], &mut word);
+        match opt {
             b"MAXLEN" | b"MINID" if more > 0 => {
                 let maxlen = opt == b"MAXLEN";
                 if matches!((&strategy, maxlen), (Some(TrimStrategy::MinId(_)), true) | (Some(TrimStrategy::MaxLen(_)), false)) {
@@ -178,8 +179,9 @@ fn parse_read_args(args: &[Bytes], group_cmd: bool) -> Result<ReadArgs<'_>, Erro
     let mut i = 1;
     while i < args.len() {
         let more = args.len() - 1 - i;
-        let opt = args[i].to_ascii_uppercase();
-        match opt.as_slice() {
+        let mut word = [0u8; 16];
+        let opt = super::args::upper(&args[i], &mut word);
+        match opt {
             b"BLOCK" if more > 0 => {
                 i += 1;
                 let n = super::parse_i64(&args[i]).ok_or(Error::TimeoutNotInteger)?;
@@ -378,8 +380,9 @@ impl Session {
         let mut i = 3;
         while i < args.len() {
             let more = args.len() - 1 - i;
-            let opt = args[i].to_ascii_uppercase();
-            match opt.as_slice() {
+            let mut word = [0u8; 16];
+            let opt = super::args::upper(&args[i], &mut word);
+            match opt {
                 b"ENTRIESADDED" if more > 0 => {
                     let n = super::parse_i64(&args[i + 1]).ok_or(Error::NotInteger)?;
                     if n < 0 {

@@ -387,6 +387,7 @@ async fn cron(broker: Arc<Broker>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(CRON_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rates = crate::stats::RateSampler::default();
+    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -395,7 +396,12 @@ async fn cron(broker: Arc<Broker>, stop: CancellationToken) {
         rates.sample(&broker.stats);
         // Active expiry, in bounded steps so that no tick holds the keyspace long.
         crate::commands::expire_cycle(&broker);
-        broker.measure_memory();
+        // used_memory walks the keyspace: every tick while maxmemory needs it fresh,
+        // else once a second (INFO and /metrics measure for themselves).
+        ticks = ticks.wrapping_add(1);
+        if broker.settings.maxmemory.load(Relaxed) > 0 || ticks % 10 == 0 {
+            broker.measure_memory();
+        }
         let timeout = broker.settings.timeout.load(Relaxed);
         for c in broker.clients.all() {
             if c.outbox.soft_limit_expired(&broker.settings) {
