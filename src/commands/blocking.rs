@@ -72,6 +72,9 @@ impl Session {
     /// Parks the current command on `waiter` (registered here) for `timeout_ms`
     /// (0: forever).
     pub(super) fn block(&mut self, ks: &mut Keyspace, spec: &'static Spec, waiter: Waiter, timeout_ms: u64) -> Flow {
+        // Replies to the requests before this one go out first: once registered, a
+        // writer on another thread may serve this one at any moment.
+        self.flush();
         let waiter = Arc::new(waiter);
         ks.blocked.add(waiter.clone());
         let deadline =
@@ -116,15 +119,8 @@ impl Session {
         };
         self.client.info.locked().blocked = false;
         match outcome {
-            Outcome::Reply(bytes) => {
-                if !self.silenced {
-                    if self.out.is_empty() {
-                        self.client.outbox.push_reply(bytes, &self.broker.settings);
-                    } else {
-                        self.out.extend_from_slice(&bytes);
-                    }
-                }
-            }
+            // Already in the outbox, sent by the writer that served it.
+            Outcome::Delivered => {}
             Outcome::Error(text) => {
                 self.error_bytes(&text);
                 self.broker.stats.command_calls.failed(b.spec);

@@ -542,7 +542,13 @@ impl Session {
                     .collect(),
             },
         };
-        let waiter = Waiter::new(self.id(), db, keys, read, a.count, proto == Proto::Resp3);
+        let (outbox, settings, silenced) = (self.client.outbox.clone(), self.broker.settings.clone(), self.silenced);
+        let deliver = Box::new(move |reply: Bytes| {
+            if !silenced {
+                outbox.push_reply(reply, &settings);
+            }
+        });
+        let waiter = Waiter::new(self.id(), db, keys, read, a.count, proto == Proto::Resp3, deliver);
         Ok(self.block(ks, spec, waiter, timeout))
     }
 }
@@ -615,7 +621,7 @@ pub(super) fn serve_key(ks: &mut Keyspace, db: usize, key: &[u8]) {
                         b
                     }
                 };
-                Outcome::Reply(bytes)
+                Served::Reply(bytes)
             }
             Read::Group { group, consumer, noack } => {
                 // 7.2: the command runs again; a key or group gone is its NOGROUP.
@@ -627,7 +633,7 @@ pub(super) fn serve_key(ks: &mut Keyspace, db: usize, key: &[u8]) {
                         Err(_) => Error::WrongType,
                         _ => Error::NoGroupRead(k.clone(), group.clone()),
                     };
-                    Outcome::Error(Bytes::from(err.text()))
+                    Served::Failed(Outcome::Error(Bytes::from(err.text())))
                 } else {
                     let st = ks.stream_mut(db, key, now).ok().flatten().expect("checked above");
                     if !st.has_new_for_group(group) {
@@ -638,13 +644,22 @@ pub(super) fn serve_key(ks: &mut Keyspace, db: usize, key: &[u8]) {
                     let mut e = Encoder::new(&mut out, proto);
                     one_key_reply(&mut e, key, proto);
                     write_delivered(&mut e, st, &ids);
-                    Outcome::Reply(out.freeze())
+                    Served::Reply(out.freeze())
                 }
             }
         };
         ks.blocked.remove(&w);
-        w.finish(outcome);
+        match outcome {
+            Served::Reply(bytes) => w.serve(bytes),
+            Served::Failed(o) => w.finish(o),
+        };
     }
+}
+
+/// What serving one blocked reader came to.
+enum Served {
+    Reply(Bytes),
+    Failed(Outcome),
 }
 
 /// The outer shape of a reply that serves one key.

@@ -29,10 +29,15 @@ pub enum Read {
     Group { group: Bytes, consumer: Bytes, noack: bool },
 }
 
+/// Hands a served reply straight to the blocked client's output queue (its writer
+/// sends it without waiting for the client's own task to run first).
+pub type Deliver = Box<dyn Fn(Bytes) + Send + Sync>;
+
 /// How a blocked command ended.
 pub enum Outcome {
-    /// The reply (already encoded in the client's protocol).
-    Reply(Bytes),
+    /// The reply (already encoded in the client's protocol) went out through
+    /// [`Waiter::deliver`].
+    Delivered,
     /// An error reply's text (without the leading `-`).
     Error(Bytes),
     /// The timeout passed, or CLIENT UNBLOCK ... TIMEOUT: the null reply.
@@ -50,6 +55,7 @@ pub struct Waiter {
     pub count: usize,
     /// RESP3 replies.
     pub resp3: bool,
+    deliver: Deliver,
     outcome: Mutex<State>,
     wake: tokio::sync::Notify,
 }
@@ -61,7 +67,15 @@ enum State {
 }
 
 impl Waiter {
-    pub fn new(client: u64, db: usize, keys: Vec<(Bytes, u64)>, read: Read, count: usize, resp3: bool) -> Waiter {
+    pub fn new(
+        client: u64,
+        db: usize,
+        keys: Vec<(Bytes, u64)>,
+        read: Read,
+        count: usize,
+        resp3: bool,
+        deliver: Deliver,
+    ) -> Waiter {
         let (keys, hashes) = keys.into_iter().unzip();
         Waiter {
             client,
@@ -71,6 +85,7 @@ impl Waiter {
             read,
             count,
             resp3,
+            deliver,
             outcome: Mutex::new(State::Waiting),
             wake: tokio::sync::Notify::new(),
         }
@@ -90,6 +105,20 @@ impl Waiter {
         *s = State::Done(o);
         drop(s);
         // A permit: a wake before the task awaits is not lost.
+        self.wake.notify_one();
+        true
+    }
+
+    /// Serves the wait with `reply`: sent at once, then the client goes on with its
+    /// pipeline. False if the wait had already ended.
+    pub fn serve(&self, reply: Bytes) -> bool {
+        let mut s = self.outcome.locked();
+        if !matches!(*s, State::Waiting) {
+            return false;
+        }
+        (self.deliver)(reply);
+        *s = State::Done(Outcome::Delivered);
+        drop(s);
         self.wake.notify_one();
         true
     }
