@@ -1633,7 +1633,7 @@ async fn xreadgroup_block_serves_readers_in_fifo_order() {
 async fn key_or_group_gone_while_blocked() {
     let s = start_server().await;
     for resp3 in PROTOS {
-        for event in ["DEL", "UNLINK", "FLUSHALL", "FLUSHDB", "DESTROY"] {
+        for event in ["DEL", "UNLINK", "FLUSHALL", "FLUSHDB", "DESTROY", "EXPIRE"] {
             let mut ctl = s.conn(false).await;
             q(&mut ctl, &["FLUSHALL"]).await;
             q(&mut ctl, &["XADD", "s", "1-1", "f", "v"]).await;
@@ -1647,6 +1647,8 @@ async fn key_or_group_gone_while_blocked() {
             match event {
                 "DESTROY" => assert_eq!(q(&mut ctl, &["XGROUP", "DESTROY", "s", "g"]).await, V::Int(1)),
                 "DEL" | "UNLINK" => assert_eq!(q(&mut ctl, &[event, "s"]).await, V::Int(1)),
+                // Expiry is a deletion; nobody touches the key, the cron removes it.
+                "EXPIRE" => assert_eq!(q(&mut ctl, &["PEXPIRE", "s", "20"]).await, V::Int(1)),
                 _ => assert_eq!(show(&q(&mut ctl, &[event]).await), "OK"),
             }
             let err = join(group).await.expect_err("the XREADGROUP must fail");
@@ -1851,4 +1853,101 @@ async fn nogroup_unblock_counts_in_errorstats() {
     assert!(row.ends_with(",rejected_calls=0,failed_calls=1"), "{row}");
     let st = info(&mut ctl, "stats").await;
     assert_eq!(info_field(&st, "total_error_replies").as_deref(), Some("1"), "{st}");
+}
+
+/// 7.2's wake-up rules: a write that leaves nothing new keeps readers blocked; a
+/// transaction's writes are seen together; keys and databases are told apart; a reader
+/// served after blocking gets every entry (no 1000-entry cap) unless it gave COUNT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_wake_up_rules() {
+    let s = start_server().await;
+    for resp3 in PROTOS {
+        let mut ctl = s.conn(false).await;
+        q(&mut ctl, &["FLUSHALL"]).await;
+        q(&mut ctl, &["XADD", "k", "1-1", "f", "v"]).await;
+        let plain = spawn_cmd(
+            s.conn(resp3).await,
+            c(&["XREAD", "BLOCK", "0", "STREAMS", "a", "k", "$", "$"]),
+        );
+        wait_blocked(&mut ctl, 1).await;
+        // XADD MAXLEN 0, and XADD + XDEL in one MULTI: nothing to serve, still blocked.
+        q(&mut ctl, &["XADD", "k", "MAXLEN", "0", "2-1", "f", "v"]).await;
+        q(&mut ctl, &["MULTI"]).await;
+        q(&mut ctl, &["XADD", "k", "3-1", "f", "v"]).await;
+        q(&mut ctl, &["XDEL", "k", "3-1"]).await;
+        q(&mut ctl, &["EXEC"]).await;
+        // The same key in another database, and another key: not for this reader.
+        q(&mut ctl, &["SELECT", "1"]).await;
+        q(&mut ctl, &["XADD", "k", "9-9", "f", "v"]).await;
+        q(&mut ctl, &["SELECT", "0"]).await;
+        q(&mut ctl, &["XADD", "b", "1-1", "f", "v"]).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!plain.is_finished(), "woken without data");
+        assert_eq!(blocked_clients(&mut ctl).await, 1);
+        // The second key of the list serves it, in a one-key reply.
+        q(&mut ctl, &["XADD", "k", "4-1", "f", "w"]).await;
+        let v = join(plain).await.unwrap();
+        assert_eq!(show(&v), read_reply(resp3, &[("k", r#"[["4-1",["f","w"]]]"#)]));
+
+        // A MULTI of two XADDs: the next group reader gets both (subject to COUNT).
+        q(&mut ctl, &["XGROUP", "CREATE", "k", "g", "$"]).await;
+        let one = spawn_cmd(
+            s.conn(resp3).await,
+            c(&["XREADGROUP", "GROUP", "g", "one", "BLOCK", "0", "STREAMS", "k", ">"]),
+        );
+        wait_blocked(&mut ctl, 1).await;
+        let two = spawn_cmd(
+            s.conn(resp3).await,
+            c(&[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "two",
+                "COUNT",
+                "1",
+                "BLOCK",
+                "0",
+                "STREAMS",
+                "k",
+                ">",
+            ]),
+        );
+        wait_blocked(&mut ctl, 2).await;
+        q(&mut ctl, &["MULTI"]).await;
+        q(&mut ctl, &["XADD", "k", "5-1", "f", "a"]).await;
+        q(&mut ctl, &["XADD", "k", "5-2", "f", "b"]).await;
+        q(&mut ctl, &["EXEC"]).await;
+        let v = join(one).await.unwrap();
+        assert_eq!(
+            show(&v),
+            read_reply(resp3, &[("k", r#"[["5-1",["f","a"]],["5-2",["f","b"]]]"#)])
+        );
+        wait_blocked(&mut ctl, 1).await;
+        q(&mut ctl, &["XADD", "k", "6-1", "f", "c"]).await;
+        q(&mut ctl, &["XADD", "k", "6-2", "f", "d"]).await;
+        let v = join(two).await.unwrap();
+        assert_eq!(show(&v), read_reply(resp3, &[("k", r#"[["6-1",["f","c"]]]"#)]));
+
+        // No 1000-entry cap after blocking (7.2).
+        let big = spawn_cmd(s.conn(resp3).await, c(&["XREAD", "BLOCK", "0", "STREAMS", "big", "$"]));
+        wait_blocked(&mut ctl, 1).await;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for i in 1..=1500 {
+            pipe.cmd("XADD")
+                .arg("big")
+                .arg(format!("1-{i}"))
+                .arg("f")
+                .arg("v")
+                .ignore();
+        }
+        let () = pipe.query_async(&mut ctl).await.unwrap();
+        let v = join(big).await.unwrap();
+        let entries = match &v {
+            V::Map(p) => items(&p[0].1).len(),
+            V::Array(a) => items(&items(&a[0])[1]).len(),
+            other => panic!("{}", show(other)),
+        };
+        assert_eq!(entries, 1500);
+    }
 }
