@@ -279,7 +279,10 @@ async fn xadd_ids_nomkstream_and_errors() {
             e(&mut con, &["XADD", "mx", "5-*", "f", "v"]).await,
             "ERR The ID specified in XADD is equal or smaller than the target stream top item"
         );
-        assert_eq!(show(&q(&mut con, &["XADD", "mx", "*", "f", "v"]).await).len() > 4, true);
+        assert!(matches!(
+            q(&mut con, &["XADD", "mx", "*", "f", "v"]).await,
+            V::BulkString(_)
+        ));
     }
 }
 
@@ -1231,10 +1234,10 @@ async fn xsetid_options_and_errors() {
         q(&mut con, &["FLUSHALL"]).await;
         fill(&mut con, "s", 3).await;
         assert_eq!(show(&q(&mut con, &["XSETID", "s", "5-5"]).await), "OK");
-        assert_eq!(
-            show(&q(&mut con, &["XADD", "s", "*", "f", "v"]).await).starts_with('"'),
-            true
-        );
+        assert!(matches!(
+            q(&mut con, &["XADD", "s", "*", "f", "v"]).await,
+            V::BulkString(_)
+        ));
         q(
             &mut con,
             &[
