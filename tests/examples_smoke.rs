@@ -1,5 +1,6 @@
 //! Runs each example in `examples/` against an in-process fanout and checks that it
-//! exits 0 and prints its closing `ok:` line.
+//! exits 0 and prints its closing `ok:` line (the stream examples also the lines that
+//! show their pattern at work).
 //!
 //! The example binaries are the ones `cargo test` builds next to this test (under
 //! `target/<profile>/examples/`); nothing is compiled here. When they are missing (say,
@@ -28,7 +29,8 @@ fn example_binary(name: &str) -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
-fn run_example(name: &str) {
+/// Runs the example and returns its stdout.
+fn run_example(name: &str) -> String {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -96,6 +98,18 @@ fn run_example(name: &str) {
         stdout.lines().any(|l| l.starts_with("ok: ")),
         "example {name} printed no `ok:` line\n{report}"
     );
+    stdout
+}
+
+/// Each of `wanted` is a substring of some line of `stdout`, in this order.
+fn assert_lines_in_order(name: &str, stdout: &str, wanted: &[&str]) {
+    let mut lines = stdout.lines();
+    for w in wanted {
+        assert!(
+            lines.any(|l| l.contains(w)),
+            "example {name}: no line containing {w:?} (in order)\n--- stdout\n{stdout}"
+        );
+    }
 }
 
 #[test]
@@ -116,4 +130,69 @@ fn domain_events() {
 #[test]
 fn chat() {
     run_example("chat");
+}
+
+#[test]
+fn work_queue() {
+    let out = run_example("work_queue");
+    assert_lines_in_order(
+        "work_queue",
+        &out,
+        &[
+            "XGROUP CREATE jobs workers $ MKSTREAM",
+            "producer: XADD jobs * job 8",
+            "rescuer: XAUTOCLAIM jobs workers rescuer 500 0-0 COUNT 10 -> 0 claimed",
+            "XPENDING jobs workers -> ",
+            "ms after the crash, XAUTOCLAIM jobs workers rescuer 500 0-0 COUNT 10 -> claimed [",
+            ", delivery count 2",
+            "XPENDING jobs workers -> 0 pending",
+            "ok: 8 jobs, all processed at least once",
+        ],
+    );
+    assert!(out.contains("worker-b: crashed before XACK"), "{out}");
+    assert!(out.contains("worker-a: did job "), "{out}");
+    assert!(out.contains("rescuer: did job "), "{out}");
+}
+
+#[test]
+fn event_replay() {
+    let out = run_example("event_replay");
+    assert_lines_in_order(
+        "event_replay",
+        &out,
+        &[
+            "XADD events:orders * n 10 type delivered order 1002 -> ",
+            "consumer: XRANGE events:orders (",
+            "consumer: replayed events [5, 6, 7, 8, 9, 10] after ",
+            "XREVRANGE events:orders + - COUNT 1 -> ",
+            "x XADD events:orders MAXLEN ~ 1000 * ... -> XLEN ",
+            "XTRIM events:orders MAXLEN = 1000 -> removed ",
+            "; XLEN 900",
+            "events trimmed before replay: true",
+            "ok: replayed events 5-10 after checkpoint ",
+        ],
+    );
+}
+
+#[test]
+fn catch_up_then_follow() {
+    let out = run_example("catch_up_then_follow");
+    assert_lines_in_order(
+        "catch_up_then_follow",
+        &out,
+        &[
+            "reader: XREAD COUNT 3 STREAMS feed:prices 0 -> seq [1, 2, 3]",
+            "reader: caught up at ",
+            "STREAMS feed:prices $ -> 0 entries: seq 8 would be missed",
+            "reader: XREAD COUNT 5 BLOCK 1000 STREAMS feed:prices ",
+            "ok: received all 25 entries exactly once, in order (7 from history, 18 live)",
+        ],
+    );
+    // The first live read continues from the last history ID and gets the entry the
+    // producer added in between.
+    let first_live = out
+        .lines()
+        .find(|l| l.contains("XREAD COUNT 5 BLOCK 1000"))
+        .unwrap_or_default();
+    assert!(first_live.contains("-> seq [8"), "{first_live}\n{out}");
 }
