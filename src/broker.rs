@@ -74,7 +74,10 @@ impl Broker {
     pub fn new(settings: Arc<Settings>, config_file: Option<PathBuf>) -> Arc<Broker> {
         let stats = Arc::new(Stats::default());
         let watches = Arc::new(WatchTable::default());
-        let keyspace = Arc::new(parking_lot::Mutex::new(Keyspace::new(settings.clone(), watches.clone())));
+        let keyspace = Arc::new(parking_lot::Mutex::new(Keyspace::new(
+            settings.clone(),
+            watches.clone(),
+        )));
         Arc::new(Broker {
             registry: Registry::new(settings.clone(), stats.clone()),
             acl: crate::acl::Acl::new(settings.clone()),
@@ -194,7 +197,7 @@ impl Broker {
             ("functions.caches", B(0)),
             ("overhead.total", B(overhead)),
             ("keys.count", B(keys)),
-            ("keys.bytes-per-key", B(if keys == 0 { 0 } else { dataset / keys })),
+            ("keys.bytes-per-key", B(dataset.checked_div(keys).unwrap_or(0))),
             ("dataset.bytes", B(dataset)),
             ("dataset.percentage", R(pct(dataset, rss.saturating_sub(startup)))),
             ("peak.percentage", R(pct(rss, peak))),

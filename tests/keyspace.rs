@@ -617,7 +617,6 @@ async fn object_subcommands_and_memory_usage() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: OBJECT IDLETIME under an LFU policy says 'An LRU maxmemory policy is selected', Redis says 'An LFU maxmemory policy is selected'"]
 async fn object_freq_with_an_lfu_policy() {
     let s = start_server().await;
     let mut con = s.conn(false).await;

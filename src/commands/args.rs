@@ -105,6 +105,18 @@ pub fn parse_i64(b: &[u8]) -> Option<i64> {
     std::str::from_utf8(b).ok()?.parse().ok()
 }
 
+/// An option word in upper case, in `buf` (no allocation), for `match`ing against
+/// keywords. Words longer than any keyword come back empty, which matches none.
+pub fn upper<'a>(arg: &[u8], buf: &'a mut [u8; 16]) -> &'a [u8] {
+    if arg.len() > buf.len() {
+        return &[];
+    }
+    let out = &mut buf[..arg.len()];
+    out.copy_from_slice(arg);
+    out.make_ascii_uppercase();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,16 +172,4 @@ mod tests {
         assert_eq!(r.i64(), Err(Error::NotInteger));
         assert_eq!(r.i64_in(-1..=10, Error::SlowlogCount), Err(Error::SlowlogCount));
     }
-}
-
-/// An option word in upper case, in `buf` (no allocation), for `match`ing against
-/// keywords. Words longer than any keyword come back empty, which matches none.
-pub fn upper<'a>(arg: &[u8], buf: &'a mut [u8; 16]) -> &'a [u8] {
-    if arg.len() > buf.len() {
-        return &[];
-    }
-    let out = &mut buf[..arg.len()];
-    out.copy_from_slice(arg);
-    out.make_ascii_uppercase();
-    out
 }

@@ -10,10 +10,10 @@ use bytes::Bytes;
 
 use super::errors::Error;
 use super::{Flow, KeysGuard, Session, Wait};
-use crate::keyspace::blocked::{Outcome, Waiter};
-use crate::keyspace::{Event, Keyspace};
 use crate::broker::Broker;
 use crate::config::notify;
+use crate::keyspace::blocked::{Outcome, Waiter};
+use crate::keyspace::{Event, Keyspace};
 use crate::pubsub::{Batch, Namespace};
 use crate::spec::Spec;
 use crate::sync::{LockExt, RwLockExt};
@@ -77,8 +77,8 @@ impl Session {
         self.flush();
         let waiter = Arc::new(waiter);
         ks.blocked.add(waiter.clone());
-        let deadline =
-            (timeout_ms > 0).then(|| Instant::now() + std::time::Duration::from_millis(timeout_ms.min(u32::MAX as u64 * 1000)));
+        let deadline = (timeout_ms > 0)
+            .then(|| Instant::now() + std::time::Duration::from_millis(timeout_ms.min(u32::MAX as u64 * 1000)));
         self.blocked = Some(BlockedCall { waiter, spec, deadline });
         self.client.info.locked().blocked = true;
         Flow::Wait(Wait::Keys)

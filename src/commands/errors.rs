@@ -213,7 +213,7 @@ impl Error {
             Error::InvalidCursor => "ERR invalid cursor",
             Error::Oom => "OOM command not allowed when used memory > 'maxmemory'.",
             Error::LfuNotSelected => "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
-            Error::LruNotSelected => "ERR An LRU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+            Error::LruNotSelected => "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
             Error::UnblockReason => "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
             Error::UnblockedByClient => "UNBLOCKED client unblocked via CLIENT UNBLOCK",
             Error::InvalidStreamId => "ERR Invalid stream ID specified as stream command argument",
@@ -327,6 +327,16 @@ fn c_str(b: &[u8]) -> &[u8] {
     &b[..end]
 }
 
+/// A text quoting two things the client sent (`%s` each, as Redis formats them).
+fn quoted2(a: &str, x: &[u8], b: &str, y: &[u8], c: &str) -> Vec<u8> {
+    let mut t = a.as_bytes().to_vec();
+    t.extend_from_slice(c_str(x));
+    t.extend_from_slice(b.as_bytes());
+    t.extend_from_slice(c_str(y));
+    t.extend_from_slice(c.as_bytes());
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,14 +375,4 @@ mod tests {
             b"ERR unknown command 'a', with args beginning with: 'c' "
         );
     }
-}
-
-/// A text quoting two things the client sent (`%s` each, as Redis formats them).
-fn quoted2(a: &str, x: &[u8], b: &str, y: &[u8], c: &str) -> Vec<u8> {
-    let mut t = a.as_bytes().to_vec();
-    t.extend_from_slice(c_str(x));
-    t.extend_from_slice(b.as_bytes());
-    t.extend_from_slice(c_str(y));
-    t.extend_from_slice(c.as_bytes());
-    t
 }

@@ -78,7 +78,10 @@ impl Session {
                 return Ok(0);
             }
             // All or nothing: every ID is checked before any is acknowledged.
-            let ids = args[3..].iter().map(|a| strict_id(a)).collect::<Result<Vec<Id>, Error>>()?;
+            let ids = args[3..]
+                .iter()
+                .map(|a| strict_id(a))
+                .collect::<Result<Vec<Id>, Error>>()?;
             Ok(st.ack(group, &ids))
         })?;
         self.reply().integer(n as i64);
@@ -166,7 +169,9 @@ impl Session {
                 .stream_mut(db, key, now)?
                 .filter(|st| st.group(group).is_some())
                 .ok_or_else(|| Error::NoGroup(key.clone(), group.clone()))?;
-            let min_idle = super::parse_i64(&args[4]).ok_or(Error::InvalidMinIdle("XCLAIM"))?.max(0) as u64;
+            let min_idle = super::parse_i64(&args[4])
+                .ok_or(Error::InvalidMinIdle("XCLAIM"))?
+                .max(0) as u64;
             let mut j = 5;
             let mut ids = Vec::new();
             while j < args.len() {
@@ -216,7 +221,6 @@ impl Session {
                     None => write_id(&mut e, id, &mut id_buf),
                 }
             }
-            drop(e);
             if !existed {
                 ks.notify(db, STREAM, "xgroup-createconsumer", key);
             }
@@ -270,7 +274,6 @@ impl Session {
             for &id in &deleted {
                 write_id(&mut e, id, &mut id_buf);
             }
-            drop(e);
             if !existed {
                 ks.notify(db, STREAM, "xgroup-createconsumer", key);
             }
@@ -319,7 +322,12 @@ impl Session {
                 return Err(Error::XgroupNeedsKey);
             }
             let has_group = exists && ks.stream_mut(db, key, now)?.is_some_and(|st| st.group(group).is_some());
-            if !has_group && matches!(cmd, Cmd::XgroupSetid | Cmd::XgroupCreateconsumer | Cmd::XgroupDelconsumer) {
+            if !has_group
+                && matches!(
+                    cmd,
+                    Cmd::XgroupSetid | Cmd::XgroupCreateconsumer | Cmd::XgroupDelconsumer
+                )
+            {
                 return Err(Error::NoGroupForKey(group.clone(), key.clone()));
             }
             if !shape_ok {

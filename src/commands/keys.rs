@@ -34,10 +34,38 @@ impl Session {
             Cmd::Flushdb => self.flush_db(Some(self.db), &args[1..]),
             Cmd::Rename | Cmd::Renamenx => self.rename(&args[1], &args[2], spec.cmd == Cmd::Renamenx),
             Cmd::Copy => self.copy(&args[1..]),
-            Cmd::Expire => self.expire(args, ExpireForm { name: "expire", seconds: true, absolute: false }),
-            Cmd::Pexpire => self.expire(args, ExpireForm { name: "pexpire", seconds: false, absolute: false }),
-            Cmd::Expireat => self.expire(args, ExpireForm { name: "expireat", seconds: true, absolute: true }),
-            Cmd::Pexpireat => self.expire(args, ExpireForm { name: "pexpireat", seconds: false, absolute: true }),
+            Cmd::Expire => self.expire(
+                args,
+                ExpireForm {
+                    name: "expire",
+                    seconds: true,
+                    absolute: false,
+                },
+            ),
+            Cmd::Pexpire => self.expire(
+                args,
+                ExpireForm {
+                    name: "pexpire",
+                    seconds: false,
+                    absolute: false,
+                },
+            ),
+            Cmd::Expireat => self.expire(
+                args,
+                ExpireForm {
+                    name: "expireat",
+                    seconds: true,
+                    absolute: true,
+                },
+            ),
+            Cmd::Pexpireat => self.expire(
+                args,
+                ExpireForm {
+                    name: "pexpireat",
+                    seconds: false,
+                    absolute: true,
+                },
+            ),
             Cmd::Ttl | Cmd::Pttl | Cmd::Expiretime | Cmd::Pexpiretime => self.ttl(spec.cmd, &args[1]),
             Cmd::Persist => self.persist(&args[1]),
             Cmd::ObjectEncoding | Cmd::ObjectIdletime | Cmd::ObjectFreq | Cmd::ObjectRefcount | Cmd::ObjectHelp => {
@@ -78,7 +106,10 @@ impl Session {
     }
 
     fn key_type(&mut self, key: &[u8]) -> Flow {
-        let t = self.with_keys(|s, ks| ks.peek(s.db, key, now_ms()).map_or("none", |slot| slot.value.type_name()));
+        let t = self.with_keys(|s, ks| {
+            ks.peek(s.db, key, now_ms())
+                .map_or("none", |slot| slot.value.type_name())
+        });
         self.reply().simple(t);
         Flow::Continue
     }
@@ -131,7 +162,9 @@ impl Session {
             let next = ks.db(s.db).scan(cursor, count, |slot| {
                 let keep = Keyspace::is_live(slot, now)
                     && pattern.as_ref().is_none_or(|p| crate::glob::matches(p, &slot.key))
-                    && kind.as_ref().is_none_or(|t| t.as_slice() == slot.value.type_name().as_bytes());
+                    && kind
+                        .as_ref()
+                        .is_none_or(|t| t.as_slice() == slot.value.type_name().as_bytes());
                 if keep {
                     keys.push(slot.key.clone());
                 }

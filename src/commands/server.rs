@@ -134,7 +134,10 @@ impl Session {
                 kv("used_memory_rss_human", &human(rss));
                 kv("used_memory_peak", &rss);
                 kv("maxmemory", &b.settings.maxmemory.load(Relaxed));
-                kv("maxmemory_policy", &b.settings.get("maxmemory-policy").unwrap_or_default());
+                kv(
+                    "maxmemory_policy",
+                    &b.settings.get("maxmemory-policy").unwrap_or_default(),
+                );
                 kv("mem_allocator", &"libc");
             }
             "persistence" => {

@@ -15,8 +15,8 @@ use crate::keyspace::{now_ms, Keyspace};
 use crate::protocol::reply::{Encoder, Proto};
 use crate::spec::{Cmd, Spec};
 use crate::stream::{
-    self, parse_add_id, parse_id, parse_range_end, parse_range_start, EntryRef, Id, NodeLimits, RangeError,
-    Stream, StreamError, Trim, TrimStrategy,
+    self, parse_add_id, parse_id, parse_range_end, parse_range_start, EntryRef, Id, NodeLimits, RangeError, Stream,
+    StreamError, Trim, TrimStrategy,
 };
 
 impl From<RangeError> for Error {
@@ -113,7 +113,10 @@ fn parse_trim_args(args: &[Bytes], xadd: bool, settings: &Settings) -> Result<(T
         match opt {
             b"MAXLEN" | b"MINID" if more > 0 => {
                 let maxlen = opt == b"MAXLEN";
-                if matches!((&strategy, maxlen), (Some(TrimStrategy::MinId(_)), true) | (Some(TrimStrategy::MaxLen(_)), false)) {
+                if matches!(
+                    (&strategy, maxlen),
+                    (Some(TrimStrategy::MinId(_)), true) | (Some(TrimStrategy::MaxLen(_)), false)
+                ) {
                     return Err(Error::MaxlenWithMinid);
                 }
                 let next = &args[i + 1];
@@ -159,7 +162,11 @@ fn parse_trim_args(args: &[Bytes], xadd: bool, settings: &Settings) -> Result<(T
         return Err(Error::LimitWithoutApprox);
     }
     let _ = settings;
-    let trim = strategy.map(|strategy| Trim { strategy, approx, limit });
+    let trim = strategy.map(|strategy| Trim {
+        strategy,
+        approx,
+        limit,
+    });
     Ok((TrimArgs { trim, nomkstream }, i))
 }
 
@@ -200,14 +207,21 @@ fn parse_read_args(args: &[Bytes], group_cmd: bool) -> Result<ReadArgs<'_>, Erro
             }
             b"STREAMS" if more > 0 => {
                 let rest = &args[i + 1..];
-                if rest.len() % 2 != 0 {
+                if !rest.len().is_multiple_of(2) {
                     return Err(Error::Unbalanced(if group_cmd { "xreadgroup" } else { "xread" }));
                 }
                 let (keys, ids) = rest.split_at(rest.len() / 2);
                 if group_cmd && group.is_none() {
                     return Err(Error::MissingGroup);
                 }
-                return Ok(ReadArgs { count, block, group, noack, keys, ids });
+                return Ok(ReadArgs {
+                    count,
+                    block,
+                    group,
+                    noack,
+                    keys,
+                    ids,
+                });
             }
             b"GROUP" if more >= 2 => {
                 if !group_cmd {
@@ -302,7 +316,11 @@ impl Session {
     }
 
     fn xrange(&mut self, args: &[Bytes], rev: bool) -> Result<(), Error> {
-        let (start_arg, end_arg) = if rev { (&args[3], &args[2]) } else { (&args[2], &args[3]) };
+        let (start_arg, end_arg) = if rev {
+            (&args[3], &args[2])
+        } else {
+            (&args[2], &args[3])
+        };
         let start = parse_range_start(start_arg)?;
         let end = parse_range_end(end_arg)?;
         let mut count = None;
@@ -337,7 +355,10 @@ impl Session {
     }
 
     fn xdel(&mut self, args: &[Bytes]) -> Result<(), Error> {
-        let ids = args[2..].iter().map(|a| strict_id(a)).collect::<Result<Vec<Id>, Error>>()?;
+        let ids = args[2..]
+            .iter()
+            .map(|a| strict_id(a))
+            .collect::<Result<Vec<Id>, Error>>()?;
         let n = self.with_keys(|s, ks| -> Result<u64, Error> {
             let (db, key) = (s.db, &args[1]);
             let Some(st) = ks.stream_mut(db, key, now_ms())? else {
@@ -440,7 +461,7 @@ impl Session {
         for (key, id) in a.keys.iter().zip(a.ids) {
             let st = ks.stream_mut(db, key, now)?;
             if let Some((group, _)) = a.group {
-                if !st.as_ref().is_some_and(|st| st.group(group).is_some()) {
+                if st.as_ref().is_none_or(|st| st.group(group).is_none()) {
                     return Err(Error::NoGroupRead(key.clone(), group.clone()));
                 }
             }
@@ -506,7 +527,6 @@ impl Session {
             } else {
                 e.array(served);
             }
-            drop(e);
             if !self.silenced {
                 self.out.extend_from_slice(&out);
             }
@@ -521,11 +541,7 @@ impl Session {
             self.reply().null_array();
             return Ok(Flow::Continue);
         }
-        let keys: Vec<(Bytes, u64)> = a
-            .keys
-            .iter()
-            .map(|k| (Bytes::copy_from_slice(k), ks.hash(k)))
-            .collect();
+        let keys: Vec<(Bytes, u64)> = a.keys.iter().map(|k| (Bytes::copy_from_slice(k), ks.hash(k))).collect();
         let read = match a.group {
             Some((group, consumer)) => Read::Group {
                 group: Bytes::copy_from_slice(group),
@@ -625,9 +641,10 @@ pub(super) fn serve_key(ks: &mut Keyspace, db: usize, key: &[u8]) {
             }
             Read::Group { group, consumer, noack } => {
                 // 7.2: the command runs again; a key or group gone is its NOGROUP.
-                let missing = w.keys.iter().find(|k| {
-                    !matches!(ks.stream_mut(db, k, now), Ok(Some(st)) if st.group(group).is_some())
-                });
+                let missing = w
+                    .keys
+                    .iter()
+                    .find(|k| !matches!(ks.stream_mut(db, k, now), Ok(Some(st)) if st.group(group).is_some()));
                 if let Some(k) = missing {
                     let err = match ks.stream_mut(db, k, now) {
                         Err(_) => Error::WrongType,

@@ -182,7 +182,10 @@ impl Blocked {
     /// The waiters of a key, in the order they blocked (a snapshot: serving one
     /// removes it from the table).
     pub fn waiters(&self, db: usize, h: u64) -> Vec<Arc<Waiter>> {
-        self.by_key.get(&(db, h)).map(|q| q.iter().cloned().collect()).unwrap_or_default()
+        self.by_key
+            .get(&(db, h))
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn of_client(&self, id: u64) -> Option<Arc<Waiter>> {

@@ -198,15 +198,13 @@ impl Db {
     /// Visits keys in hash order from `cursor`, at most `count` buckets; returns the
     /// cursor to continue from (0 when the end was reached).
     pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&Slot)) -> u64 {
-        let mut seen = 0;
-        for (&h, bucket) in self.slots.range(cursor..) {
+        for (seen, (&h, bucket)) in self.slots.range(cursor..).enumerate() {
             if seen == count.max(1) {
                 return h.max(1);
             }
             for s in bucket {
                 visit(s);
             }
-            seen += 1;
         }
         0
     }

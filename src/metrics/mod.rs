@@ -194,7 +194,12 @@ impl Collector for BrokerCollector {
             "What fanout holds (INFO used_memory): memory at start, the keyspace, client buffers",
             b.measure_memory(),
         )?;
-        counter(&mut e, "fanout_expired_keys", "Keys removed because their TTL passed", expired)?;
+        counter(
+            &mut e,
+            "fanout_expired_keys",
+            "Keys removed because their TTL passed",
+            expired,
+        )?;
 
         counter(
             &mut e,

@@ -399,7 +399,7 @@ async fn cron(broker: Arc<Broker>, stop: CancellationToken) {
         // used_memory walks the keyspace: every tick while maxmemory needs it fresh,
         // else once a second (INFO and /metrics measure for themselves).
         ticks = ticks.wrapping_add(1);
-        if broker.settings.maxmemory.load(Relaxed) > 0 || ticks % 10 == 0 {
+        if broker.settings.maxmemory.load(Relaxed) > 0 || ticks.is_multiple_of(10) {
             broker.measure_memory();
         }
         let timeout = broker.settings.timeout.load(Relaxed);
