@@ -162,8 +162,12 @@ impl Session {
                 kv("expired_keys", &b.keyspace.lock().expired);
                 kv("evicted_keys", &0);
                 kv("evicted_clients", &0);
-                kv("keyspace_hits", &0);
-                kv("keyspace_misses", &0);
+                let (hits, misses) = {
+                    let ks = b.keyspace.lock();
+                    (ks.hits, ks.misses)
+                };
+                kv("keyspace_hits", &hits);
+                kv("keyspace_misses", &misses);
                 kv("pubsub_channels", &b.registry.channel_count(Namespace::Global));
                 kv("pubsub_patterns", &b.registry.patterns.len());
                 kv("pubsubshard_channels", &b.registry.channel_count(Namespace::Shard));
@@ -276,6 +280,10 @@ impl Session {
             Cmd::ConfigSet => self.config_set(&args[2..]),
             Cmd::ConfigResetstat => {
                 self.broker.stats.reset();
+                {
+                    let mut ks = self.broker.keyspace.lock();
+                    (ks.hits, ks.misses, ks.expired) = (0, 0, 0);
+                }
                 self.ok();
             }
             _ => self.help(

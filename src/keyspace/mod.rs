@@ -245,6 +245,9 @@ pub struct Keyspace {
     pub settings: Arc<Settings>,
     /// Keys removed because their TTL passed (INFO `expired_keys`).
     pub expired: u64,
+    /// Lookups that found their key, and that did not (INFO `keyspace_hits/misses`).
+    pub hits: u64,
+    pub misses: u64,
     started: std::time::Instant,
 }
 
@@ -259,6 +262,8 @@ impl Keyspace {
             effects: Default::default(),
             settings,
             expired: 0,
+            hits: 0,
+            misses: 0,
             started: std::time::Instant::now(),
         }
     }
@@ -294,11 +299,19 @@ impl Keyspace {
 
     fn lookup_with(&mut self, db: usize, key: &[u8], now: u64, touch: bool) -> Option<&mut Slot> {
         let h = self.hash(key);
-        let expired = self.dbs[db].get(h, key)?.expire_at.is_some_and(|at| at <= now);
+        let expired = match self.dbs[db].get(h, key) {
+            None => {
+                self.misses += touch as u64;
+                return None;
+            }
+            Some(slot) => slot.expire_at.is_some_and(|at| at <= now),
+        };
         if expired {
+            self.misses += touch as u64;
             self.expire_key(db, h, key);
             return None;
         }
+        self.hits += touch as u64;
         let clock = self.clock();
         let slot = self.dbs[db].get_mut(h, key)?;
         if touch {
