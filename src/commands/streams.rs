@@ -103,7 +103,7 @@ struct TrimArgs {
 
 /// Redis's `streamParseAddOrTrimArgsOrReply`: reads options from `args[2..]`; for XADD
 /// stops at the first argument that is not an option (the ID) and returns its index.
-fn parse_trim_args(args: &[Bytes], xadd: bool, settings: &Settings) -> Result<(TrimArgs, usize), Error> {
+fn parse_trim_args(args: &[Bytes], xadd: bool) -> Result<(TrimArgs, usize), Error> {
     let mut i = 2;
     let (mut strategy, mut approx, mut limit, mut nomkstream) = (None, false, None::<u64>, false);
     while i < args.len() {
@@ -161,7 +161,6 @@ fn parse_trim_args(args: &[Bytes], xadd: bool, settings: &Settings) -> Result<(T
     if limit.is_some() && !approx {
         return Err(Error::LimitWithoutApprox);
     }
-    let _ = settings;
     let trim = strategy.map(|strategy| Trim {
         strategy,
         approx,
@@ -271,7 +270,7 @@ impl Session {
     }
 
     fn xadd(&mut self, args: &[Bytes]) -> Result<(), Error> {
-        let (opts, id_pos) = parse_trim_args(args, true, &self.broker.settings)?;
+        let (opts, id_pos) = parse_trim_args(args, true)?;
         let id_arg = args.get(id_pos).ok_or(Error::WrongArity("xadd"))?;
         let add = parse_add_id(id_arg).ok_or(Error::InvalidStreamId)?;
         let fields = &args[id_pos + 1..];
@@ -355,39 +354,34 @@ impl Session {
     }
 
     fn xdel(&mut self, args: &[Bytes]) -> Result<(), Error> {
-        let ids = args[2..]
-            .iter()
-            .map(|a| strict_id(a))
-            .collect::<Result<Vec<Id>, Error>>()?;
-        let n = self.with_keys(|s, ks| -> Result<u64, Error> {
-            let (db, key) = (s.db, &args[1]);
-            let Some(st) = ks.stream_mut(db, key, now_ms())? else {
-                return Ok(0);
-            };
-            let n = ids.iter().filter(|&&id| st.delete(id)).count() as u64;
-            if n > 0 {
-                ks.written(db, key);
-                ks.notify(db, STREAM, "xdel", key);
-            }
-            Ok(n)
-        })?;
-        self.reply().integer(n as i64);
-        Ok(())
+        let ids = args[2..].iter().map(|a| strict_id(a)).collect::<Result<Vec<Id>, Error>>()?;
+        self.remove_entries(&args[1], "xdel", |st| ids.iter().filter(|&&id| st.delete(id)).count() as u64)
     }
 
     fn xtrim(&mut self, args: &[Bytes]) -> Result<(), Error> {
-        let (opts, _) = parse_trim_args(args, false, &self.broker.settings)?;
+        let (opts, _) = parse_trim_args(args, false)?;
         let trim = opts.trim.expect("XTRIM requires a strategy");
         let limits = node_limits(&self.broker.settings);
+        self.remove_entries(&args[1], "xtrim", |st| st.trim(&trim, &limits))
+    }
+
+    /// XDEL and XTRIM: `remove` on the stream at `key` (0 when there is none) is the
+    /// reply; a removal is a write and raises `event`.
+    fn remove_entries(
+        &mut self,
+        key: &[u8],
+        event: &'static str,
+        remove: impl FnOnce(&mut Stream) -> u64,
+    ) -> Result<(), Error> {
         let n = self.with_keys(|s, ks| -> Result<u64, Error> {
-            let (db, key) = (s.db, &args[1]);
+            let db = s.db;
             let Some(st) = ks.stream_mut(db, key, now_ms())? else {
                 return Ok(0);
             };
-            let n = st.trim(&trim, &limits);
+            let n = remove(st);
             if n > 0 {
                 ks.written(db, key);
-                ks.notify(db, STREAM, "xtrim", key);
+                ks.notify(db, STREAM, event, key);
             }
             Ok(n)
         })?;
