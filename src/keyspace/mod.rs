@@ -372,6 +372,7 @@ impl Keyspace {
         slot.key = Bytes::copy_from_slice(key);
         self.dbs[db].insert(h, slot);
         self.written(db, key);
+        self.notify(db, notify::NEW, "new", key);
     }
 
     /// Sets or clears a key's deadline. False if there is no such key.
