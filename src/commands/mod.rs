@@ -10,7 +10,11 @@
 //! * [`errors`]: Redis's error texts; [`args`]: the argument reader.
 //! * One file per command family: `pubsub`, `connection`, `client`, `transactions`,
 //!   `server` (COMMAND, CONFIG), `info`, `operator` (MONITOR, SHUTDOWN, SLOWLOG,
-//!   LATENCY, MEMORY...), `acl`, `keys` (generic key commands), `streams`.
+//!   LATENCY, MEMORY...), `acl`, `keys` (generic key commands), `streams` (entries and
+//!   reads), `groups` (consumer groups, XINFO).
+//! * [`keyspace`]: the keyspace lock around a command or an EXEC, and what a write leaves
+//!   to do (serving blocked readers, keyspace notifications); [`blocking`]: a blocked
+//!   read from its client's side.
 
 mod acl;
 pub mod args;
@@ -21,6 +25,7 @@ mod dispatch;
 pub mod errors;
 mod groups;
 mod keys;
+mod keyspace;
 mod operator;
 mod pubsub;
 mod server;
@@ -300,4 +305,4 @@ impl Session {
 }
 
 pub use args::parse_i64;
-pub use blocking::expire_cycle;
+pub use keyspace::expire_cycle;

@@ -354,8 +354,13 @@ impl Session {
     }
 
     fn xdel(&mut self, args: &[Bytes]) -> Result<(), Error> {
-        let ids = args[2..].iter().map(|a| strict_id(a)).collect::<Result<Vec<Id>, Error>>()?;
-        self.remove_entries(&args[1], "xdel", |st| ids.iter().filter(|&&id| st.delete(id)).count() as u64)
+        let ids = args[2..]
+            .iter()
+            .map(|a| strict_id(a))
+            .collect::<Result<Vec<Id>, Error>>()?;
+        self.remove_entries(&args[1], "xdel", |st| {
+            ids.iter().filter(|&&id| st.delete(id)).count() as u64
+        })
     }
 
     fn xtrim(&mut self, args: &[Bytes]) -> Result<(), Error> {
