@@ -380,8 +380,12 @@ impl Session {
                 }
                 _ => {
                     let st = ks.stream_mut(db, key, now)?.expect("exists");
-                    let pending = st.del_consumer(group, consumer_arg(args));
-                    ks.notify(db, STREAM, "xgroup-delconsumer", key);
+                    let name = consumer_arg(args);
+                    let existed = st.group(group).is_some_and(|g| g.consumer(name).is_some());
+                    let pending = st.del_consumer(group, name);
+                    if existed {
+                        ks.notify(db, STREAM, "xgroup-delconsumer", key);
+                    }
                     Ok(Some(pending as i64))
                 }
             }

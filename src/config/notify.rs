@@ -52,13 +52,15 @@ pub fn render(flags: u32) -> String {
         s.push('A');
     } else {
         for (c, bit) in LETTERS {
-            if bit & (KEYSPACE | KEYEVENT) == 0 && flags & bit != 0 {
+            if bit & (KEYSPACE | KEYEVENT | KEY_MISS) == 0 && flags & bit != 0 {
                 s.push(c);
             }
         }
-    }
-    if flags & NEW != 0 {
-        s.push('n');
+        // Redis writes `n` only without `A` (so `KAn` reads back as `AK`); the flag
+        // itself stays on.
+        if flags & NEW != 0 {
+            s.push('n');
+        }
     }
     if flags & KEYSPACE != 0 {
         s.push('K');
@@ -70,4 +72,27 @@ pub fn render(flags: u32) -> String {
         s.push('m');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_as_redis_does() {
+        for (set, shown) in [
+            ("gKE", "gKE"),
+            ("$lshzxeKE", "$lshzxeKE"),
+            ("KA", "AK"),
+            ("EA", "AE"),
+            ("Kt", "tK"),
+            ("KEAn", "AKE"),
+            ("En", "nE"),
+            ("Km", "Km"),
+            ("", ""),
+        ] {
+            assert_eq!(render(parse(set).unwrap()), shown, "{set}");
+        }
+        assert!(parse("Kq").is_none());
+    }
 }
