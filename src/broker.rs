@@ -149,7 +149,13 @@ impl Broker {
 impl Broker {
     /// Recomputes `used_memory` (the cron, every tick; INFO and MEMORY STATS).
     pub fn measure_memory(&self) -> u64 {
-        let dataset = self.keyspace.lock().dataset_bytes() as u64;
+        self.measure_memory_in(&self.keyspace.lock())
+    }
+
+    /// [`Broker::measure_memory`] with the keyspace already in hand (a session reads it
+    /// through `with_keys`: inside EXEC it holds the lock already).
+    pub fn measure_memory_in(&self, ks: &Keyspace) -> u64 {
+        let dataset = ks.dataset_bytes() as u64;
         let clients: u64 = self.clients.all().iter().map(|c| c.outbox.usage().0 as u64).sum();
         let used = self.startup_rss.load(Relaxed) + dataset + clients;
         self.dataset_bytes.store(dataset, Relaxed);
@@ -167,16 +173,16 @@ impl Broker {
     /// accounting: the allocator figures are the process RSS (as INFO `used_memory`),
     /// so their ratios are 1; the client buffers are what the outboxes hold, pub/sub
     /// subscribers' included (Redis counts those under `clients.normal` too).
-    pub fn memory_figures(&self) -> Vec<(&'static str, Figure)> {
+    pub fn memory_figures(&self, ks: &Keyspace) -> Vec<(&'static str, Figure)> {
         use Figure::{Bytes as B, Ratio as R};
         let (rss, _, _) = crate::stats::process_usage();
         let peak = self.peak_rss.fetch_max(rss, Relaxed).max(rss);
         let clients: u64 = self.clients.all().iter().map(|c| c.outbox.usage().0 as u64).sum();
         let startup = self.startup_rss.load(Relaxed);
         let overhead = startup + clients;
-        self.measure_memory();
+        self.measure_memory_in(ks);
         let dataset = self.dataset_bytes.load(Relaxed);
-        let (keys, _) = self.keyspace.lock().key_counts();
+        let (keys, _) = ks.key_counts();
         let pct = |part: u64, whole: u64| {
             if whole == 0 {
                 0.0

@@ -1034,3 +1034,38 @@ fn now_ms() -> u64 {
         .unwrap()
         .as_millis() as u64
 }
+
+/// Inside EXEC the transaction holds the keyspace: commands that read keyspace figures
+/// (INFO, MEMORY STATS/DOCTOR, CONFIG RESETSTAT, DBSIZE, MEMORY USAGE) must read them
+/// through it, not wait for it (they used to deadlock the connection and every other
+/// keyspace user), and other clients go on once EXEC is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyspace_figures_inside_exec_after_a_write() {
+    let s = start_server().await;
+    for resp3 in PROTOS {
+        let mut con = s.conn(resp3).await;
+        let mut other = s.conn(resp3).await;
+        q(&mut con, &["DEL", "tx:s"]).await;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .add_command(c(&["XADD", "tx:s", "*", "f", "v"]))
+            .add_command(c(&["INFO", "keyspace"]))
+            .add_command(c(&["INFO", "memory"]))
+            .add_command(c(&["MEMORY", "STATS"]))
+            .add_command(c(&["MEMORY", "DOCTOR"]))
+            .add_command(c(&["MEMORY", "USAGE", "tx:s"]))
+            .add_command(c(&["CONFIG", "RESETSTAT"]))
+            .add_command(c(&["DBSIZE"]));
+        let replies: Vec<V> = tokio::time::timeout(WAIT, pipe.query_async(&mut con))
+            .await
+            .expect("EXEC finished")
+            .expect("EXEC replies");
+        assert_eq!(replies.len(), 8);
+        assert!(show(&replies[1]).contains("keys=1"), "{}", show(&replies[1]));
+        assert_eq!(show(&replies[7]), "1");
+        let n = tokio::time::timeout(WAIT, async { q(&mut other, &["XLEN", "tx:s"]).await })
+            .await
+            .expect("the keyspace is free after EXEC");
+        assert_eq!(show(&n), "1");
+    }
+}

@@ -268,7 +268,7 @@ impl Session {
                 }
             }
             Cmd::MemoryStats => {
-                let m = self.broker.memory_figures();
+                let m = self.with_keys(|s, ks| s.broker.memory_figures(ks));
                 let mut e = self.reply();
                 e.map(m.len());
                 for (k, v) in m {
@@ -280,7 +280,7 @@ impl Session {
                 }
             }
             Cmd::MemoryDoctor => {
-                let m = self.broker.memory_figures();
+                let m = self.with_keys(|s, ks| s.broker.memory_figures(ks));
                 let get = |k: &str| match m.iter().find(|(n, _)| *n == k) {
                     Some((_, Figure::Bytes(n))) => *n,
                     _ => 0,

@@ -43,20 +43,22 @@ impl Session {
             wanted.push("commandstats".into());
             wanted.push("latencystats".into());
         }
+        // Read through the session (inside EXEC it already holds the keyspace).
+        let ks = self.with_keys(|s, ks| KeyspaceInfo::of(&s.broker, ks));
         let mut text = String::new();
         for section in DEFAULT_SECTIONS.iter().chain(["commandstats", "latencystats"].iter()) {
             if wanted.iter().any(|w| w == section) {
                 if !text.is_empty() {
                     text.push_str("\r\n");
                 }
-                self.info_section(section, &mut text);
+                self.info_section(section, &mut text, &ks);
             }
         }
         self.reply().verbatim(text.as_bytes());
         Flow::Continue
     }
 
-    fn info_section(&self, section: &str, t: &mut String) {
+    fn info_section(&self, section: &str, t: &mut String, ks: &KeyspaceInfo) {
         let b = &self.broker;
         let st = &b.stats;
         let uptime = b.started.elapsed().as_secs();
@@ -119,17 +121,14 @@ impl Session {
                 kv("maxclients", &b.settings.maxclients.load(Relaxed));
                 kv("client_recent_max_input_buffer", &0);
                 kv("client_recent_max_output_buffer", &max_out);
-                let ks = b.keyspace.lock();
-                kv("blocked_clients", &ks.blocked.len());
-                drop(ks);
+                kv("blocked_clients", &ks.blocked);
                 kv("tracking_clients", &0);
                 kv("pubsub_clients", &pubsub);
                 kv("clients_in_timeout_table", &0);
             }
             "memory" => {
-                let used = b.measure_memory();
-                kv("used_memory", &used);
-                kv("used_memory_human", &human(used));
+                kv("used_memory", &ks.used_memory);
+                kv("used_memory_human", &human(ks.used_memory));
                 kv("used_memory_rss", &rss);
                 kv("used_memory_rss_human", &human(rss));
                 kv("used_memory_peak", &rss);
@@ -159,15 +158,11 @@ impl Session {
                 kv("total_net_input_bytes", &Stats::get(&st.net_input_bytes));
                 kv("total_net_output_bytes", &Stats::get(&st.net_output_bytes));
                 kv("rejected_connections", &Stats::get(&st.rejected_connections));
-                kv("expired_keys", &b.keyspace.lock().expired);
+                kv("expired_keys", &ks.expired);
                 kv("evicted_keys", &0);
                 kv("evicted_clients", &0);
-                let (hits, misses) = {
-                    let ks = b.keyspace.lock();
-                    (ks.hits, ks.misses)
-                };
-                kv("keyspace_hits", &hits);
-                kv("keyspace_misses", &misses);
+                kv("keyspace_hits", &ks.hits);
+                kv("keyspace_misses", &ks.misses);
                 kv("pubsub_channels", &b.registry.channel_count(Namespace::Global));
                 kv("pubsub_patterns", &b.registry.patterns.len());
                 kv("pubsubshard_channels", &b.registry.channel_count(Namespace::Shard));
@@ -197,16 +192,11 @@ impl Session {
             }
             "cluster" => kv("cluster_enabled", &0),
             "keyspace" => {
-                let ks = b.keyspace.lock();
-                let now = crate::keyspace::now_ms();
-                for i in 0..ks.databases() {
-                    let db = ks.db(i);
-                    if !db.is_empty() {
-                        kv(
-                            &format!("db{i}"),
-                            &format_args!("keys={},expires={},avg_ttl={}", db.len(), db.expires(), db.avg_ttl(now)),
-                        );
-                    }
+                for (i, keys, expires, avg_ttl) in &ks.dbs {
+                    kv(
+                        &format!("db{i}"),
+                        &format_args!("keys={keys},expires={expires},avg_ttl={avg_ttl}"),
+                    );
                 }
             }
             "commandstats" => {
@@ -280,10 +270,7 @@ impl Session {
             Cmd::ConfigSet => self.config_set(&args[2..]),
             Cmd::ConfigResetstat => {
                 self.broker.stats.reset();
-                {
-                    let mut ks = self.broker.keyspace.lock();
-                    (ks.hits, ks.misses, ks.expired) = (0, 0, 0);
-                }
+                self.with_keys(|_, ks| (ks.hits, ks.misses, ks.expired) = (0, 0, 0));
                 self.ok();
             }
             _ => self.help(
@@ -712,5 +699,34 @@ fn human(bytes: u64) -> String {
         format!("{:.2}K", bytes as f64 / 1024.0)
     } else {
         format!("{bytes}B")
+    }
+}
+
+/// What INFO shows of the keyspace, read once per INFO.
+struct KeyspaceInfo {
+    blocked: usize,
+    expired: u64,
+    hits: u64,
+    misses: u64,
+    used_memory: u64,
+    /// (db, keys, expires, avg_ttl) of the non-empty databases.
+    dbs: Vec<(usize, usize, usize, u64)>,
+}
+
+impl KeyspaceInfo {
+    fn of(broker: &crate::broker::Broker, ks: &crate::keyspace::Keyspace) -> KeyspaceInfo {
+        let now = crate::keyspace::now_ms();
+        KeyspaceInfo {
+            blocked: ks.blocked.len(),
+            expired: ks.expired,
+            hits: ks.hits,
+            misses: ks.misses,
+            used_memory: broker.measure_memory_in(ks),
+            dbs: (0..ks.databases())
+                .map(|i| (i, ks.db(i)))
+                .filter(|(_, db)| !db.is_empty())
+                .map(|(i, db)| (i, db.len(), db.expires(), db.avg_ttl(now)))
+                .collect(),
+        }
     }
 }
