@@ -136,6 +136,9 @@ pub struct Outbox {
     /// Cancelled when the connection must stop now: killed, over its limit, or its
     /// socket failed. Both the reader and the writer watch it.
     pub gone: CancellationToken,
+    /// `gone` as a flag: checking the token takes a lock, and the cron and CLIENT LIST
+    /// check every client.
+    gone_flag: AtomicBool,
     /// Messages dropped under a drop policy (CLIENT LIST `dropped=`).
     pub dropped: AtomicU64,
     /// Set once a drop has been logged, so a flood of drops logs one line.
@@ -169,6 +172,7 @@ impl Outbox {
             }),
             writer_wake: Notify::new(),
             gone: CancellationToken::new(),
+            gone_flag: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
             drop_logged: AtomicBool::new(false),
             overflowed: AtomicBool::new(false),
@@ -488,6 +492,17 @@ impl Outbox {
     }
 
     /// Stop now: queued output is discarded and both tasks of the connection end.
+    /// The connection is finished: its tasks stop (see `gone`).
+    pub fn set_gone(&self) {
+        self.gone_flag.store(true, std::sync::atomic::Ordering::Release);
+        self.gone.cancel();
+    }
+
+    /// Whether [`Outbox::set_gone`] was called (a lock-free `gone.is_cancelled()`).
+    pub fn is_gone(&self) -> bool {
+        self.gone_flag.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     pub fn kill(&self) {
         {
             let mut q = self.queue.locked();
@@ -495,7 +510,7 @@ impl Outbox {
             q.bytes -= q.frames.iter().map(|f| f.cost).sum::<usize>();
             q.frames.clear();
         }
-        self.gone.cancel();
+        self.set_gone();
         self.writer_wake.notify_one();
     }
 

@@ -236,7 +236,7 @@ impl ClientTable {
             .lock()
             .unwrap()
             .values()
-            .filter(|c| !c.outbox.gone.is_cancelled())
+            .filter(|c| !c.outbox.is_gone())
             .cloned()
             .collect()
     }

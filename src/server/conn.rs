@@ -257,7 +257,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             }
             Take::Close => {
                 let _ = wr.shutdown().await;
-                outbox.gone.cancel();
+                outbox.set_gone();
                 return;
             }
             Take::Write(counted) => {
