@@ -86,7 +86,7 @@ pub struct Slot {
     pub expire_at: Option<u64>,
     /// Last access in seconds since start (OBJECT IDLETIME).
     pub accessed: u32,
-    /// Redis's logarithmic access counter (OBJECT FREQ), kept for `*-lfu` clients.
+    /// Redis's logarithmic access counter (OBJECT FREQ), see [`lfu_touch`].
     pub freq: u8,
 }
 
@@ -245,6 +245,8 @@ pub struct Keyspace {
     pub settings: Arc<Settings>,
     /// Keys removed because their TTL passed (INFO `expired_keys`).
     pub expired: u64,
+    /// State of the LFU counters' coin flips.
+    rng: u64,
     /// Lookups that found their key, and that did not (INFO `keyspace_hits/misses`).
     pub hits: u64,
     pub misses: u64,
@@ -262,6 +264,7 @@ impl Keyspace {
             effects: Default::default(),
             settings,
             expired: 0,
+            rng: now_ms(),
             hits: 0,
             misses: 0,
             started: std::time::Instant::now(),
@@ -315,8 +318,8 @@ impl Keyspace {
         let clock = self.clock();
         let slot = self.dbs[db].get_mut(h, key)?;
         if touch {
+            slot.freq = lfu_touch(slot.freq, clock.saturating_sub(slot.accessed), &mut self.rng);
             slot.accessed = clock;
-            slot.freq = slot.freq.saturating_add(1);
         }
         Some(slot)
     }
@@ -342,7 +345,7 @@ impl Keyspace {
             value,
             expire_at: None,
             accessed: self.clock(),
-            freq: 0,
+            freq: LFU_INIT,
         };
         self.dbs[db].insert(h, slot);
     }
@@ -504,9 +507,64 @@ impl Keyspace {
     }
 }
 
+/// A new key's access counter (Redis's `LFU_INIT_VAL`), so it is not the first evicted.
+const LFU_INIT: u8 = 5;
+
+/// Redis's LFU counter on an access, with its defaults (`lfu-decay-time 1`,
+/// `lfu-log-factor 10`): minus one per idle minute, then plus one with probability
+/// 1 / ((counter - 5) * 10 + 1), so it grows with the logarithm of the access rate.
+fn lfu_touch(counter: u8, idle_secs: u32, rng: &mut u64) -> u8 {
+    let c = counter.saturating_sub((idle_secs / 60).min(255) as u8);
+    if c == 255 {
+        return c;
+    }
+    let base = f64::from(c.saturating_sub(LFU_INIT));
+    let p = 1.0 / (base * 10.0 + 1.0);
+    let r = (splitmix64(rng) >> 11) as f64 / (1u64 << 53) as f64;
+    if r < p {
+        c + 1
+    } else {
+        c
+    }
+}
+
+/// The next number of a splitmix64 sequence.
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// A per-call seed so RANDOMKEY does not return the same key twice in a row.
 fn rand_seed() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
     N.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lfu_counter_grows_with_the_log_of_accesses_and_decays_per_idle_minute() {
+        let mut rng = 42;
+        let mut c = LFU_INIT;
+        c = lfu_touch(c, 0, &mut rng);
+        assert_eq!(c, LFU_INIT + 1, "the first access always counts");
+        for _ in 0..1000 {
+            c = lfu_touch(c, 0, &mut rng);
+        }
+        assert!((10..=30).contains(&c), "1,000 accesses: {c}");
+        let mut hot = c;
+        for _ in 0..100_000 {
+            hot = lfu_touch(hot, 0, &mut rng);
+        }
+        assert!(hot > c && hot < 255, "100,000 more: {hot}");
+        // Two idle minutes take two off before the access is counted.
+        let decayed = lfu_touch(c, 120, &mut rng);
+        assert!(decayed == c - 2 || decayed == c - 1, "{c} -> {decayed}");
+    }
 }
