@@ -7,7 +7,6 @@
 //! 1 ms, which would add up to 1 ms of artificial latency), the reader only
 //! consumes PUBLISH replies so the writer never waits for them.
 
-use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -80,6 +79,52 @@ impl OnMessage for Recorder {
 #[inline]
 pub fn due_at(k: u64, t_start: u64, interval: f64) -> u64 {
     t_start + (k as f64 * interval) as u64
+}
+
+/// An open-loop sender (no coordinated omission): item k is due at `t_start + k *
+/// interval` ns after `epoch`; everything due by now (at most 4,096 items) goes out in one
+/// write, `item(batch, due, now)` appending one. Stops at `t_end`, or 1 s after it when
+/// the server cannot keep up (what is still unsent then is reported as unsent).
+/// `sent_total` follows the count; the error is the failed write's.
+pub fn open_loop(
+    ws: &mut impl std::io::Write,
+    epoch: std::time::Instant,
+    t_start: u64,
+    t_end: u64,
+    interval: f64,
+    sent_total: &std::sync::atomic::AtomicU64,
+    mut item: impl FnMut(&mut Vec<u8>, u64, u64),
+) -> Option<std::io::Error> {
+    let mut batch: Vec<u8> = Vec::new();
+    let mut k = 0u64;
+    let hard_stop = t_end + 1_000_000_000;
+    loop {
+        let due = due_at(k, t_start, interval);
+        if due >= t_end {
+            return None;
+        }
+        let now = epoch.elapsed().as_nanos() as u64;
+        if now >= hard_stop {
+            return None;
+        }
+        if due > now {
+            std::thread::sleep(std::time::Duration::from_nanos(due - now));
+            continue;
+        }
+        batch.clear();
+        let mut d = due;
+        let mut n = 0;
+        while d <= now && d < t_end && n < 4096 {
+            item(&mut batch, d, now);
+            k += 1;
+            n += 1;
+            d = due_at(k, t_start, interval);
+        }
+        sent_total.store(k, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = ws.write_all(&batch) {
+            return Some(e);
+        }
+    }
 }
 
 /// Smallest k whose intended send time is at or after `t`.
@@ -216,52 +261,31 @@ pub async fn run_latency(o: &Opts, a: LatencyArgs, mut report: Report) -> Result
                 &[b"PUBLISH".as_slice(), channel.as_bytes(), &vec![b'x'; payload]],
             );
             let stamp_off = tmpl.len() - 2 - payload;
-            let mut batch: Vec<u8> = Vec::with_capacity(tmpl.len() * 4096);
             let mut out = WriterOut {
                 sent: 0,
                 in_window: 0,
                 lag: new_hist(),
                 error: None,
             };
-            let due_of = |k: u64| due_at(k, t_start, interval);
-            let mut k = 0u64;
-            // Bounded: messages still unsent 1 s after the window ends are
-            // dropped and reported as unsent (the server could not keep up).
-            let hard_stop = t_end + 1_000_000_000;
-            loop {
-                let due = due_of(k);
-                if due >= t_end {
-                    break;
-                }
-                let now = epoch.elapsed().as_nanos() as u64;
-                if now >= hard_stop {
-                    break;
-                }
-                if due > now {
-                    std::thread::sleep(Duration::from_nanos(due - now));
-                    continue;
-                }
-                // Everything that is due goes out in one write.
-                batch.clear();
-                let mut d = due;
-                while d <= now && d < t_end && batch.len() < 4096 * tmpl.len() {
+            out.error = open_loop(
+                &mut ws,
+                epoch,
+                t_start,
+                t_end,
+                interval,
+                &sent_total,
+                |batch, due, now| {
                     let base = batch.len();
                     batch.extend_from_slice(&tmpl);
-                    write_stamp(&mut batch[base + stamp_off..], d);
-                    out.lag.saturating_record((now - d).max(1));
-                    if d >= t_warm {
+                    write_stamp(&mut batch[base + stamp_off..], due);
+                    out.lag.saturating_record((now - due).max(1));
+                    if due >= t_warm {
                         out.in_window += 1;
                     }
-                    k += 1;
                     out.sent += 1;
-                    d = due_of(k);
-                }
-                sent_total.store(out.sent, Relaxed);
-                if let Err(e) = ws.write_all(&batch) {
-                    out.error = Some(format!("publisher write: {e}"));
-                    break;
-                }
-            }
+                },
+            )
+            .map(|e| format!("publisher write: {e}"));
             writer_done.store(true, Relaxed);
             out
         })

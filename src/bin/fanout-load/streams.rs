@@ -8,7 +8,6 @@
 //! run deletes its keys (DEL) before and after, so runs of `compare` start
 //! from the same state.
 
-use std::io::Write as _;
 use std::net::ToSocketAddrs;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -20,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::latency::{due_at, first_due_at, new_hist, read_stamp, write_stamp, STAMP_LEN};
+use crate::latency::{first_due_at, new_hist, open_loop, read_stamp, write_stamp, STAMP_LEN};
 use crate::net::{self, Rng, Setup, Target};
 use crate::report::{Report, Val};
 use crate::resp::{self, Frame, Kind, ReadBuf};
@@ -992,9 +991,7 @@ pub async fn run_xwake(o: &Opts, a: XwakeArgs, mut report: Report) -> Result<Rep
                     (t, off)
                 })
                 .collect();
-            let max_len = tmpls.iter().map(|t| t.0.len()).max().unwrap_or(0);
             let mut rng = Rng::new(0x57ea);
-            let mut batch: Vec<u8> = Vec::with_capacity(max_len * 4096);
             let mut out = WakeWriterOut {
                 sent: 0,
                 in_window: 0,
@@ -1003,48 +1000,29 @@ pub async fn run_xwake(o: &Opts, a: XwakeArgs, mut report: Report) -> Result<Rep
                 lag: new_hist(),
                 error: None,
             };
-            let due_of = |k: u64| due_at(k, t_start, interval);
-            let mut k = 0u64;
-            let hard_stop = t_end + 1_000_000_000;
-            loop {
-                let due = due_of(k);
-                if due >= t_end {
-                    break;
-                }
-                let now = epoch.elapsed().as_nanos() as u64;
-                if now >= hard_stop {
-                    break;
-                }
-                if due > now {
-                    std::thread::sleep(Duration::from_nanos(due - now));
-                    continue;
-                }
-                batch.clear();
-                let mut d = due;
-                let mut n = 0;
-                while d <= now && d < t_end && n < 4096 {
+            out.error = open_loop(
+                &mut ws,
+                epoch,
+                t_start,
+                t_end,
+                interval,
+                &sent_total,
+                |batch, due, now| {
                     let key = rng.below(tmpls.len() as u64) as usize;
                     let (t, off) = &tmpls[key];
                     let base = batch.len();
                     batch.extend_from_slice(t);
-                    write_stamp(&mut batch[base + off..], d);
-                    out.lag.saturating_record((now - d).max(1));
+                    write_stamp(&mut batch[base + off..], due);
+                    out.lag.saturating_record((now - due).max(1));
                     out.expected_total += per_key[key];
-                    if d >= t_warm {
+                    if due >= t_warm {
                         out.in_window += 1;
                         out.expected_in_window += per_key[key];
                     }
-                    k += 1;
-                    n += 1;
                     out.sent += 1;
-                    d = due_of(k);
-                }
-                sent_total.store(out.sent, Relaxed);
-                if let Err(e) = ws.write_all(&batch) {
-                    out.error = Some(format!("producer write: {e}"));
-                    break;
-                }
-            }
+                },
+            )
+            .map(|e| format!("producer write: {e}"));
             writer_done.store(true, Relaxed);
             out
         })
