@@ -11,6 +11,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
+use common::short::*;
 use common::*;
 use futures_util::StreamExt;
 use redis::Value as V;
@@ -22,43 +23,6 @@ const PROTOS: [bool; 2] = [false, true];
 // ---------------------------------------------------------------------------------------
 // Helpers (private to this file)
 // ---------------------------------------------------------------------------------------
-
-fn c<A: AsRef<[u8]>>(parts: &[A]) -> redis::Cmd {
-    let mut cmd = redis::cmd(std::str::from_utf8(parts[0].as_ref()).expect("command name"));
-    for p in &parts[1..] {
-        cmd.arg(p.as_ref());
-    }
-    cmd
-}
-
-async fn q<A: AsRef<[u8]>>(con: &mut Con, parts: &[A]) -> V {
-    redis_query(con, &c(parts)).await
-}
-
-async fn e<A: AsRef<[u8]>>(con: &mut Con, parts: &[A]) -> String {
-    redis_expect_err(con, &c(parts)).await
-}
-
-fn show(v: &V) -> String {
-    match v {
-        V::Nil => "nil".into(),
-        V::Int(n) => n.to_string(),
-        V::BulkString(b) => format!("\"{}\"", b.escape_ascii()),
-        V::SimpleString(s) => s.clone(),
-        V::Okay => "OK".into(),
-        V::Array(items) | V::Set(items) => format!("[{}]", items.iter().map(show).collect::<Vec<_>>().join(",")),
-        V::Map(pairs) => format!(
-            "{{{}}}",
-            pairs
-                .iter()
-                .map(|(k, v)| format!("{}:{}", show(k), show(v)))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-        V::VerbatimString { text, .. } => format!("\"{text}\""),
-        other => format!("{other:?}"),
-    }
-}
 
 fn int(v: &V) -> i64 {
     match v {

@@ -11,6 +11,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::short::*;
 use common::*;
 use redis::Value as V;
 
@@ -21,52 +22,6 @@ const PROTOS: [bool; 2] = [false, true];
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// A command from its parts (text or bytes).
-fn c<A: AsRef<[u8]>>(parts: &[A]) -> redis::Cmd {
-    let mut cmd = redis::cmd(std::str::from_utf8(parts[0].as_ref()).expect("command name"));
-    for p in &parts[1..] {
-        cmd.arg(p.as_ref());
-    }
-    cmd
-}
-
-/// Runs a command that must succeed.
-async fn q<A: AsRef<[u8]>>(con: &mut Con, parts: &[A]) -> V {
-    redis_query(con, &c(parts)).await
-}
-
-/// Runs a command that must fail; its error text.
-async fn e<A: AsRef<[u8]>>(con: &mut Con, parts: &[A]) -> String {
-    redis_expect_err(con, &c(parts)).await
-}
-
-/// A compact rendering of a reply: bulk strings quoted (bytes escaped), simple strings
-/// bare, `nil`, integers, `[...]` arrays and `{k:v}` maps. The same text in both
-/// protocols unless the shapes really differ (maps, doubles).
-fn show(v: &V) -> String {
-    match v {
-        V::Nil => "nil".into(),
-        V::Int(n) => n.to_string(),
-        V::BulkString(b) => format!("\"{}\"", b.escape_ascii()),
-        V::SimpleString(s) => s.clone(),
-        V::Okay => "OK".into(),
-        V::Array(items) | V::Set(items) => format!("[{}]", items.iter().map(show).collect::<Vec<_>>().join(",")),
-        V::Map(pairs) => format!(
-            "{{{}}}",
-            pairs
-                .iter()
-                .map(|(k, v)| format!("{}:{}", show(k), show(v)))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-        V::Double(d) => format!("{d}"),
-        V::Boolean(b) => b.to_string(),
-        V::VerbatimString { text, .. } => format!("\"{text}\""),
-        V::ServerError(e) => format!("ERR:{e:?}"),
-        other => format!("{other:?}"),
-    }
-}
 
 /// The reply of an XREAD / XREADGROUP that served `keys` (each with its rendered
 /// entries): RESP2 `[[k, entries], ...]`, RESP3 `{k: entries, ...}`.

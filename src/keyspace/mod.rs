@@ -302,22 +302,24 @@ impl Keyspace {
 
     fn lookup_with(&mut self, db: usize, key: &[u8], now: u64, touch: bool) -> Option<&mut Slot> {
         let h = self.hash(key);
-        let expired = match self.dbs[db].get(h, key) {
-            None => {
-                self.misses += touch as u64;
-                return None;
-            }
-            Some(slot) => slot.expire_at.is_some_and(|at| at <= now),
-        };
-        if expired {
+        // Only a database holding TTLs can hold an expired key: one walk of the map
+        // otherwise (the XADD path), two when the deadline has to be looked at first.
+        if !self.dbs[db].expires.is_empty()
+            && self.dbs[db]
+                .get(h, key)
+                .is_some_and(|slot| slot.expire_at.is_some_and(|at| at <= now))
+        {
             self.misses += touch as u64;
             self.expire_key(db, h, key);
             return None;
         }
-        self.hits += touch as u64;
         let clock = self.clock();
-        let slot = self.dbs[db].get_mut(h, key)?;
+        let Some(slot) = self.dbs[db].get_mut(h, key) else {
+            self.misses += touch as u64;
+            return None;
+        };
         if touch {
+            self.hits += 1;
             slot.freq = lfu_touch(slot.freq, clock.saturating_sub(slot.accessed), &mut self.rng);
             slot.accessed = clock;
         }
@@ -421,6 +423,10 @@ impl Keyspace {
 
     /// Readers blocked on `key` get looked at after the command.
     pub fn signal_ready(&mut self, db: usize, key: &[u8]) {
+        // Nobody blocked (the common case): no hashing, no scan.
+        if self.blocked.is_empty() {
+            return;
+        }
         if self.blocked.has(db, self.hash(key)) && !self.effects.ready.iter().any(|(d, k)| *d == db && k == key) {
             self.effects.ready.push((db, Bytes::copy_from_slice(key)));
         }
