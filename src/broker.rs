@@ -68,6 +68,8 @@ pub struct Broker {
     pub used_memory: AtomicU64,
     /// The keyspace's part of `used_memory` (MEMORY STATS `dataset.bytes`).
     pub dataset_bytes: AtomicU64,
+    /// The append-only file (off unless `appendonly yes`).
+    pub aof: crate::persistence::Aof,
 }
 
 impl Broker {
@@ -81,7 +83,6 @@ impl Broker {
         Arc::new(Broker {
             registry: Registry::new(settings.clone(), stats.clone()),
             acl: crate::acl::Acl::new(settings.clone()),
-            settings,
             stats,
             clients: ClientTable::default(),
             next_client_id: AtomicU64::new(1),
@@ -92,7 +93,7 @@ impl Broker {
             monitors: Monitors::default(),
             pause: Pause::default(),
             watches,
-            keyspace,
+            keyspace: keyspace.clone(),
             publish_gate: RwLock::new(()),
             shutdown: CancellationToken::new(),
             slowlog: SlowLog::default(),
@@ -101,6 +102,8 @@ impl Broker {
             peak_rss: AtomicU64::new(0),
             used_memory: AtomicU64::new(0),
             dataset_bytes: AtomicU64::new(0),
+            aof: crate::persistence::Aof::new(keyspace.clone(), settings.clone()),
+            settings,
         })
     }
 }

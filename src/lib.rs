@@ -20,6 +20,7 @@
 //! * [`pubsub`]: the subscription registry, the pattern index, publish runs.
 //! * [`client`]: per-connection outboxes, the client table, MONITOR clients, CLIENT PAUSE.
 //! * [`acl`]: users and their permissions.
+//! * [`persistence`]: the append-only file: writer and rewrite threads, loading.
 //! * [`keyspace`]: the databases of keys, expiry, clients blocked on keys, WATCH.
 //! * [`stream`]: the stream data type (packed entry nodes, consumer groups, PELs). Pure data.
 //! * [`config`]: directives, their defaults, file/env/argv precedence, CONFIG GET/SET.
@@ -37,6 +38,7 @@ pub mod glob;
 pub mod keyspace;
 pub mod logging;
 pub mod metrics;
+pub mod persistence;
 pub mod protocol;
 pub mod pubsub;
 pub mod server;

@@ -105,6 +105,13 @@ impl Session {
                 return self.reject(Some(spec), args, Error::Oom);
             }
         }
+        // The disk refuses the AOF's writes: so are writes (and PING, so that health
+        // checks see it), as Redis does, until a write succeeds again.
+        if spec.has(Flags::WRITE) || spec.cmd == Cmd::Ping {
+            if let Some(text) = self.broker.aof.stats.misconf() {
+                return self.reject(Some(spec), args, Error::Misconf(text));
+            }
+        }
         if self.multi.is_some() && spec.has(Flags::NO_MULTI) {
             return self.reject(Some(spec), args, Error::NotInMulti);
         }
@@ -228,7 +235,7 @@ impl Session {
         }
     }
 
-    fn run(&mut self, spec: &'static Spec, args: &[Bytes]) -> Flow {
+    pub(super) fn run(&mut self, spec: &'static Spec, args: &[Bytes]) -> Flow {
         match spec.cmd {
             Cmd::Publish => self.publish(Namespace::Global, args),
             Cmd::Spublish => self.publish(Namespace::Shard, args),
@@ -299,16 +306,15 @@ impl Session {
             | Cmd::AclUsers
             | Cmd::AclWhoami
             | Cmd::AclHelp => self.acl_command(spec.cmd, args),
-            Cmd::Flushall => self.flush_db(None, &args[1..]),
+            Cmd::Flushall => self.flush_db(None, args),
             // fanout has no functions: there is nothing to flush (see README).
             Cmd::FunctionFlush => {
                 self.ok();
                 Flow::Continue
             }
-            Cmd::Debug => {
-                self.fail(Error::DebugDisabled);
-                Flow::Continue
-            }
+            Cmd::Debug => self.debug(args),
+            Cmd::Bgrewriteaof => self.bgrewriteaof(),
+            Cmd::Bgsave | Cmd::Save => self.save(),
             Cmd::Monitor => self.monitor(),
             Cmd::Shutdown => self.shutdown(args),
             Cmd::Time => self.time(),

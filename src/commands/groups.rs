@@ -82,7 +82,11 @@ impl Session {
                 .iter()
                 .map(|a| strict_id(a))
                 .collect::<Result<Vec<Id>, Error>>()?;
-            Ok(st.ack(group, &ids))
+            let n = st.ack(group, &ids);
+            if n > 0 {
+                ks.journal.verbatim(s.db, args);
+            }
+            Ok(n)
         })?;
         self.reply().integer(n as i64);
         Ok(())
@@ -165,6 +169,7 @@ impl Session {
         let (key, group, consumer) = (&args[1], &args[2], &args[3]);
         self.with_keys(|s, ks| -> Result<(), Error> {
             let (db, now) = (s.db, now_ms());
+            let journaling = ks.journal.is_on();
             let st = ks
                 .stream_mut(db, key, now)?
                 .filter(|st| st.group(group).is_some())
@@ -211,6 +216,14 @@ impl Session {
                 j += 1;
             }
             let existed = st.group(group).is_some_and(|g| g.consumer(consumer).is_some());
+            let last_before = st.group(group).map(|g| g.last_id());
+            // Pending entries whose entry is gone leave the PEL: journaled as an XCLAIM,
+            // which drops them on replay too.
+            let gone: Vec<Id> = ids
+                .iter()
+                .copied()
+                .filter(|&id| !st.contains(id) && st.group(group).is_some_and(|g| g.pending(id).is_some()))
+                .collect();
             let claimed = st.claim(group, consumer, min_idle, &ids, &opts, now);
             let mut id_buf = Vec::with_capacity(42);
             let mut e = s.reply();
@@ -221,8 +234,12 @@ impl Session {
                     None => write_id(&mut e, id, &mut id_buf),
                 }
             }
+            let record = journaling.then(|| Claims::record(st, group, &claimed, gone, last_before, now));
             if !existed {
                 ks.notify(db, STREAM, "xgroup-createconsumer", key);
+            }
+            if let Some(r) = record {
+                r.journal(ks, db, key, group, consumer, !existed);
             }
             Ok(())
         })
@@ -253,12 +270,15 @@ impl Session {
         }
         self.with_keys(|s, ks| -> Result<(), Error> {
             let (db, now) = (s.db, now_ms());
+            let journaling = ks.journal.is_on();
             let st = ks
                 .stream_mut(db, key, now)?
                 .filter(|st| st.group(group).is_some())
                 .ok_or_else(|| Error::NoGroup(key.clone(), group.clone()))?;
             let existed = st.group(group).is_some_and(|g| g.consumer(consumer).is_some());
+            let last_before = st.group(group).map(|g| g.last_id());
             let (next, claimed, deleted) = st.autoclaim(group, consumer, min_idle, start, count, justid, now);
+            let record = journaling.then(|| Claims::record(st, group, &claimed, deleted.clone(), last_before, now));
             let mut id_buf = Vec::with_capacity(42);
             let mut e = s.reply();
             e.array(3);
@@ -276,6 +296,9 @@ impl Session {
             }
             if !existed {
                 ks.notify(db, STREAM, "xgroup-createconsumer", key);
+            }
+            if let Some(r) = record {
+                r.journal(ks, db, key, group, consumer, !existed);
             }
             Ok(())
         })
@@ -348,6 +371,7 @@ impl Session {
                         return Err(Error::BusyGroup);
                     }
                     ks.notify(db, STREAM, "xgroup-create", key);
+                    ks.journal.verbatim(db, args);
                     Ok(None)
                 }
                 Cmd::XgroupSetid => {
@@ -358,6 +382,7 @@ impl Session {
                     };
                     st.set_group_id(group, id, entries_read);
                     ks.notify(db, STREAM, "xgroup-setid", key);
+                    ks.journal.verbatim(db, args);
                     Ok(None)
                 }
                 Cmd::XgroupDestroy => {
@@ -366,6 +391,7 @@ impl Session {
                         return Ok(Some(0));
                     }
                     ks.notify(db, STREAM, "xgroup-destroy", key);
+                    ks.journal.verbatim(db, args);
                     // Readers blocked on the group get their NOGROUP.
                     ks.signal_ready(db, key);
                     Ok(Some(1))
@@ -375,6 +401,7 @@ impl Session {
                     let created = st.create_consumer(group, consumer_arg(args), now);
                     if created {
                         ks.notify(db, STREAM, "xgroup-createconsumer", key);
+                        ks.journal.verbatim(db, args);
                     }
                     Ok(Some(created as i64))
                 }
@@ -385,6 +412,7 @@ impl Session {
                     let pending = st.del_consumer(group, name);
                     if existed {
                         ks.notify(db, STREAM, "xgroup-delconsumer", key);
+                        ks.journal.verbatim(db, args);
                     }
                     Ok(Some(pending as i64))
                 }
@@ -587,5 +615,61 @@ fn consumer_info(
         write_id(e, *id, id_buf);
         e.integer(p.delivery_ms as i64);
         e.integer(p.count as i64);
+    }
+}
+
+/// What XCLAIM/XAUTOCLAIM changed, gathered for the journal as Redis propagates it: an
+/// XCLAIM per entry claimed (its new owner, time and count) and per pending entry
+/// dropped because its entry is gone; the group's position when LASTID moved it and no
+/// XCLAIM carries it; the consumer when nothing else creates it on replay.
+struct Claims {
+    last: Id,
+    entries_read: Option<u64>,
+    moved: bool,
+    /// (id, delivery time, delivery count).
+    claimed: Vec<(Id, u64, u32)>,
+    gone: Vec<Id>,
+    now: u64,
+}
+
+impl Claims {
+    fn record(st: &Stream, group: &[u8], claimed: &[Id], gone: Vec<Id>, last_before: Option<Id>, now: u64) -> Claims {
+        let g = st.group(group);
+        Claims {
+            last: g.map_or(Id::MIN, |g| g.last_id()),
+            entries_read: g.and_then(|g| g.entries_read()),
+            moved: g.map(|g| g.last_id()) != last_before,
+            claimed: claimed
+                .iter()
+                .filter_map(|&id| g?.pending(id).map(|p| (id, p.delivery_ms, p.count)))
+                .collect(),
+            gone,
+            now,
+        }
+    }
+
+    fn journal(
+        self,
+        ks: &mut crate::keyspace::Keyspace,
+        db: usize,
+        key: &[u8],
+        group: &[u8],
+        consumer: &[u8],
+        created: bool,
+    ) {
+        let j = &mut ks.journal;
+        let any = !self.claimed.is_empty() || !self.gone.is_empty();
+        if created && !any {
+            j.create_consumer(db, key, group, consumer);
+        }
+        for (id, time, count) in self.claimed {
+            j.xclaim(db, key, group, consumer, id, time, count, self.last);
+        }
+        for id in self.gone {
+            j.xclaim(db, key, group, consumer, id, self.now, 1, self.last);
+        }
+        if self.moved && !any {
+            j.group_setid(db, key, group, self.last, self.entries_read);
+        }
     }
 }

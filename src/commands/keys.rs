@@ -24,16 +24,16 @@ struct ExpireForm {
 impl Session {
     pub(super) fn keys(&mut self, spec: &'static Spec, args: &[Bytes]) -> Flow {
         match spec.cmd {
-            Cmd::Del | Cmd::Unlink => self.del(&args[1..]),
+            Cmd::Del | Cmd::Unlink => self.del(args),
             Cmd::Exists => self.exists(&args[1..]),
             Cmd::Touch => self.touch(&args[1..]),
             Cmd::Type => self.key_type(&args[1]),
             Cmd::Keys => self.keys_matching(&args[1]),
             Cmd::Scan => self.scan(&args[1..]),
             Cmd::Randomkey => self.random_key(),
-            Cmd::Flushdb => self.flush_db(Some(self.db), &args[1..]),
-            Cmd::Rename | Cmd::Renamenx => self.rename(&args[1], &args[2], spec.cmd == Cmd::Renamenx),
-            Cmd::Copy => self.copy(&args[1..]),
+            Cmd::Flushdb => self.flush_db(Some(self.db), args),
+            Cmd::Rename | Cmd::Renamenx => self.rename(args, spec.cmd == Cmd::Renamenx),
+            Cmd::Copy => self.copy(args),
             Cmd::Expire => self.expire(
                 args,
                 ExpireForm {
@@ -67,7 +67,7 @@ impl Session {
                 },
             ),
             Cmd::Ttl | Cmd::Pttl | Cmd::Expiretime | Cmd::Pexpiretime => self.ttl(spec.cmd, &args[1]),
-            Cmd::Persist => self.persist(&args[1]),
+            Cmd::Persist => self.persist(args),
             Cmd::ObjectEncoding | Cmd::ObjectIdletime | Cmd::ObjectFreq | Cmd::ObjectRefcount | Cmd::ObjectHelp => {
                 self.object(spec.cmd, args)
             }
@@ -75,16 +75,19 @@ impl Session {
         }
     }
 
-    fn del(&mut self, keys: &[Bytes]) -> Flow {
+    fn del(&mut self, args: &[Bytes]) -> Flow {
         let n = self.with_keys(|s, ks| {
             let now = now_ms();
             let mut n = 0;
-            for k in keys {
+            for k in &args[1..] {
                 if ks.exists(s.db, k, now) {
                     ks.remove(s.db, k);
                     ks.notify(s.db, GENERIC, "del", k);
                     n += 1;
                 }
+            }
+            if n > 0 {
+                ks.journal.verbatim(s.db, args);
             }
             n
         });
@@ -196,7 +199,7 @@ impl Session {
     /// FLUSHDB (`db`) and FLUSHALL (`None`) [ASYNC|SYNC]. ASYNC frees the old data on
     /// another thread; either way the keyspace is empty when the reply is sent.
     pub(super) fn flush_db(&mut self, db: Option<usize>, args: &[Bytes]) -> Flow {
-        let mut a = Args::new(args);
+        let mut a = Args::new(&args[1..]);
         let asynchronous = match a.one_of(&["ASYNC", "SYNC"]) {
             Some(m) => m == "ASYNC",
             None if a.is_empty() => false,
@@ -209,7 +212,10 @@ impl Session {
             self.fail(Error::Syntax);
             return Flow::Continue;
         }
-        let old = self.with_keys(|_, ks| ks.flush(db));
+        let old = self.with_keys(|s, ks| {
+            ks.journal.verbatim(s.db, args);
+            ks.flush(db)
+        });
         if asynchronous {
             std::thread::spawn(move || drop(old));
         } else {
@@ -219,7 +225,8 @@ impl Session {
         Flow::Continue
     }
 
-    fn rename(&mut self, from: &[u8], to: &[u8], nx: bool) -> Flow {
+    fn rename(&mut self, args: &[Bytes], nx: bool) -> Flow {
+        let (from, to) = (&args[1], &args[2]);
         let r = self.with_keys(|s, ks| {
             let (db, now) = (s.db, now_ms());
             if !ks.exists(db, from, now) {
@@ -236,6 +243,7 @@ impl Session {
             ks.put_slot(db, to, slot);
             ks.notify(db, GENERIC, "rename_from", from);
             ks.notify(db, GENERIC, "rename_to", to);
+            ks.journal.verbatim(db, args);
             Ok(1)
         });
         match r {
@@ -246,7 +254,8 @@ impl Session {
         Flow::Continue
     }
 
-    fn copy(&mut self, args: &[Bytes]) -> Flow {
+    fn copy(&mut self, all: &[Bytes]) -> Flow {
+        let args = &all[1..];
         let (from, to) = (&args[0], &args[1]);
         let mut a = Args::new(&args[2..]);
         let (mut dst_db, mut replace) = (self.db, false);
@@ -287,6 +296,7 @@ impl Session {
             }
             ks.put_slot(dst_db, to, slot);
             ks.notify(dst_db, GENERIC, "copy_to", to);
+            ks.journal.verbatim(s.db, all);
             1
         });
         self.reply().integer(n);
@@ -345,8 +355,11 @@ impl Session {
             if when <= now {
                 ks.remove(db, key);
                 ks.notify(db, GENERIC, "del", key);
+                ks.journal.command(db, 2).arg(b"DEL").arg(key);
             } else {
                 ks.set_expire(db, key, Some(when as u64));
+                // Absolute, so a replay at any later time keeps the same deadline.
+                ks.journal.command(db, 3).arg(b"PEXPIREAT").arg(key).arg_int(when);
                 ks.written(db, key);
                 ks.notify(db, GENERIC, "expire", key);
             }
@@ -373,7 +386,8 @@ impl Session {
         Flow::Continue
     }
 
-    fn persist(&mut self, key: &[u8]) -> Flow {
+    fn persist(&mut self, args: &[Bytes]) -> Flow {
+        let key = &args[1];
         let n = self.with_keys(|s, ks| {
             let db = s.db;
             match ks.lookup(db, key, now_ms()) {
@@ -381,6 +395,7 @@ impl Session {
                     ks.set_expire(db, key, None);
                     ks.written(db, key);
                     ks.notify(db, GENERIC, "persist", key);
+                    ks.journal.verbatim(db, args);
                     1
                 }
                 _ => 0,

@@ -27,20 +27,30 @@ impl Session {
         if self.in_exec {
             self.exec_keys = Some(guard);
         } else {
-            let events = settle(&mut guard);
-            drop(guard);
-            self.publish_events(events);
+            self.settle(guard);
         }
         r
     }
 
     /// The end of EXEC: what its commands left to do, then the lock goes.
     pub(super) fn end_exec_keys(&mut self) {
-        if let Some(mut guard) = self.exec_keys.take() {
-            let events = settle(&mut guard);
-            drop(guard);
-            self.publish_events(events);
+        if let Some(guard) = self.exec_keys.take() {
+            self.settle(guard);
         }
+    }
+
+    /// After a command or an EXEC: blocked readers served, the journal's unit committed
+    /// (its end is what `appendfsync always` waits for before replying), the lock
+    /// released, the notifications published.
+    fn settle(&mut self, mut guard: KeysGuard) {
+        let events = settle(&mut guard);
+        if let Some(end) = guard.journal.commit() {
+            if self.broker.settings.fsync_always() {
+                self.durable_wait = Some(end);
+            }
+        }
+        drop(guard);
+        self.publish_events(events);
     }
 
     /// Publishes keyspace notifications through the ordinary fan-out path.
@@ -100,7 +110,9 @@ pub fn expire_cycle(broker: &Broker) {
         let (done, events) = {
             let mut ks = broker.keyspace.lock();
             let done = ks.expire_due(crate::keyspace::now_ms(), STEP);
-            (done, settle(&mut ks))
+            let events = settle(&mut ks);
+            ks.journal.commit();
+            (done, events)
         };
         if !events.is_empty() {
             let _gate = broker.publish_gate.read_locked();

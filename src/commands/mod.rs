@@ -12,6 +12,7 @@
 //!   `server` (COMMAND, CONFIG), `info`, `operator` (MONITOR, SHUTDOWN, SLOWLOG,
 //!   LATENCY, MEMORY...), `acl`, `keys` (generic key commands), `streams` (entries and
 //!   reads), `groups` (consumer groups, XINFO).
+//! * `persistence`: replaying the append-only file, BGREWRITEAOF, DEBUG LOADAOF.
 //! * [`keyspace`]: the keyspace lock around a command or an EXEC, and what a write leaves
 //!   to do (serving blocked readers, keyspace notifications); [`blocking`]: a blocked
 //!   read from its client's side.
@@ -27,6 +28,7 @@ mod groups;
 mod keys;
 mod keyspace;
 mod operator;
+mod persistence;
 mod pubsub;
 mod server;
 mod streams;
@@ -126,6 +128,12 @@ pub struct Session {
     exec_keys: Option<KeysGuard>,
     /// The blocked command this connection waits on.
     blocked: Option<blocking::BlockedCall>,
+    /// This session replays the append-only file (Redis's AOF client): nothing is
+    /// journaled again, and arguments only a replay may use are accepted.
+    pub replaying: bool,
+    /// Under `appendfsync always`: the journal offset that must be on disk before the
+    /// replies gathered so far may go out.
+    pub durable_wait: Option<u64>,
 }
 
 impl Session {
@@ -156,6 +164,8 @@ impl Session {
             monitoring: false,
             exec_keys: None,
             blocked: None,
+            replaying: false,
+            durable_wait: None,
         }
     }
 
@@ -229,7 +239,9 @@ impl Session {
     /// subscribers is written (Redis, too, writes the publisher first).
     pub fn flush(&mut self) {
         self.broker.registry.end_batch(&mut self.batch);
-        if !self.out.is_empty() {
+        // Replies that wait for the disk (`appendfsync always`) stay, in order, until
+        // the connection has seen the writes synced.
+        if !self.out.is_empty() && self.durable_wait.is_none() {
             let bytes = self.out.split().freeze();
             self.client.outbox.push_reply(bytes, &self.broker.settings);
         }
@@ -306,3 +318,4 @@ impl Session {
 
 pub use args::parse_i64;
 pub use keyspace::expire_cycle;
+pub use persistence::open_aof_at_start;

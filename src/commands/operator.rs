@@ -78,9 +78,24 @@ impl Session {
     /// fanout keeps no keys yet.
     /// fanout never saves: like Redis before its first save, the time it started.
     pub(super) fn lastsave(&mut self) -> Flow {
-        let started = unix_now().saturating_sub(self.broker.started.elapsed());
-        self.reply().integer(started.as_secs() as i64);
+        let t = self.last_save_time();
+        self.reply().integer(t);
         Flow::Continue
+    }
+
+    /// LASTSAVE: the end of the last successful AOF rewrite, else the start (Redis counts
+    /// its start as a save too).
+    pub(super) fn last_save_time(&self) -> i64 {
+        match self
+            .broker
+            .aof
+            .stats
+            .last_save_unix
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            0 => unix_now().saturating_sub(self.broker.started.elapsed()).as_secs() as i64,
+            t => t as i64,
+        }
     }
 
     pub(super) fn slowlog(&mut self, cmd: Cmd, args: &[Bytes]) -> Flow {

@@ -140,12 +140,45 @@ impl Session {
                 kv("mem_allocator", &"libc");
             }
             "persistence" => {
-                kv("loading", &0);
+                // Redis's fields; the rdb ones describe a server that never saves an RDB.
+                let a = &self.broker.aof.stats;
+                let flag = |b: &std::sync::atomic::AtomicBool| b.load(Relaxed) as u8;
+                let status = |ok: bool| if ok { "ok" } else { "err" };
+                kv("loading", &flag(&a.loading));
                 kv("async_loading", &0);
                 kv("rdb_changes_since_last_save", &0);
                 kv("rdb_bgsave_in_progress", &0);
-                kv("aof_enabled", &0);
-                kv("aof_rewrite_in_progress", &0);
+                kv("rdb_last_save_time", &self.last_save_time());
+                kv("rdb_last_bgsave_status", &"ok");
+                kv("rdb_last_bgsave_time_sec", &-1);
+                kv("rdb_current_bgsave_time_sec", &-1);
+                kv("rdb_saves", &0);
+                kv("aof_enabled", &flag(&a.enabled));
+                kv("aof_rewrite_in_progress", &flag(&a.rewrite_in_progress));
+                kv("aof_rewrite_scheduled", &flag(&a.rewrite_scheduled));
+                kv("aof_last_rewrite_time_sec", &a.last_rewrite_secs.load(Relaxed));
+                let current = if a.rewrite_in_progress.load(Relaxed) {
+                    (crate::keyspace::now_ms().saturating_sub(a.rewrite_started_ms.load(Relaxed)) / 1000) as i64
+                } else {
+                    -1
+                };
+                kv("aof_current_rewrite_time_sec", &current);
+                kv("aof_last_bgrewrite_status", &status(a.last_bgrewrite_ok.load(Relaxed)));
+                kv("aof_rewrites", &a.rewrites.load(Relaxed));
+                kv(
+                    "aof_rewrites_consecutive_failures",
+                    &a.rewrites_consecutive_failures.load(Relaxed),
+                );
+                kv("aof_last_write_status", &status(a.last_write_ok.load(Relaxed)));
+                kv("aof_last_cow_size", &0);
+                if a.enabled.load(Relaxed) {
+                    kv("aof_current_size", &a.current_size.load(Relaxed));
+                    kv("aof_base_size", &a.base_size.load(Relaxed));
+                    kv("aof_pending_rewrite", &flag(&a.rewrite_scheduled));
+                    kv("aof_buffer_length", &ks.aof_buffer);
+                    kv("aof_pending_bio_fsync", &0);
+                    kv("aof_delayed_fsync", &a.delayed_fsync.load(Relaxed));
+                }
             }
             "stats" => {
                 kv("total_connections_received", &Stats::get(&st.connections_received));
@@ -341,6 +374,20 @@ impl Session {
             let _ = settings.set(&name, &value);
             if name.eq_ignore_ascii_case("loglevel") {
                 crate::logging::set_log_level(&value);
+            }
+            if name.eq_ignore_ascii_case("appendonly") {
+                // As Redis: turning it on writes the data held as a new base (in the
+                // background); turning it off syncs and closes the files.
+                if value.eq_ignore_ascii_case("yes") {
+                    if let Err(e) = self.broker.aof.turn_on() {
+                        tracing::warn!("Unable to turn on AOF: {e}");
+                        let _ = settings.set("appendonly", "no");
+                        self.error("ERR CONFIG SET failed (possibly related to argument 'appendonly') - Unable to turn on AOF. Check server logs.");
+                        return;
+                    }
+                } else {
+                    self.broker.aof.turn_off();
+                }
             }
             if name.eq_ignore_ascii_case("requirepass") {
                 // As in Redis, requirepass is the `default` user's password.
@@ -709,6 +756,8 @@ struct KeyspaceInfo {
     hits: u64,
     misses: u64,
     used_memory: u64,
+    /// Journal bytes the AOF writer has not taken yet.
+    aof_buffer: usize,
     /// (db, keys, expires, avg_ttl) of the non-empty databases.
     dbs: Vec<(usize, usize, usize, u64)>,
 }
@@ -722,6 +771,7 @@ impl KeyspaceInfo {
             hits: ks.hits,
             misses: ks.misses,
             used_memory: broker.measure_memory_in(ks),
+            aof_buffer: ks.journal.pending_len(),
             dbs: (0..ks.databases())
                 .map(|i| (i, ks.db(i)))
                 .filter(|(_, db)| !db.is_empty())

@@ -99,13 +99,18 @@ fn write_range(e: &mut Encoder, s: &Stream, start: Id, end: Id, count: usize, re
 struct TrimArgs {
     trim: Option<Trim>,
     nomkstream: bool,
+    /// Where `~` is: the journal writes `=` there and the exact threshold after it.
+    approx_at: Option<usize>,
 }
 
 /// Redis's `streamParseAddOrTrimArgsOrReply`: reads options from `args[2..]`; for XADD
 /// stops at the first argument that is not an option (the ID) and returns its index.
-fn parse_trim_args(args: &[Bytes], xadd: bool) -> Result<(TrimArgs, usize), Error> {
+/// `replaying` (the AOF): LIMIT is allowed after `=` and ignored, as Redis ignores it for
+/// its master and its AOF, whose trims were made exact.
+fn parse_trim_args(args: &[Bytes], xadd: bool, replaying: bool) -> Result<(TrimArgs, usize), Error> {
     let mut i = 2;
     let (mut strategy, mut approx, mut limit, mut nomkstream) = (None, false, None::<u64>, false);
+    let mut approx_at = None;
     while i < args.len() {
         let more = args.len() - 1 - i;
         let mut word = [0u8; 16];
@@ -122,7 +127,10 @@ fn parse_trim_args(args: &[Bytes], xadd: bool) -> Result<(TrimArgs, usize), Erro
                 let next = &args[i + 1];
                 if more >= 2 && (next.as_ref() == b"~" || next.as_ref() == b"=") {
                     approx = next.as_ref() == b"~";
+                    approx_at = approx.then_some(i + 1);
                     i += 1;
+                } else {
+                    approx_at = None;
                 }
                 i += 1;
                 strategy = Some(if maxlen {
@@ -158,7 +166,9 @@ fn parse_trim_args(args: &[Bytes], xadd: bool) -> Result<(TrimArgs, usize), Erro
     if !xadd && strategy.is_none() {
         return Err(Error::XtrimNoStrategy);
     }
-    if limit.is_some() && !approx {
+    if replaying {
+        limit = None;
+    } else if limit.is_some() && !approx {
         return Err(Error::LimitWithoutApprox);
     }
     let trim = strategy.map(|strategy| Trim {
@@ -166,7 +176,56 @@ fn parse_trim_args(args: &[Bytes], xadd: bool) -> Result<(TrimArgs, usize), Erro
         approx,
         limit,
     });
-    Ok((TrimArgs { trim, nomkstream }, i))
+    Ok((
+        TrimArgs {
+            trim,
+            nomkstream,
+            approx_at,
+        },
+        i,
+    ))
+}
+
+/// A `~` trim made exact for the journal: its position in the request and what it left.
+struct Exact {
+    at: usize,
+    threshold: Threshold,
+}
+
+enum Threshold {
+    Len(u64),
+    First(Id),
+}
+
+/// After an approximate trim: the exact threshold that leaves the same entries (Redis's
+/// `streamRewriteTrimArgument`; an empty stream's first ID is the maximum).
+fn exact_threshold(st: &Stream, opts: &TrimArgs) -> Option<Exact> {
+    let at = opts.approx_at?;
+    let threshold = match opts.trim?.strategy {
+        TrimStrategy::MaxLen(_) => Threshold::Len(st.len()),
+        TrimStrategy::MinId(_) => Threshold::First(st.first_entry_id().unwrap_or(Id::MAX)),
+    };
+    Some(Exact { at, threshold })
+}
+
+/// Journals XADD/XTRIM/XDEL as Redis propagates them: the request, with the ID XADD
+/// generated in place of its ID argument, and a `~` trim as `=` and its exact threshold.
+fn journal_rewritten(ks: &mut Keyspace, db: usize, args: &[Bytes], id: Option<(usize, Id)>, exact: Option<Exact>) {
+    if !ks.journal.is_on() {
+        return;
+    }
+    let j = ks.journal.command(db, args.len());
+    for (i, a) in args.iter().enumerate() {
+        match (&id, &exact) {
+            (Some((at, id)), _) if *at == i => j.arg_id(*id),
+            (_, Some(e)) if e.at == i => j.arg(b"="),
+            (_, Some(e)) if e.at + 1 == i => match e.threshold {
+                Threshold::Len(n) => j.arg_int(n as i64),
+                Threshold::First(id) => j.arg_id(id),
+            },
+            _ => j.arg(a),
+        };
+    }
 }
 
 /// What XREAD/XREADGROUP were asked.
@@ -270,7 +329,7 @@ impl Session {
     }
 
     fn xadd(&mut self, args: &[Bytes]) -> Result<(), Error> {
-        let (opts, id_pos) = parse_trim_args(args, true)?;
+        let (opts, id_pos) = parse_trim_args(args, true, self.replaying)?;
         let id_arg = args.get(id_pos).ok_or(Error::WrongArity("xadd"))?;
         let add = parse_add_id(id_arg).ok_or(Error::InvalidStreamId)?;
         let fields = &args[id_pos + 1..];
@@ -283,12 +342,13 @@ impl Session {
         let limits = node_limits(&self.broker.settings);
         let id = self.with_keys(|s, ks| -> Result<Option<Id>, Error> {
             let (db, key, now) = (s.db, &args[1], now_ms());
-            let add_to = |st: &mut Stream| -> Result<(Id, bool), Error> {
+            let add_to = |st: &mut Stream| -> Result<(Id, bool, Option<Exact>), Error> {
                 let id = st.next_id(add, now)?;
                 st.append(id, fields, &limits);
-                Ok((id, opts.trim.is_some_and(|t| st.trim(&t, &limits) > 0)))
+                let trimmed = opts.trim.is_some_and(|t| st.trim(&t, &limits) > 0);
+                Ok((id, trimmed, exact_threshold(st, &opts)))
             };
-            let (id, trimmed) = match ks.stream_mut(db, key, now)? {
+            let (id, trimmed, exact) = match ks.stream_mut(db, key, now)? {
                 Some(st) => add_to(st)?,
                 None if opts.nomkstream => return Ok(None),
                 None => {
@@ -302,6 +362,7 @@ impl Session {
             if trimmed {
                 ks.notify(db, STREAM, "xtrim", key);
             }
+            journal_rewritten(ks, db, args, Some((id_pos, id)), exact);
             Ok(Some(id))
         })?;
         match id {
@@ -358,35 +419,39 @@ impl Session {
             .iter()
             .map(|a| strict_id(a))
             .collect::<Result<Vec<Id>, Error>>()?;
-        self.remove_entries(&args[1], "xdel", |st| {
-            ids.iter().filter(|&&id| st.delete(id)).count() as u64
+        self.remove_entries(args, "xdel", |st| {
+            (ids.iter().filter(|&&id| st.delete(id)).count() as u64, None)
         })
     }
 
     fn xtrim(&mut self, args: &[Bytes]) -> Result<(), Error> {
-        let (opts, _) = parse_trim_args(args, false)?;
+        let (opts, _) = parse_trim_args(args, false, self.replaying)?;
         let trim = opts.trim.expect("XTRIM requires a strategy");
         let limits = node_limits(&self.broker.settings);
-        self.remove_entries(&args[1], "xtrim", |st| st.trim(&trim, &limits))
+        self.remove_entries(args, "xtrim", |st| {
+            (st.trim(&trim, &limits), exact_threshold(st, &opts))
+        })
     }
 
-    /// XDEL and XTRIM: `remove` on the stream at `key` (0 when there is none) is the
-    /// reply; a removal is a write and raises `event`.
+    /// XDEL and XTRIM: `remove` on the stream at `args[1]` (0 when there is none) is the
+    /// reply; a removal is a write, raises `event` and is journaled (exact, for `~`).
     fn remove_entries(
         &mut self,
-        key: &[u8],
+        args: &[Bytes],
         event: &'static str,
-        remove: impl FnOnce(&mut Stream) -> u64,
+        remove: impl FnOnce(&mut Stream) -> (u64, Option<Exact>),
     ) -> Result<(), Error> {
+        let key = &args[1];
         let n = self.with_keys(|s, ks| -> Result<u64, Error> {
             let db = s.db;
             let Some(st) = ks.stream_mut(db, key, now_ms())? else {
                 return Ok(0);
             };
-            let n = remove(st);
+            let (n, exact) = remove(st);
             if n > 0 {
                 ks.written(db, key);
                 ks.notify(db, STREAM, event, key);
+                journal_rewritten(ks, db, args, None, exact);
             }
             Ok(n)
         })?;
@@ -425,6 +490,7 @@ impl Session {
             st.set_id(last, added, max_deleted.filter(|id| *id != Id::MIN))?;
             ks.written(db, key);
             ks.notify(db, STREAM, "xsetid", key);
+            ks.journal.verbatim(db, args);
             Ok(())
         })?;
         self.ok();
@@ -474,6 +540,7 @@ impl Session {
             afters.push(after);
         }
         let proto = self.proto;
+        let journaling = ks.journal.is_on();
         let mut out = BytesMut::new();
         let mut served = 0;
         {
@@ -494,23 +561,28 @@ impl Session {
                     }
                     (Some((group, consumer)), after) => {
                         let created = st.create_consumer(group, consumer, now);
-                        let wrote = match after {
+                        let (wrote, delivered) = match after {
                             After::Id(id) => {
                                 write_key_header(&mut e, key, proto);
                                 let hist = st.read_group_history(group, consumer, id, a.count, now);
                                 write_history(&mut e, st, &hist);
-                                true
+                                let live: Vec<Id> = hist.iter().filter(|h| h.1).map(|h| h.0).collect();
+                                (true, live)
                             }
                             After::New if st.has_new_for_group(group) => {
                                 write_key_header(&mut e, key, proto);
                                 let ids = st.read_group_new(group, consumer, a.count, a.noack, now);
                                 write_delivered(&mut e, st, &ids);
-                                true
+                                (true, ids)
                             }
-                            After::New => false,
+                            After::New => (false, Vec::new()),
                         };
+                        let record = journaling.then(|| GroupRead::record(st, group, &delivered, a.noack));
                         if created {
                             ks.notify(db, STREAM, "xgroup-createconsumer", key);
+                        }
+                        if let Some(r) = record {
+                            r.journal(ks, db, key, group, consumer, created);
                         }
                         wrote
                     }
@@ -660,6 +732,10 @@ pub(super) fn serve_key(ks: &mut Keyspace, db: usize, key: &[u8]) {
                     let mut e = Encoder::new(&mut out, proto);
                     one_key_reply(&mut e, key, proto);
                     write_delivered(&mut e, st, &ids);
+                    if ks.journal.is_on() {
+                        let st = ks.stream_mut(db, key, now).ok().flatten().expect("checked above");
+                        GroupRead::record(st, group, &ids, *noack).journal(ks, db, key, group, consumer, false);
+                    }
                     Served::Reply(out.freeze())
                 }
             }
@@ -669,6 +745,59 @@ pub(super) fn serve_key(ks: &mut Keyspace, db: usize, key: &[u8]) {
             Served::Reply(bytes) => w.serve(bytes),
             Served::Failed(o) => w.finish(o),
         };
+    }
+}
+
+/// What a group read changed, gathered for the journal (Redis propagates XREADGROUP as
+/// one XCLAIM per entry delivered, with its new delivery time and count and the group's
+/// position; under NOACK, as the group's new position).
+pub(super) struct GroupRead {
+    last: Id,
+    entries_read: Option<u64>,
+    /// (id, delivery time, delivery count) of each entry now pending.
+    pending: Vec<(Id, u64, u32)>,
+    moved: bool,
+}
+
+impl GroupRead {
+    pub(super) fn record(st: &Stream, group: &[u8], delivered: &[Id], noack: bool) -> GroupRead {
+        let g = st.group(group);
+        let pending = match g {
+            Some(g) if !noack => delivered
+                .iter()
+                .filter_map(|&id| g.pending(id).map(|p| (id, p.delivery_ms, p.count)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        GroupRead {
+            last: g.map_or(Id::MIN, |g| g.last_id()),
+            entries_read: g.and_then(|g| g.entries_read()),
+            pending,
+            moved: noack && !delivered.is_empty(),
+        }
+    }
+
+    /// `created`: the read created `consumer` (a replay creates it too, by XCLAIM, or
+    /// else by XGROUP CREATECONSUMER).
+    pub(super) fn journal(
+        self,
+        ks: &mut Keyspace,
+        db: usize,
+        key: &[u8],
+        group: &[u8],
+        consumer: &[u8],
+        created: bool,
+    ) {
+        let j = &mut ks.journal;
+        if created && self.pending.is_empty() {
+            j.create_consumer(db, key, group, consumer);
+        }
+        for (id, time, count) in self.pending {
+            j.xclaim(db, key, group, consumer, id, time, count, self.last);
+        }
+        if self.moved {
+            j.group_setid(db, key, group, self.last, self.entries_read);
+        }
     }
 }
 

@@ -211,7 +211,46 @@ pub const DIRECTIVES: &[Directive] = &[
         "appendonly",
         "no",
         true,
-        "compatibility: fanout persists nothing; only 'no' is accepted",
+        "keep streams in an append-only file (Redis 7's multi-part AOF) and load it at start",
+    ),
+    d(
+        "appendfsync",
+        "everysec",
+        true,
+        "always (reply after fsync, one fsync per batch), everysec (fsync each second), no",
+    ),
+    d("dir", ".", false, "working directory: the append-only files go in DIR/APPENDDIRNAME"),
+    d("appendfilename", "appendonly.aof", false, "base name of the append-only files"),
+    d("appenddirname", "appendonlydir", false, "folder of the append-only files, inside dir"),
+    d(
+        "aof-load-truncated",
+        "yes",
+        true,
+        "yes: load an AOF whose last command was cut short, dropping it; no: refuse to start",
+    ),
+    d(
+        "aof-use-rdb-preamble",
+        "no",
+        true,
+        "compatibility: fanout has no RDB, its base files are always in AOF format",
+    ),
+    d(
+        "auto-aof-rewrite-percentage",
+        "100",
+        true,
+        "rewrite the AOF when it grew by this percent since the last rewrite (0: never)",
+    ),
+    d(
+        "auto-aof-rewrite-min-size",
+        "64mb",
+        true,
+        "no automatic rewrite below this AOF size",
+    ),
+    d(
+        "enable-debug-command",
+        "no",
+        false,
+        "allow DEBUG (LOADAOF...): no, yes, or local (loopback and unix socket clients only)",
     ),
     d(
         "notify-keyspace-events",
@@ -309,6 +348,14 @@ impl BufferLimit {
     }
 }
 
+/// `appendfsync`: when the append-only file is flushed to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fsync {
+    No = 0,
+    Everysec = 1,
+    Always = 2,
+}
+
 /// The live configuration. Shared by every connection; changed by CONFIG SET.
 pub struct Settings {
     pub maxclients: AtomicU64,
@@ -337,6 +384,10 @@ pub struct Settings {
     pub stream_node_max_bytes: AtomicU64,
     /// `maxmemory` in bytes (0: no limit).
     pub maxmemory: AtomicU64,
+    /// `appendonly` as configured (the AOF's own state says whether it is running).
+    pub appendonly: AtomicBool,
+    /// `appendfsync` as a [`Fsync`].
+    pub appendfsync: AtomicU8,
     /// Everything else, as the normalised text CONFIG GET shows.
     text: Mutex<BTreeMap<&'static str, String>>,
     requirepass: Mutex<Option<Vec<u8>>>,
@@ -365,6 +416,8 @@ impl Default for Settings {
             stream_node_max_entries: AtomicU64::new(100),
             stream_node_max_bytes: AtomicU64::new(4096),
             maxmemory: AtomicU64::new(0),
+            appendonly: AtomicBool::new(false),
+            appendfsync: AtomicU8::new(Fsync::Everysec as u8),
             text: Mutex::new(BTreeMap::new()),
             requirepass: Mutex::new(None),
         };
@@ -586,11 +639,34 @@ impl Settings {
                 v
             }
             "acllog-max-len" => parse_u64(value)?.to_string(),
-            "appendonly" => {
-                if !value.eq_ignore_ascii_case("no") {
-                    return Err("fanout keeps no data to persist: appendonly must stay 'no'".into());
+            "appendonly" | "aof-load-truncated" | "aof-use-rdb-preamble" => {
+                let on = parse_yes_no(value)?;
+                if d.name == "appendonly" {
+                    self.appendonly.store(on, Relaxed);
                 }
-                "no".to_string()
+                if on { "yes" } else { "no" }.to_string()
+            }
+            "appendfsync" => {
+                let v = value.to_ascii_lowercase();
+                let policy = match v.as_str() {
+                    "no" => Fsync::No,
+                    "everysec" => Fsync::Everysec,
+                    "always" => Fsync::Always,
+                    _ => return Err("argument(s) must be one of the following: always, everysec, no".into()),
+                };
+                self.appendfsync.store(policy as u8, Relaxed);
+                v
+            }
+            "auto-aof-rewrite-percentage" => parse_u64(value)?.to_string(),
+            "auto-aof-rewrite-min-size" => parse_memory(value)
+                .ok_or("argument must be a memory value")?
+                .to_string(),
+            "enable-debug-command" => {
+                let v = value.to_ascii_lowercase();
+                if !matches!(v.as_str(), "yes" | "no" | "local") {
+                    return Err("argument(s) must be one of the following: no, yes, local".into());
+                }
+                v
             }
             "notify-keyspace-events" => {
                 let flags = notify::parse(value).ok_or("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")?;
@@ -646,6 +722,19 @@ impl Settings {
     pub fn get(&self, name: &str) -> Option<String> {
         let d = directive(name)?;
         self.text.locked().get(d.name).cloned()
+    }
+
+    pub fn fsync(&self) -> Fsync {
+        match self.appendfsync.load(Relaxed) {
+            0 => Fsync::No,
+            2 => Fsync::Always,
+            _ => Fsync::Everysec,
+        }
+    }
+
+    /// `appendfsync always`: a write is acknowledged once it is on disk.
+    pub fn fsync_always(&self) -> bool {
+        self.fsync() == Fsync::Always
     }
 
     pub fn requirepass(&self) -> Option<Vec<u8>> {

@@ -20,6 +20,7 @@
 //!   (`events`), published once the lock is released.
 
 pub mod blocked;
+pub mod journal;
 pub mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -242,6 +243,8 @@ pub struct Keyspace {
     pub blocked: blocked::Blocked,
     pub watches: Arc<watch::WatchTable>,
     pub effects: Effects,
+    /// Every change, as commands that redo it, for the append-only file.
+    pub journal: journal::Journal,
     pub settings: Arc<Settings>,
     /// Keys removed because their TTL passed (INFO `expired_keys`).
     pub expired: u64,
@@ -262,6 +265,7 @@ impl Keyspace {
             blocked: Default::default(),
             watches,
             effects: Default::default(),
+            journal: Default::default(),
             settings,
             expired: 0,
             rng: now_ms(),
@@ -389,6 +393,8 @@ impl Keyspace {
     fn expire_key(&mut self, db: usize, h: u64, key: &[u8]) {
         if let Some(slot) = self.dbs[db].remove(h, key) {
             self.expired += 1;
+            // Replicas and the AOF see an expiry as a deletion (Redis's `propagateDeletion`).
+            self.journal.command(db, 2).arg(b"DEL").arg(&slot.key);
             self.written(db, &slot.key);
             self.notify(db, notify::EXPIRED, "expired", &slot.key);
         }

@@ -124,7 +124,7 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
             biased;
             _ = outbox.gone.cancelled() => return,
             _ = shutdown.cancelled() => {
-                session.flush();
+                send_replies(session).await;
                 outbox.close_after_flush();
                 return;
             }
@@ -137,7 +137,7 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
         match rd.try_read_buf(&mut buf) {
             Ok(0) => {
                 // The peer is done sending; what we owe it still goes out.
-                session.flush();
+                send_replies(session).await;
                 outbox.close_after_flush();
                 return;
             }
@@ -165,7 +165,7 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
                         // What is queued goes out, then this request runs again once
                         // what it waits for happened; the rest of the pipeline waits in
                         // `buf`.
-                        session.flush();
+                        send_replies(session).await;
                         let blocked_on = session.blocked_on();
                         let ready = async {
                             match (wait, blocked_on) {
@@ -198,7 +198,7 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
                     match flow {
                         Flow::Continue | Flow::Wait(_) => {}
                         Flow::CloseAfterReply => {
-                            session.flush();
+                            send_replies(session).await;
                             outbox.close_after_flush();
                             return;
                         }
@@ -215,14 +215,14 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
                     let mut msg = b"ERR ".to_vec();
                     msg.extend_from_slice(&e.message_bytes());
                     session.protocol_error(&msg);
-                    session.flush();
+                    send_replies(session).await;
                     outbox.close_after_flush();
                     tracing::debug!(client = session.id(), error = %e, "protocol error");
                     return;
                 }
             }
         }
-        session.flush();
+        send_replies(session).await;
         if buf.len() as u64 > settings.query_buffer_limit.load(Relaxed) {
             tracing::warn!(client = session.id(), addr = %session.client.peer, "Closing client that reached max query buffer length");
             Stats::add(&broker.stats.qbuf_limit_disconnections, 1);
@@ -233,6 +233,17 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
             buf = BytesMut::new();
         }
     }
+}
+
+/// Hands the replies gathered so far to the outbox; under `appendfsync always`, once
+/// the writes they acknowledge are on disk (the AOF writer syncs everything that
+/// arrived meanwhile with one fsync, so a pipeline or many connections share it).
+async fn send_replies(session: &mut Session) {
+    if let Some(offset) = session.durable_wait.take() {
+        let broker = session.broker.clone();
+        broker.aof.durable(offset).await;
+    }
+    session.flush();
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(

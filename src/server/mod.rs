@@ -133,6 +133,8 @@ impl Server {
             .acl
             .load_at_startup(&*broker)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        // The append-only file is replayed before any connection is accepted.
+        crate::commands::open_aof_at_start(&broker).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         if let Some(addr) = listeners.iter().find_map(Listener::tcp_addr) {
             broker.tcp_port.store(addr.port() as u64, Relaxed);
         }
@@ -219,6 +221,8 @@ impl Server {
         for l in &unix_paths {
             let _ = std::fs::remove_file(l);
         }
+        // What the journal holds goes to disk and is synced before the process ends.
+        self.broker.aof.turn_off();
         tracing::info!("fanout is now ready to exit, bye bye...");
     }
 
@@ -396,6 +400,7 @@ async fn cron(broker: Arc<Broker>, stop: CancellationToken) {
         rates.sample(&broker.stats);
         // Active expiry, in bounded steps so that no tick holds the keyspace long.
         crate::commands::expire_cycle(&broker);
+        broker.aof.cron();
         // used_memory walks the keyspace: every tick while maxmemory needs it fresh,
         // else once a second (INFO and /metrics measure for themselves).
         ticks = ticks.wrapping_add(1);

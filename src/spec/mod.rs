@@ -90,6 +90,7 @@ impl Flags {
     /// Never printed (Redis hides it too): SCAN and RANDOMKEY reach keys that are not
     /// among their arguments.
     pub const TOUCHES_ARBITRARY_KEYS: u32 = 1 << 17;
+    pub const NO_ASYNC_LOADING: u32 = 1 << 18;
     /// fanout: allowed while a RESP2 connection is subscribed (Redis checks these
     /// commands by name).
     pub const SUBSCRIBED_OK: u32 = 1 << 24;
@@ -103,7 +104,7 @@ impl Flags {
     /// The flags COMMAND INFO prints, in Redis's order (`addReplyCommandFlags`).
     /// `may_replicate` and `sentinel` are kept but never printed, as Redis hides them on
     /// purpose; `movablekeys` is derived from the key specs and goes before `allow_busy`.
-    const PRINTED: [(u32, &'static str); 15] = [
+    const PRINTED: [(u32, &'static str); 16] = [
         (Self::WRITE, "write"),
         (Self::READONLY, "readonly"),
         (Self::DENYOOM, "denyoom"),
@@ -117,6 +118,7 @@ impl Flags {
         (Self::SKIP_SLOWLOG, "skip_slowlog"),
         (Self::FAST, "fast"),
         (Self::NO_AUTH, "no_auth"),
+        (Self::NO_ASYNC_LOADING, "no_async_loading"),
         (Self::NO_MULTI, "no_multi"),
         (Self::ALLOW_BUSY, "allow_busy"),
     ];
@@ -426,7 +428,7 @@ commands! {
     // server
     Command, CommandCount, CommandDocs, CommandInfo, CommandList, CommandGetkeys, CommandGetkeysandflags, CommandHelp,
     Info, Config, ConfigGet, ConfigSet, ConfigResetstat, ConfigHelp,
-    Flushall, Function, FunctionFlush, Debug, Monitor, Shutdown, Time, Dbsize, Lastsave,
+    Flushall, Function, FunctionFlush, Debug, Monitor, Shutdown, Time, Dbsize, Lastsave, Bgrewriteaof, Bgsave, Save,
     Slowlog, SlowlogGet, SlowlogLen, SlowlogReset, SlowlogHelp,
     Latency, LatencyLatest, LatencyHistory, LatencyReset, LatencyDoctor, LatencyHistogram, LatencyHelp,
     Memory, MemoryUsage, MemoryStats, MemoryDoctor, MemoryPurge, MemoryMallocStats, MemoryHelp,

@@ -277,6 +277,49 @@ pub(super) static COMMANDS: &[Spec] = &[
         &[]
     ),
     spec!(
+        "bgrewriteaof",
+        Bgrewriteaof,
+        1,
+        f![ADMIN, NOSCRIPT, NO_ASYNC_LOADING],
+        &["@admin", "@slow", "@dangerous"],
+        "server",
+        "1.0.0",
+        "Asynchronously rewrite the append-only file",
+        "O(1)",
+        &[]
+    ),
+    Spec {
+        history: &[("3.2.2", "Added the `SCHEDULE` option.")],
+        ..spec!(
+            "bgsave",
+            Bgsave,
+            -1,
+            f![ADMIN, NOSCRIPT, NO_ASYNC_LOADING],
+            &["@admin", "@slow", "@dangerous"],
+            "server",
+            "1.0.0",
+            "Asynchronously save the dataset to disk (fanout has no RDB: an error, see README)",
+            "O(1)",
+            &[Arg {
+                token: Some("SCHEDULE"),
+                since: Some("3.2.2"),
+                ..opt("schedule", "pure-token")
+            }]
+        )
+    },
+    spec!(
+        "save",
+        Save,
+        1,
+        f![ADMIN, NOSCRIPT, NO_ASYNC_LOADING, NO_MULTI],
+        &["@admin", "@slow", "@dangerous"],
+        "server",
+        "1.0.0",
+        "Synchronously save the dataset to disk (fanout has no RDB: an error, see README)",
+        "O(N) where N is the total number of keys in all databases",
+        &[]
+    ),
+    spec!(
         "monitor",
         Monitor,
         1,
