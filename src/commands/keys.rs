@@ -352,12 +352,13 @@ impl Session {
             if !allowed {
                 return 0;
             }
-            if when <= now {
+            // A replayed deadline in the past is kept: the key expires after loading.
+            if when <= now && !s.replaying {
                 ks.remove(db, key);
                 ks.notify(db, GENERIC, "del", key);
                 ks.journal.command(db, 2).arg(b"DEL").arg(key);
             } else {
-                ks.set_expire(db, key, Some(when as u64));
+                ks.set_expire(db, key, Some(when.max(0) as u64));
                 // Absolute, so a replay at any later time keeps the same deadline.
                 ks.journal.command(db, 3).arg(b"PEXPIREAT").arg(key).arg_int(when);
                 ks.written(db, key);

@@ -254,6 +254,9 @@ pub struct Keyspace {
     pub hits: u64,
     pub misses: u64,
     started: std::time::Instant,
+    /// Replaying the AOF: nothing expires (as in Redis, a key's later commands in the
+    /// file ran while it was alive; it expires once loading is done).
+    pub loading: bool,
 }
 
 impl Keyspace {
@@ -272,6 +275,7 @@ impl Keyspace {
             hits: 0,
             misses: 0,
             started: std::time::Instant::now(),
+            loading: false,
         }
     }
 
@@ -309,6 +313,7 @@ impl Keyspace {
         // Only a database holding TTLs can hold an expired key: one walk of the map
         // otherwise (the XADD path), two when the deadline has to be looked at first.
         if !self.dbs[db].expires.is_empty()
+            && !self.loading
             && self.dbs[db]
                 .get(h, key)
                 .is_some_and(|slot| slot.expire_at.is_some_and(|at| at <= now))
@@ -404,6 +409,9 @@ impl Keyspace {
     /// active expiry). Returns how many went.
     pub fn expire_due(&mut self, now: u64, max: usize) -> usize {
         let mut done = 0;
+        if self.loading {
+            return 0;
+        }
         for db in 0..self.dbs.len() {
             while done < max {
                 let Some((at, h, key)) = self.dbs[db].expires.first().cloned() else {

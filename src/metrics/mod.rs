@@ -200,6 +200,58 @@ impl Collector for BrokerCollector {
             "Keys removed because their TTL passed",
             expired,
         )?;
+        // The append-only file (INFO persistence, Redis's names after `fanout_`).
+        let aof = &b.aof.stats;
+        let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
+        let flag = |v: &std::sync::atomic::AtomicBool| v.load(std::sync::atomic::Ordering::Relaxed) as u64;
+        gauge(
+            &mut e,
+            "fanout_aof_enabled",
+            "1 while the append-only file is on",
+            flag(&aof.enabled),
+        )?;
+        gauge(
+            &mut e,
+            "fanout_aof_rewrite_in_progress",
+            "1 while BGREWRITEAOF (or an automatic rewrite) runs",
+            flag(&aof.rewrite_in_progress),
+        )?;
+        gauge(
+            &mut e,
+            "fanout_aof_last_write_ok",
+            "0 while writes to the AOF fail (writes then get -MISCONF)",
+            flag(&aof.last_write_ok),
+        )?;
+        gauge(
+            &mut e,
+            "fanout_aof_current_size_bytes",
+            "Bytes of the AOF files the manifest names",
+            load(&aof.current_size),
+        )?;
+        gauge(
+            &mut e,
+            "fanout_aof_base_size_bytes",
+            "Bytes of the AOF after the last rewrite",
+            load(&aof.base_size),
+        )?;
+        counter(
+            &mut e,
+            "fanout_aof_rewrites",
+            "AOF rewrites completed",
+            load(&aof.rewrites),
+        )?;
+        counter(
+            &mut e,
+            "fanout_aof_write_errors",
+            "Failed writes or fsyncs of the AOF (each retried)",
+            load(&aof.write_errors),
+        )?;
+        counter(
+            &mut e,
+            "fanout_aof_delayed_fsync",
+            "everysec fsyncs that took longer than 2 seconds (INFO aof_delayed_fsync)",
+            load(&aof.delayed_fsync),
+        )?;
 
         counter(
             &mut e,

@@ -47,6 +47,7 @@ pub mod node;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -112,7 +113,9 @@ pub(crate) fn btree_bytes_per_slot(key_and_value: usize) -> usize {
 /// One stream key.
 #[derive(Clone, Debug, Default)]
 pub struct Stream {
-    nodes: BTreeMap<Id, Node>,
+    /// Shared, so that a snapshot (the AOF rewrite) copies pointers, not entries; a
+    /// write to a node a snapshot still holds copies that node first.
+    nodes: BTreeMap<Id, Arc<Node>>,
     len: u64,
     last_id: Id,
     first_id: Id,
@@ -194,10 +197,12 @@ impl Stream {
     /// Bytes this stream holds, groups and PELs included (MEMORY USAGE). An estimate:
     /// buffers at their capacity, map nodes at their typical fill.
     pub fn memory_usage(&self) -> usize {
-        let node_slot = btree_bytes_per_slot(std::mem::size_of::<Id>() + std::mem::size_of::<Node>());
+        let node_slot = btree_bytes_per_slot(std::mem::size_of::<Id>() + std::mem::size_of::<Arc<Node>>());
+        // The node struct and the Arc's two counters live beside the buffer.
+        let node_box = std::mem::size_of::<Node>() + 16;
         let mut n = std::mem::size_of::<Stream>();
         for node in self.nodes.values() {
-            n += node.capacity() + node_slot;
+            n += node.capacity() + node_slot + node_box;
         }
         for (name, g) in &self.groups {
             n += name.len() + g.memory_usage() + btree_bytes_per_slot(32 + std::mem::size_of::<Group>());
@@ -260,14 +265,14 @@ impl Stream {
         };
         if new_node {
             if let Some(mut tail) = self.nodes.last_entry() {
-                tail.get_mut().seal();
+                Arc::make_mut(tail.get_mut()).seal();
             }
             let mut node = Node::new(fields);
             node.push(id, id, fields);
-            self.nodes.insert(id, node);
+            self.nodes.insert(id, Arc::new(node));
         } else if let Some(mut tail) = self.nodes.last_entry() {
             let master = *tail.key();
-            tail.get_mut().push(master, id, fields);
+            Arc::make_mut(tail.get_mut()).push(master, id, fields);
         }
         self.len += 1;
         self.entries_added = self.entries_added.wrapping_add(1);
@@ -336,7 +341,7 @@ impl Stream {
         let Some(raw) = node.find(master, id) else {
             return false;
         };
-        if !node.mark_deleted(raw.at as usize) {
+        if !Arc::make_mut(node).mark_deleted(raw.at as usize) {
             return false;
         }
         if node.live == 0 {
@@ -399,7 +404,7 @@ impl Stream {
             // Exact: mark entries deleted inside this node, then stop (the next node
             // cannot be reached without emptying this one).
             let master = *head.key();
-            let node = head.get_mut();
+            let node = Arc::make_mut(head.get_mut());
             let mut pos = node.start();
             while pos < node.end() {
                 let (e, next) = node.entry_at(master, pos);
@@ -467,7 +472,7 @@ fn default_trim_limit(limits: &NodeLimits) -> u64 {
 
 /// Ascending iterator over live entries (see [`Stream::range`]).
 pub struct Range<'a> {
-    nodes: Option<std::collections::btree_map::Range<'a, Id, Node>>,
+    nodes: Option<std::collections::btree_map::Range<'a, Id, Arc<Node>>>,
     cur: Option<(Id, &'a Node, usize)>,
     start: Id,
     end: Id,
@@ -510,7 +515,7 @@ impl<'a> Iterator for Range<'a> {
 /// Descending iterator over live entries (see [`Stream::range_rev`]). A node is scanned
 /// forward once to collect its matching entries, which are then yielded backwards.
 pub struct RevRange<'a> {
-    nodes: Option<std::iter::Rev<std::collections::btree_map::Range<'a, Id, Node>>>,
+    nodes: Option<std::iter::Rev<std::collections::btree_map::Range<'a, Id, Arc<Node>>>>,
     buf: &'a [u8],
     pending: Vec<RawEntry>,
     start: Id,
