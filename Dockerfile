@@ -5,9 +5,13 @@ COPY . .
 RUN cargo build --release --bin fanout
 
 FROM debian:bookworm-slim
-RUN useradd --system --uid 10001 fanout
+RUN useradd --system --uid 10001 fanout && mkdir /data && chown fanout /data
 COPY --from=build /src/target/release/fanout /usr/local/bin/fanout
 USER fanout
+# Streams survive restarts: the append-only file goes in the /data volume.
+ENV FANOUT_APPENDONLY="yes" FANOUT_DIR="/data"
+VOLUME /data
+WORKDIR /data
 EXPOSE 6379
 STOPSIGNAL SIGTERM
 # Inside a container, listen on every interface (IPv6 too, if the container has it).
