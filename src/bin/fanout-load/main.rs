@@ -35,6 +35,9 @@
 //! - `xmem`     E entries added to a fresh server: RSS, `used_memory` and
 //!   `MEMORY USAGE` deltas per entry; then all read into a group without XACK:
 //!   the same per pending entry.
+//! - `restart`  N entries written with `appendonly yes`, then the time from
+//!   spawning the server again to its first PING reply (fanout and redis-server
+//!   alternately, fresh folders, `--rewrite` for a base file instead of an incr).
 //! - `compare <scenario> ...` alternates a scenario between a fanout and a
 //!   redis-server (`--fanout-port`, `--redis-port`), medians and ratios.
 //!
@@ -64,6 +67,7 @@ mod latency;
 mod net;
 mod report;
 mod resp;
+mod restart;
 mod scenarios;
 mod streams;
 mod sys;
@@ -132,6 +136,36 @@ enum Cmd {
     Run(Scenario),
     /// Alternate a scenario between a fanout server and a redis-server.
     Compare(CompareArgs),
+    /// Restart time with N stream entries in the append-only file, fanout and
+    /// redis-server alternately (each started here on a fresh folder).
+    Restart(RestartCli),
+}
+
+#[derive(Args, Debug, Clone)]
+struct RestartCli {
+    /// Entries in total.
+    #[arg(long, default_value_t = 1_000_000)]
+    entries: u64,
+    /// Spread over this many streams.
+    #[arg(long, default_value_t = 1)]
+    streams: u64,
+    /// Value bytes per entry (one field).
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// BGREWRITEAOF before the restart (entries in a base file, not an incr file).
+    #[arg(long)]
+    rewrite: bool,
+    /// Runs per server, alternating.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    #[arg(long)]
+    start_fanout: PathBuf,
+    #[arg(long)]
+    start_redis: PathBuf,
+    #[arg(long, default_value_t = 7300)]
+    fanout_port: u16,
+    #[arg(long, default_value_t = 7302)]
+    redis_port: u16,
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -705,6 +739,21 @@ fn opts(c: &Common, sc: &Scenario) -> Result<Opts, String> {
 
 async fn real_main(cli: Cli) -> Result<(), String> {
     match cli.cmd {
+        Cmd::Restart(r) => {
+            let out = restart::run(restart::RestartArgs {
+                entries: r.entries,
+                streams: r.streams,
+                payload: r.payload,
+                rewrite: r.rewrite,
+                runs: r.runs,
+                fanout: (r.start_fanout, r.fanout_port),
+                redis: (r.start_redis, r.redis_port),
+                host: cli.common.host.clone(),
+            })
+            .await?;
+            print!("{out}");
+            Ok(())
+        }
         Cmd::Run(sc) => {
             sc.validate()?;
             let o = opts(&cli.common, &sc)?;
