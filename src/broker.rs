@@ -160,7 +160,10 @@ impl Broker {
     pub fn measure_memory_in(&self, ks: &Keyspace) -> u64 {
         let dataset = ks.dataset_bytes() as u64;
         let clients: u64 = self.clients.all().iter().map(|c| c.outbox.usage().0 as u64).sum();
-        let used = self.startup_rss.load(Relaxed) + dataset + clients;
+        // The journal's bytes the AOF writer has not taken (a slow disk) count too, as
+        // Redis counts its AOF buffer.
+        let journal = ks.journal.pending_len() as u64;
+        let used = self.startup_rss.load(Relaxed) + dataset + clients + journal;
         self.dataset_bytes.store(dataset, Relaxed);
         self.used_memory.store(used, Relaxed);
         used

@@ -9,7 +9,7 @@
 //! 7.0's order: a crash anywhere leaves a manifest naming complete files).
 
 use std::io::Write;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,14 +32,15 @@ impl Snapshot {
         Snapshot { dbs }
     }
 
-    /// The commands that rebuild the snapshot, written to `out`.
-    pub fn write(&self, out: &mut impl Write) -> std::io::Result<()> {
+    /// The commands that rebuild the snapshot, written to `out`. Gives up (Interrupted)
+    /// when `stop` is set: the AOF is being turned off or the server stops.
+    pub fn write(&self, out: &mut impl Write, stop: &AtomicBool) -> std::io::Result<()> {
         let mut buf = Vec::with_capacity(64 * 1024);
         for (db, slots) in &self.dbs {
             put(&mut buf, &[b"SELECT", db.to_string().as_bytes()]);
             for slot in slots {
                 match &slot.value {
-                    Value::Stream(st) => write_stream(&mut buf, &slot.key, st, out)?,
+                    Value::Stream(st) => write_stream(&mut buf, &slot.key, st, out, stop)?,
                 }
                 if let Some(at) = slot.expire_at {
                     put(&mut buf, &[b"PEXPIREAT", &slot.key, at.to_string().as_bytes()]);
@@ -47,6 +48,9 @@ impl Snapshot {
                 if buf.len() >= 64 * 1024 {
                     out.write_all(&buf)?;
                     buf.clear();
+                    if stop.load(Relaxed) {
+                        return Err(std::io::ErrorKind::Interrupted.into());
+                    }
                 }
             }
         }
@@ -65,7 +69,13 @@ fn id(i: Id) -> Vec<u8> {
 /// entries-added and max-deleted ID; each group as XGROUP CREATE with its entries-read,
 /// each pending entry as XCLAIM with its owner, delivery time and count, and consumers
 /// without pending entries as XGROUP CREATECONSUMER.
-fn write_stream(buf: &mut Vec<u8>, key: &[u8], st: &Stream, out: &mut impl Write) -> std::io::Result<()> {
+fn write_stream(
+    buf: &mut Vec<u8>,
+    key: &[u8],
+    st: &Stream,
+    out: &mut impl Write,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
     if st.is_empty() {
         put(buf, &[b"XADD", key, b"MAXLEN", b"0", b"0-1", b"x", b"y"]);
     }
@@ -82,6 +92,9 @@ fn write_stream(buf: &mut Vec<u8>, key: &[u8], st: &Stream, out: &mut impl Write
         if buf.len() >= 64 * 1024 {
             out.write_all(buf)?;
             buf.clear();
+            if stop.load(Relaxed) {
+                return Err(std::io::ErrorKind::Interrupted.into());
+            }
         }
     }
     put(
@@ -196,12 +209,15 @@ fn rewrite(shared: &Shared, snapshot: &Snapshot, rotation: u64) -> std::io::Resu
     let written = (|| {
         let f = std::fs::File::create(&tmp)?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-        snapshot.write(&mut w)?;
+        snapshot.write(&mut w, &shared.stop)?;
         let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
+        if shared.stop.load(Relaxed) {
+            return Ok(None);
+        }
         return Err(e);
     }
     tracing::info!("Successfully created the temporary AOF base file {}", tmp.display());
