@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::errors::Error;
-use super::streams::{strict_id, write_entry, write_id};
+use super::streams::{strict_id, write_entry, write_id, PelChanges};
 use super::Session;
 use crate::config::notify::STREAM;
 use crate::keyspace::now_ms;
@@ -234,7 +234,7 @@ impl Session {
                     None => write_id(&mut e, id, &mut id_buf),
                 }
             }
-            let record = journaling.then(|| Claims::record(st, group, &claimed, gone, last_before, now));
+            let record = journaling.then(|| PelChanges::claim(st, group, &claimed, gone, last_before, now));
             if !existed {
                 ks.notify(db, STREAM, "xgroup-createconsumer", key);
             }
@@ -278,7 +278,7 @@ impl Session {
             let existed = st.group(group).is_some_and(|g| g.consumer(consumer).is_some());
             let last_before = st.group(group).map(|g| g.last_id());
             let (next, claimed, deleted) = st.autoclaim(group, consumer, min_idle, start, count, justid, now);
-            let record = journaling.then(|| Claims::record(st, group, &claimed, deleted.clone(), last_before, now));
+            let record = journaling.then(|| PelChanges::claim(st, group, &claimed, deleted.clone(), last_before, now));
             let mut id_buf = Vec::with_capacity(42);
             let mut e = s.reply();
             e.array(3);
@@ -615,61 +615,5 @@ fn consumer_info(
         write_id(e, *id, id_buf);
         e.integer(p.delivery_ms as i64);
         e.integer(p.count as i64);
-    }
-}
-
-/// What XCLAIM/XAUTOCLAIM changed, gathered for the journal as Redis propagates it: an
-/// XCLAIM per entry claimed (its new owner, time and count) and per pending entry
-/// dropped because its entry is gone; the group's position when LASTID moved it and no
-/// XCLAIM carries it; the consumer when nothing else creates it on replay.
-struct Claims {
-    last: Id,
-    entries_read: Option<u64>,
-    moved: bool,
-    /// (id, delivery time, delivery count).
-    claimed: Vec<(Id, u64, u32)>,
-    gone: Vec<Id>,
-    now: u64,
-}
-
-impl Claims {
-    fn record(st: &Stream, group: &[u8], claimed: &[Id], gone: Vec<Id>, last_before: Option<Id>, now: u64) -> Claims {
-        let g = st.group(group);
-        Claims {
-            last: g.map_or(Id::MIN, |g| g.last_id()),
-            entries_read: g.and_then(|g| g.entries_read()),
-            moved: g.map(|g| g.last_id()) != last_before,
-            claimed: claimed
-                .iter()
-                .filter_map(|&id| g?.pending(id).map(|p| (id, p.delivery_ms, p.count)))
-                .collect(),
-            gone,
-            now,
-        }
-    }
-
-    fn journal(
-        self,
-        ks: &mut crate::keyspace::Keyspace,
-        db: usize,
-        key: &[u8],
-        group: &[u8],
-        consumer: &[u8],
-        created: bool,
-    ) {
-        let j = &mut ks.journal;
-        let any = !self.claimed.is_empty() || !self.gone.is_empty();
-        if created && !any {
-            j.create_consumer(db, key, group, consumer);
-        }
-        for (id, time, count) in self.claimed {
-            j.xclaim(db, key, group, consumer, id, time, count, self.last);
-        }
-        for id in self.gone {
-            j.xclaim(db, key, group, consumer, id, self.now, 1, self.last);
-        }
-        if self.moved && !any {
-            j.group_setid(db, key, group, self.last, self.entries_read);
-        }
     }
 }

@@ -577,7 +577,7 @@ impl Session {
                             }
                             After::New => (false, Vec::new()),
                         };
-                        let record = journaling.then(|| GroupRead::record(st, group, &delivered, a.noack));
+                        let record = journaling.then(|| PelChanges::read(st, group, &delivered, a.noack));
                         if created {
                             ks.notify(db, STREAM, "xgroup-createconsumer", key);
                         }
@@ -734,7 +734,7 @@ pub(super) fn serve_key(ks: &mut Keyspace, db: usize, key: &[u8]) {
                     write_delivered(&mut e, st, &ids);
                     if ks.journal.is_on() {
                         let st = ks.stream_mut(db, key, now).ok().flatten().expect("checked above");
-                        GroupRead::record(st, group, &ids, *noack).journal(ks, db, key, group, consumer, false);
+                        PelChanges::read(st, group, &ids, *noack).journal(ks, db, key, group, consumer, false);
                     }
                     Served::Reply(out.freeze())
                 }
@@ -748,37 +748,59 @@ pub(super) fn serve_key(ks: &mut Keyspace, db: usize, key: &[u8]) {
     }
 }
 
-/// What a group read changed, gathered for the journal (Redis propagates XREADGROUP as
-/// one XCLAIM per entry delivered, with its new delivery time and count and the group's
-/// position; under NOACK, as the group's new position).
-pub(super) struct GroupRead {
+/// What a group read or claim changed in a PEL, gathered while the stream is at hand
+/// and journaled as Redis propagates it: an XCLAIM per entry delivered or claimed (its
+/// owner, delivery time and count, and LASTID, the group's position), an XCLAIM per
+/// pending entry dropped because its entry is gone (the replay drops it too), the group's
+/// position when it moved and no XCLAIM carries it (NOACK reads, XCLAIM LASTID), and
+/// XGROUP CREATECONSUMER for a consumer nothing else creates on replay.
+pub(super) struct PelChanges {
     last: Id,
     entries_read: Option<u64>,
     /// (id, delivery time, delivery count) of each entry now pending.
     pending: Vec<(Id, u64, u32)>,
+    gone: Vec<Id>,
     moved: bool,
+    now: u64,
 }
 
-impl GroupRead {
-    pub(super) fn record(st: &Stream, group: &[u8], delivered: &[Id], noack: bool) -> GroupRead {
+impl PelChanges {
+    /// After XREADGROUP delivered `delivered` (new entries, or the consumer's history).
+    pub(super) fn read(st: &Stream, group: &[u8], delivered: &[Id], noack: bool) -> PelChanges {
+        let ids = if noack { &[][..] } else { delivered };
+        PelChanges::of(st, group, ids, Vec::new(), noack && !delivered.is_empty(), 0)
+    }
+
+    /// After XCLAIM/XAUTOCLAIM: `claimed`, `gone` (pending entries whose entry was
+    /// deleted), and the group's position before (LASTID may move it).
+    pub(super) fn claim(
+        st: &Stream,
+        group: &[u8],
+        claimed: &[Id],
+        gone: Vec<Id>,
+        last_before: Option<Id>,
+        now: u64,
+    ) -> PelChanges {
+        let moved = st.group(group).map(|g| g.last_id()) != last_before;
+        PelChanges::of(st, group, claimed, gone, moved, now)
+    }
+
+    fn of(st: &Stream, group: &[u8], ids: &[Id], gone: Vec<Id>, moved: bool, now: u64) -> PelChanges {
         let g = st.group(group);
-        let pending = match g {
-            Some(g) if !noack => delivered
-                .iter()
-                .filter_map(|&id| g.pending(id).map(|p| (id, p.delivery_ms, p.count)))
-                .collect(),
-            _ => Vec::new(),
-        };
-        GroupRead {
+        PelChanges {
             last: g.map_or(Id::MIN, |g| g.last_id()),
             entries_read: g.and_then(|g| g.entries_read()),
-            pending,
-            moved: noack && !delivered.is_empty(),
+            pending: ids
+                .iter()
+                .filter_map(|&id| g?.pending(id).map(|p| (id, p.delivery_ms, p.count)))
+                .collect(),
+            gone,
+            moved,
+            now,
         }
     }
 
-    /// `created`: the read created `consumer` (a replay creates it too, by XCLAIM, or
-    /// else by XGROUP CREATECONSUMER).
+    /// `created`: the command created `consumer`.
     pub(super) fn journal(
         self,
         ks: &mut Keyspace,
@@ -789,13 +811,17 @@ impl GroupRead {
         created: bool,
     ) {
         let j = &mut ks.journal;
-        if created && self.pending.is_empty() {
+        let claims = !self.pending.is_empty() || !self.gone.is_empty();
+        if created && !claims {
             j.create_consumer(db, key, group, consumer);
         }
         for (id, time, count) in self.pending {
             j.xclaim(db, key, group, consumer, id, time, count, self.last);
         }
-        if self.moved {
+        for id in self.gone {
+            j.xclaim(db, key, group, consumer, id, self.now, 1, self.last);
+        }
+        if self.moved && !claims {
             j.group_setid(db, key, group, self.last, self.entries_read);
         }
     }

@@ -115,7 +115,7 @@ impl Manifest {
                 return fail(INVALID);
             }
             // `argc < 6` rather than `!= 6`: later versions may add key/value pairs.
-            let args = match split_args(line) {
+            let args = match crate::protocol::request::split_words(line) {
                 Some(a) if a.len() >= 6 && a.len() % 2 == 0 => a,
                 _ => return fail(INVALID),
             };
@@ -288,81 +288,6 @@ fn atoll(s: &[u8]) -> i64 {
         n = if neg { n.saturating_sub(d) } else { n.saturating_add(d) };
     }
     n
-}
-
-/// `sdssplitargs`: blank-separated tokens, "double quotes" with C escapes and `\xHH`,
-/// 'single quotes' with only `\'`. `None` for unbalanced quotes or a closing quote
-/// followed by something other than a blank.
-fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
-    // Past the end reads as the C string's NUL terminator.
-    let at = |i: usize| line.get(i).copied().unwrap_or(0);
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut p = 0;
-    let mut out = Vec::new();
-    loop {
-        while at(p) != 0 && is_space(at(p)) {
-            p += 1;
-        }
-        if at(p) == 0 {
-            return Some(out);
-        }
-        let (mut cur, mut inq, mut insq, mut done) = (Vec::new(), false, false, false);
-        while !done {
-            let c = at(p);
-            if inq {
-                if let (b'\\', b'x', Some(h), Some(l)) = (c, at(p + 1), hex(at(p + 2)), hex(at(p + 3))) {
-                    cur.push(h * 16 + l);
-                    p += 3;
-                } else if c == b'\\' && at(p + 1) != 0 {
-                    p += 1;
-                    cur.push(match at(p) {
-                        b'n' => b'\n',
-                        b'r' => b'\r',
-                        b't' => b'\t',
-                        b'b' => 0x08,
-                        b'a' => 0x07,
-                        other => other,
-                    });
-                } else if c == b'"' {
-                    if at(p + 1) != 0 && !is_space(at(p + 1)) {
-                        return None;
-                    }
-                    done = true;
-                } else if c == 0 {
-                    return None;
-                } else {
-                    cur.push(c);
-                }
-            } else if insq {
-                if c == b'\\' && at(p + 1) == b'\'' {
-                    p += 1;
-                    cur.push(b'\'');
-                } else if c == b'\'' {
-                    if at(p + 1) != 0 && !is_space(at(p + 1)) {
-                        return None;
-                    }
-                    done = true;
-                } else if c == 0 {
-                    return None;
-                } else {
-                    cur.push(c);
-                }
-            } else {
-                // Only these end a bare token (not \v or \f); a quote opens a quoted
-                // part even in the middle of a token.
-                match c {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => done = true,
-                    b'"' => inq = true,
-                    b'\'' => insq = true,
-                    _ => cur.push(c),
-                }
-            }
-            if at(p) != 0 {
-                p += 1;
-            }
-        }
-        out.push(cur);
-    }
 }
 
 /// The name as `aofInfoFormat` writes it: as is, or `sdscatrepr`-quoted if
