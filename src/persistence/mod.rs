@@ -97,6 +97,27 @@ impl Files {
     }
 }
 
+/// At start no rewrite runs: a `temp-rewriteaof-bg-<pid>.aof` left by a process killed
+/// during BGREWRITEAOF is never named by a manifest and would stay forever (a full copy
+/// of the data each time), so it goes. A leftover temporary manifest goes too.
+fn remove_stale_rewrite_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let stale = (name.starts_with("temp-rewriteaof-bg-") && name.ends_with(".aof"))
+            || (name.starts_with("temp-") && name.ends_with(".manifest"));
+        if stale && entry.file_type().is_ok_and(|t| t.is_file()) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::warn!("Removed {name}, left by a rewrite that did not finish"),
+                Err(e) => tracing::warn!("Can't remove {name}, left by a rewrite that did not finish: {e}"),
+            }
+        }
+    }
+}
+
 /// fsync on a folder makes a rename or a new file in it durable.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
@@ -223,6 +244,7 @@ impl Aof {
         let files = Files::from_settings(&self.settings);
         std::fs::create_dir_all(&files.dir)
             .map_err(|e| format!("Can't open or create append-only dir {}: {e}", files.dir.display()))?;
+        remove_stale_rewrite_files(&files.dir);
         let manifest = match files.read_manifest()? {
             Some(m) => {
                 self.stats.loading.store(true, Relaxed);
