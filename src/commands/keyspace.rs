@@ -42,14 +42,13 @@ impl Session {
     }
 
     /// After a command or an EXEC: blocked readers served, the journal's unit committed
-    /// (its end is what `appendfsync always` waits for before replying), the lock
-    /// released, the notifications published.
+    /// (the replies wait for its end to be written, and under `appendfsync always`
+    /// synced, as Redis writes its AOF buffer before it replies), the lock released, the
+    /// notifications published.
     fn settle(&mut self, mut guard: KeysGuard) {
         let events = settle(&mut guard);
         if let Some(end) = guard.journal.commit() {
-            if self.broker.settings.fsync_always() {
-                self.durable_wait = Some(end);
-            }
+            self.durable_wait = Some(end);
         }
         drop(guard);
         self.publish_events(events);
