@@ -1062,3 +1062,35 @@ fn debug_loadaof_keeps_the_state() {
     s.shutdown();
     eprintln!("debug_loadaof_keeps_the_state: {:?}", t0.elapsed());
 }
+
+/// A group read journaled only in an incr file (no rewrite since) keeps the group's
+/// entries-read across a restart, in fanout and in redis-server loading fanout's files.
+/// (Redis 7.0 propagates such a read as XCLAIM ... LASTID only, which does not carry
+/// entries-read: its own AOF comes back with entries-read nil and lag nil.)
+#[test]
+fn group_entries_read_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--appendonly", "yes", "--appendfsync", "always"];
+    let s = Server::fanout(dir.path(), &args);
+    let mut con = s.conn();
+    let mut cmds = vec![c!["XGROUP", "CREATE", "s", "g", "0", "MKSTREAM"]];
+    cmds.extend((1..=4).map(|i| c!["XADD", "s", format!("{i}-1"), "a", "b"]));
+    cmds.push(c!["XREADGROUP", "GROUP", "g", "c", "COUNT", "2", "STREAMS", "s", ">"]);
+    cmds.push(c!["XREADGROUP", "GROUP", "g", "c", "COUNT", "5", "STREAMS", "s", "0"]);
+    run(&mut con, &cmds);
+    let before = dump(&mut con);
+    assert!(before.iter().any(|l| l.contains("entries-read=2 lag=2")), "{before:#?}");
+    drop(con);
+    s.terminate();
+
+    let copy = copy_aof(dir.path());
+    let s = Server::fanout(dir.path(), &args);
+    assert_same(&before, &dump(&mut s.conn()), "before (left) vs restart (right)");
+    s.terminate();
+    check_aof(dir.path());
+    if let Some(redis) = redis_server() {
+        let r = Server::redis(&redis, copy.path(), &[]);
+        assert_same(&before, &dump(&mut r.conn()), "fanout (left) vs redis-server (right)");
+        r.shutdown();
+    }
+}

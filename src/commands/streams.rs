@@ -750,7 +750,8 @@ pub(super) fn serve_key(ks: &mut Keyspace, db: usize, key: &[u8]) {
 
 /// What a group read changed, gathered for the journal (Redis propagates XREADGROUP as
 /// one XCLAIM per entry delivered, with its new delivery time and count and the group's
-/// position; under NOACK, as the group's new position).
+/// position; under NOACK, as the group's new position). fanout adds the group's position
+/// with its entries-read after the XCLAIMs too, which Redis 7.0 leaves out.
 pub(super) struct GroupRead {
     last: Id,
     entries_read: Option<u64>,
@@ -773,7 +774,9 @@ impl GroupRead {
             last: g.map_or(Id::MIN, |g| g.last_id()),
             entries_read: g.and_then(|g| g.entries_read()),
             pending,
-            moved: noack && !delivered.is_empty(),
+            // Also without NOACK: the XCLAIMs carry the position but not entries-read
+            // (Redis 7.0's form, whose replay leaves entries-read as it was).
+            moved: !delivered.is_empty(),
         }
     }
 
