@@ -561,6 +561,7 @@ impl Session {
                     }
                     (Some((group, consumer)), after) => {
                         let created = st.create_consumer(group, consumer, now);
+                        let new = matches!(after, After::New);
                         let (wrote, delivered) = match after {
                             After::Id(id) => {
                                 write_key_header(&mut e, key, proto);
@@ -577,7 +578,7 @@ impl Session {
                             }
                             After::New => (false, Vec::new()),
                         };
-                        let record = journaling.then(|| PelChanges::read(st, group, &delivered, a.noack));
+                        let record = journaling.then(|| PelChanges::read(st, group, &delivered, a.noack, new));
                         if created {
                             ks.notify(db, STREAM, "xgroup-createconsumer", key);
                         }
@@ -734,7 +735,7 @@ pub(super) fn serve_key(ks: &mut Keyspace, db: usize, key: &[u8]) {
                     write_delivered(&mut e, st, &ids);
                     if ks.journal.is_on() {
                         let st = ks.stream_mut(db, key, now).ok().flatten().expect("checked above");
-                        PelChanges::read(st, group, &ids, *noack).journal(ks, db, key, group, consumer, false);
+                        PelChanges::read(st, group, &ids, *noack, true).journal(ks, db, key, group, consumer, false);
                     }
                     Served::Reply(out.freeze())
                 }
@@ -752,8 +753,9 @@ pub(super) fn serve_key(ks: &mut Keyspace, db: usize, key: &[u8]) {
 /// and journaled as Redis propagates it: an XCLAIM per entry delivered or claimed (its
 /// owner, delivery time and count, and LASTID, the group's position), an XCLAIM per
 /// pending entry dropped because its entry is gone (the replay drops it too), the group's
-/// position when it moved and no XCLAIM carries it (NOACK reads, XCLAIM LASTID), and
-/// XGROUP CREATECONSUMER for a consumer nothing else creates on replay.
+/// position as XGROUP SETID whenever it moved (its entries-read, which LASTID does not
+/// carry, survives a restart; Redis 7.0 loses it), and XGROUP CREATECONSUMER for a
+/// consumer nothing else creates on replay.
 pub(super) struct PelChanges {
     last: Id,
     entries_read: Option<u64>,
@@ -765,10 +767,12 @@ pub(super) struct PelChanges {
 }
 
 impl PelChanges {
-    /// After XREADGROUP delivered `delivered` (new entries, or the consumer's history).
-    pub(super) fn read(st: &Stream, group: &[u8], delivered: &[Id], noack: bool) -> PelChanges {
+    /// After XREADGROUP delivered `delivered`: new entries (`new`, the group's position
+    /// moved: written as XGROUP SETID with its entries-read too, which XCLAIM's LASTID
+    /// does not carry), or the consumer's history.
+    pub(super) fn read(st: &Stream, group: &[u8], delivered: &[Id], noack: bool, new: bool) -> PelChanges {
         let ids = if noack { &[][..] } else { delivered };
-        PelChanges::of(st, group, ids, Vec::new(), noack && !delivered.is_empty(), 0)
+        PelChanges::of(st, group, ids, Vec::new(), new && !delivered.is_empty(), 0)
     }
 
     /// After XCLAIM/XAUTOCLAIM: `claimed`, `gone` (pending entries whose entry was
@@ -821,7 +825,7 @@ impl PelChanges {
         for id in self.gone {
             j.xclaim(db, key, group, consumer, id, self.now, 1, self.last);
         }
-        if self.moved && !claims {
+        if self.moved {
             j.group_setid(db, key, group, self.last, self.entries_read);
         }
     }
