@@ -15,6 +15,7 @@
 
 use bytes::{BufMut, BytesMut};
 
+use crate::protocol::reply::{Encoder, Proto};
 use crate::stream::Id;
 
 #[derive(Default)]
@@ -31,8 +32,8 @@ pub struct Journal {
     rotations: Vec<u64>,
     /// Bytes committed since the journal was created: the offset `pending` ends at.
     committed: u64,
-    /// The writer thread, woken when bytes are committed.
-    writer: Option<std::thread::Thread>,
+    /// Where numbers and IDs are formatted (no allocation per argument).
+    scratch: Vec<u8>,
 }
 
 /// What the writer takes at once.
@@ -49,17 +50,16 @@ impl Journal {
         self.on
     }
 
-    /// Starts journaling; `writer` is woken whenever there is something to write.
-    pub fn start(&mut self, writer: std::thread::Thread) {
+    /// Starts journaling. (The writer is woken by whoever waits for its bytes, once per
+    /// batch of replies, not here once per command.)
+    pub fn start(&mut self) {
         self.on = true;
-        self.writer = Some(writer);
         self.selected = None;
     }
 
     /// Stops journaling and forgets what was not taken.
     pub fn stop(&mut self) {
         self.on = false;
-        self.writer = None;
         self.unit.clear();
         self.unit_commands = 0;
         self.committed += self.pending.len() as u64;
@@ -91,12 +91,11 @@ impl Journal {
         }
         if self.selected != Some(db) {
             self.selected = Some(db);
-            put_header(&mut self.unit, b'*', 2);
-            put_bulk(&mut self.unit, b"SELECT");
-            put_bulk(&mut self.unit, db.to_string().as_bytes());
+            Encoder::new(&mut self.unit, Proto::Resp2).array(2);
+            self.arg(b"SELECT").arg_int(db as i64);
         }
         self.unit_commands += 1;
-        put_header(&mut self.unit, b'*', argc as u64);
+        Encoder::new(&mut self.unit, Proto::Resp2).array(argc);
         self
     }
 
@@ -104,7 +103,7 @@ impl Journal {
         if !self.on {
             return self;
         }
-        put_bulk(&mut self.unit, a);
+        Encoder::new(&mut self.unit, Proto::Resp2).bulk(a);
         self
     }
 
@@ -112,7 +111,12 @@ impl Journal {
         if !self.on {
             return self;
         }
-        put_bulk(&mut self.unit, n.to_string().as_bytes());
+        self.scratch.clear();
+        if n < 0 {
+            self.scratch.push(b'-');
+        }
+        crate::stream::id::write_u64(n.unsigned_abs(), &mut self.scratch);
+        Encoder::new(&mut self.unit, Proto::Resp2).bulk(&self.scratch);
         self
     }
 
@@ -120,9 +124,9 @@ impl Journal {
         if !self.on {
             return self;
         }
-        let mut buf = Vec::with_capacity(42);
-        id.write_to(&mut buf);
-        put_bulk(&mut self.unit, &buf);
+        self.scratch.clear();
+        id.write_to(&mut self.scratch);
+        Encoder::new(&mut self.unit, Proto::Resp2).bulk(&self.scratch);
         self
     }
 
@@ -205,9 +209,6 @@ impl Journal {
         }
         self.unit.clear();
         self.unit_commands = 0;
-        if let Some(w) = &self.writer {
-            w.unpark();
-        }
         Some(self.committed())
     }
 
@@ -217,9 +218,6 @@ impl Journal {
         let at = self.committed();
         self.rotations.push(at);
         self.selected = None;
-        if let Some(w) = &self.writer {
-            w.unpark();
-        }
         at
     }
 
@@ -241,18 +239,6 @@ impl Journal {
     }
 }
 
-fn put_header(out: &mut BytesMut, prefix: u8, n: u64) {
-    out.put_u8(prefix);
-    out.put_slice(n.to_string().as_bytes());
-    out.put_slice(b"\r\n");
-}
-
-fn put_bulk(out: &mut BytesMut, a: &[u8]) {
-    put_header(out, b'$', a.len() as u64);
-    out.put_slice(a);
-    out.put_slice(b"\r\n");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,7 +246,7 @@ mod tests {
     #[test]
     fn a_unit_of_several_commands_is_one_transaction_and_select_comes_when_the_db_changes() {
         let mut j = Journal::default();
-        j.start(std::thread::current());
+        j.start();
         assert_eq!(j.commit(), None);
         j.command(0, 2).arg(b"DEL").arg(b"k");
         let end = j.commit().unwrap();

@@ -194,6 +194,8 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// An fsync is wanted now, whatever the policy.
     pub sync_requested: AtomicBool,
+    /// The file and what is on its way to it.
+    pub state: Mutex<writer::State>,
     /// Journal offset written and synced as the policy asks; `appendfsync always`
     /// replies wait on it.
     pub durable: tokio::sync::watch::Sender<u64>,
@@ -206,6 +208,9 @@ pub struct Aof {
     settings: Arc<Settings>,
     durable: tokio::sync::watch::Sender<u64>,
     running: Mutex<Option<Running>>,
+    /// The running AOF's shared part and its writer thread (what a connection needs
+    /// on every batch of replies, outside `running`'s lock).
+    active: Mutex<Option<(Arc<Shared>, std::thread::Thread)>>,
 }
 
 struct Running {
@@ -222,6 +227,7 @@ impl Aof {
             settings,
             durable: tokio::sync::watch::Sender::new(0),
             running: Mutex::new(None),
+            active: Mutex::new(None),
         }
     }
 
@@ -232,6 +238,7 @@ impl Aof {
     /// Waits until the journal is on disk up to `offset` (`appendfsync always`), or the
     /// AOF is turned off.
     pub async fn durable(&self, offset: u64) {
+        self.wake();
         let mut rx = self.durable.subscribe();
         let stats = self.stats.clone();
         let _ = rx.wait_for(|&v| v >= offset || !stats.enabled.load(Relaxed)).await;
@@ -299,6 +306,7 @@ impl Aof {
         if self.stats.base_size.load(Relaxed) == 0 {
             self.stats.base_size.store(size, Relaxed);
         }
+        let start = self.keyspace.lock().journal.committed();
         let shared = Arc::new(Shared {
             files,
             keyspace: self.keyspace.clone(),
@@ -309,20 +317,18 @@ impl Aof {
             rotated_at: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             sync_requested: AtomicBool::new(false),
+            state: Mutex::new(writer::State::new(file, name, start)),
             durable: self.durable.clone(),
         });
-        let start = {
-            let ks = self.keyspace.lock();
-            ks.journal.committed()
-        };
         self.durable.send_replace(start);
         self.stats.synced.store(start, Relaxed);
         let s = shared.clone();
         let writer = std::thread::Builder::new()
             .name("aof-writer".into())
-            .spawn(move || writer::run(s, file, name, start))
+            .spawn(move || writer::run(s, start))
             .map_err(|e| format!("Can't start the AOF writer: {e}"))?;
-        self.keyspace.lock().journal.start(writer.thread().clone());
+        *self.active.locked() = Some((shared.clone(), writer.thread().clone()));
+        self.keyspace.lock().journal.start();
         self.stats.enabled.store(true, Relaxed);
         *self.running.locked() = Some(Running {
             shared,
@@ -354,6 +360,7 @@ impl Aof {
             return;
         };
         run.shared.stop.store(true, Relaxed);
+        *self.active.locked() = None;
         run.writer.thread().unpark();
         let _ = run.writer.join();
         if let Some(r) = run.rewrite {
@@ -390,12 +397,31 @@ impl Aof {
             let mut ks = self.keyspace.lock();
             (rewrite::Snapshot::take(&ks), ks.journal.rotate())
         };
+        run.writer.thread().unpark();
         let handle = std::thread::Builder::new()
             .name("aof-rewrite".into())
             .spawn(move || rewrite::run(shared, snapshot, rotation))
             .map_err(|e| format!("Can't start the AOF rewrite: {e}"))?;
         run.rewrite = Some(handle);
         Ok(())
+    }
+
+    /// Wakes the writer: there are bytes someone waits for.
+    pub fn wake(&self) {
+        if let Some((_, w)) = self.active.locked().as_ref() {
+            w.unpark();
+        }
+    }
+
+    /// Before a connection's replies: true if the journal is written up to `offset`,
+    /// by this call or before (see [`writer::write_inline`]); false: wait with
+    /// [`Aof::durable`].
+    pub fn write_inline(&self, offset: u64) -> bool {
+        let shared = match self.active.locked().as_ref() {
+            Some((s, _)) => s.clone(),
+            None => return true,
+        };
+        *shared.durable.borrow() >= offset || writer::write_inline(&shared, offset)
     }
 
     pub fn rewrite_running(&self) -> bool {
@@ -406,7 +432,12 @@ impl Aof {
     /// when the files grew by `auto-aof-rewrite-percentage` over their size after the
     /// last rewrite and are over `auto-aof-rewrite-min-size`.
     pub fn cron(&self) {
-        if !self.is_on() || self.rewrite_running() {
+        if !self.is_on() {
+            return;
+        }
+        // What no client waits for (the cron's expiries) is written within a tick.
+        self.wake();
+        if self.rewrite_running() {
             return;
         }
         if self.stats.rewrite_scheduled.load(Relaxed) {

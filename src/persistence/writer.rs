@@ -1,7 +1,15 @@
-//! The writer thread: appends what the journal committed to the current incr file and
-//! syncs it as `appendfsync` asks. No client ever waits on a disk here except under
-//! `always`, where the replies of the writes a round covered go out after its fsync
-//! (one fsync for everything that arrived meanwhile, from every connection).
+//! Appending the journal to the current incr file, and syncing it as `appendfsync`
+//! asks.
+//!
+//! Replies wait for their writes' bytes (Redis writes its AOF buffer before it replies,
+//! so a crash of the process loses nothing acknowledged). Under `everysec` and `no` the
+//! connection that waits writes them itself ([`write_inline`]: one write(2) for
+//! everything committed so far, from every connection), as Redis's one thread does; a
+//! connection that finds another writing waits for it. The writer thread does the rest:
+//! the fsyncs (outside the state lock, on a duplicate of the file descriptor, so writes
+//! go on meanwhile), everything under `always` (its replies wait for the fsync, and one
+//! fsync covers everything that arrived meanwhile: group commit), retries, rotations
+//! nobody else reached, and the final write at shutdown.
 //!
 //! A failed write or fsync (disk full, EIO, a file size limit) keeps the bytes not yet
 //! written and is retried each second; meanwhile writes get `-MISCONF` and the error is
@@ -29,89 +37,151 @@ pub fn request_sync(shared: &Shared) {
     shared.sync_requested.store(true, Relaxed);
 }
 
-struct State {
+/// The file being appended to and what is on its way there (behind `Shared::state`).
+pub struct State {
     file: File,
     name: String,
     /// Bytes taken from the journal and not yet written.
     carry: BytesMut,
-    /// Journal offset of the first byte of `carry`.
+    /// Journal offset of the first byte of `carry`: everything before is written.
     written: u64,
     rotations: std::collections::VecDeque<u64>,
-    unsynced: bool,
-    last_fsync: Instant,
     /// The error being retried (logged once).
     failing: Option<String>,
     /// The last fsync failed: the writes are not known to be on disk.
     sync_failing: bool,
 }
 
-pub fn run(shared: Arc<Shared>, file: File, name: String, start: u64) {
-    let mut st = State {
-        file,
-        name,
-        carry: BytesMut::new(),
-        written: start,
-        rotations: Default::default(),
-        unsynced: false,
-        last_fsync: Instant::now(),
-        failing: None,
-        sync_failing: false,
+impl State {
+    pub fn new(file: File, name: String, start: u64) -> State {
+        State {
+            file,
+            name,
+            carry: BytesMut::new(),
+            written: start,
+            rotations: Default::default(),
+            failing: None,
+            sync_failing: false,
+        }
+    }
+}
+
+/// Takes what the journal committed and writes it. False on an error.
+fn take_and_write(shared: &Shared, st: &mut State) -> bool {
+    let taken = shared.keyspace.lock().journal.take();
+    if st.carry.is_empty() {
+        st.carry = taken.bytes;
+    } else {
+        st.carry.extend_from_slice(&taken.bytes);
+    }
+    st.rotations.extend(taken.rotations);
+    write_out(shared, st)
+}
+
+/// Under `everysec`/`no`, from the connection about to reply: writes everything
+/// committed so far unless someone else is writing. True if the journal is written up
+/// to `offset` (the replies may go).
+pub fn write_inline(shared: &Shared, offset: u64) -> bool {
+    if shared.settings.fsync() == Fsync::Always {
+        return false;
+    }
+    let Ok(mut st) = shared.state.try_lock() else {
+        return false;
     };
+    if st.failing.is_some() {
+        return false;
+    }
+    let ok = take_and_write(shared, &mut st);
+    let written = st.written;
+    drop(st);
+    if ok {
+        shared.durable.send_replace(written);
+    }
+    ok && written >= offset
+}
+
+pub fn run(shared: Arc<Shared>, start: u64) {
+    let mut synced = start;
+    let mut last_fsync = Instant::now();
     loop {
         let stopping = shared.stop.load(Relaxed);
-        {
-            let mut ks = shared.keyspace.lock();
-            let taken = ks.journal.take();
-            drop(ks);
-            if st.carry.is_empty() {
-                st.carry = taken.bytes;
-            } else {
-                st.carry.extend_from_slice(&taken.bytes);
-            }
-            st.rotations.extend(taken.rotations);
-        }
-        let ok = write_out(&shared, &mut st);
         let policy = shared.settings.fsync();
         let forced = shared.sync_requested.swap(false, Relaxed);
         let due = match policy {
             Fsync::Always => true,
-            Fsync::Everysec => st.last_fsync.elapsed() >= Duration::from_secs(1),
+            Fsync::Everysec => last_fsync.elapsed() >= Duration::from_secs(1),
             Fsync::No => false,
         };
-        let mut synced = false;
-        if ok && st.unsynced && (due || forced || stopping) {
-            synced = sync(&shared, &mut st, policy);
-        } else if ok && !st.unsynced {
-            synced = true;
+        let (ok, written, failing, to_sync) = {
+            let mut st = shared.state.locked();
+            let ok = take_and_write(&shared, &mut st);
+            let want = ok && (st.written > synced || st.sync_failing) && (due || forced || stopping);
+            let to_sync = want.then(|| st.file.try_clone());
+            (ok, st.written, st.failing.is_some(), to_sync)
+        };
+        if ok && policy != Fsync::Always {
+            shared.durable.send_replace(written);
         }
-        if synced || (ok && policy != Fsync::Always) {
-            // Under everysec/no nobody waits; the offset still tells what was written.
-            shared.durable.send_replace(st.written);
-        }
-        if synced {
-            shared.stats.synced.store(st.written, Relaxed);
-        }
-        if stopping && (st.carry.is_empty() || st.failing.is_some()) {
-            if st.failing.is_some() {
-                tracing::warn!(
-                    bytes = st.carry.len(),
-                    "stopping the AOF writer while the disk fails: the last writes are not in the file"
-                );
+        match to_sync {
+            Some(Ok(file)) => {
+                let t = Instant::now();
+                let r = file.sync_data();
+                let mut st = shared.state.locked();
+                match r {
+                    Ok(()) => {
+                        synced = written;
+                        last_fsync = Instant::now();
+                        st.sync_failing = false;
+                        if policy == Fsync::Everysec && t.elapsed() > DELAYED_FSYNC {
+                            shared.stats.delayed_fsync.fetch_add(1, Relaxed);
+                            tracing::warn!("Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync to complete, this may slow down Redis.");
+                        }
+                        if st.carry.is_empty() {
+                            recovered(&shared, &mut st);
+                        }
+                        drop(st);
+                        shared.stats.synced.store(synced, Relaxed);
+                        if policy == Fsync::Always {
+                            shared.durable.send_replace(synced);
+                        }
+                    }
+                    Err(e) => {
+                        st.sync_failing = true;
+                        failed(&shared, &mut st, "fsync of the AOF", &e);
+                    }
+                }
             }
-            return;
+            Some(Err(e)) => {
+                failed(&shared, &mut shared.state.locked(), "fsync of the AOF", &e);
+            }
+            None => {}
         }
-        let wait = if st.failing.is_some() {
+        if stopping {
+            let st = shared.state.locked();
+            if st.carry.is_empty() || st.failing.is_some() {
+                if st.failing.is_some() {
+                    tracing::warn!(
+                        bytes = st.carry.len(),
+                        "stopping the AOF writer while the disk fails: the last writes are not in the file"
+                    );
+                }
+                return;
+            }
+            continue;
+        }
+        // Under always, a round right after the previous one: what arrived during the
+        // fsync is the next group. Otherwise wait to be woken, for the next due fsync,
+        // or a second for a retry.
+        let wait = if failing {
             Duration::from_secs(1)
-        } else if st.unsynced && policy == Fsync::Everysec {
+        } else if written > synced && policy == Fsync::Everysec {
             Duration::from_secs(1)
-                .saturating_sub(st.last_fsync.elapsed())
+                .saturating_sub(last_fsync.elapsed())
                 .max(Duration::from_millis(1))
         } else {
             Duration::from_secs(1)
         };
-        if st.carry.is_empty() || st.failing.is_some() {
-            std::thread::park_timeout(wait);
-        }
+        std::thread::park_timeout(wait);
     }
 }
 
@@ -145,32 +215,10 @@ fn write_out(shared: &Shared, st: &mut State) -> bool {
             Ok(n) => {
                 st.carry.advance(n);
                 st.written += n as u64;
-                st.unsynced = true;
                 shared.stats.current_size.fetch_add(n as u64, Relaxed);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return failed(shared, st, "writing the AOF", &e),
-        }
-    }
-}
-
-/// Syncs the current file (fdatasync; the size change is metadata it covers).
-fn sync(shared: &Shared, st: &mut State, policy: Fsync) -> bool {
-    let t = Instant::now();
-    match st.file.sync_data() {
-        Ok(()) => {
-            st.unsynced = false;
-            st.sync_failing = false;
-            st.last_fsync = Instant::now();
-            if policy == Fsync::Everysec && t.elapsed() > DELAYED_FSYNC {
-                shared.stats.delayed_fsync.fetch_add(1, Relaxed);
-                tracing::warn!("Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync to complete, this may slow down Redis.");
-            }
-            recovered(shared, st)
-        }
-        Err(e) => {
-            st.sync_failing = true;
-            failed(shared, st, "fsync of the AOF", &e)
         }
     }
 }
@@ -180,7 +228,6 @@ fn sync(shared: &Shared, st: &mut State, policy: Fsync) -> bool {
 /// turned on, when the first rewrite writes the manifest).
 fn rotate(shared: &Shared, st: &mut State) -> std::io::Result<()> {
     st.file.sync_data()?;
-    st.unsynced = false;
     let mut m = shared.manifest.locked();
     let mut next = m.clone();
     let name = next.new_incr(&shared.files.filename);

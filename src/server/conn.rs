@@ -235,13 +235,16 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
     }
 }
 
-/// Hands the replies gathered so far to the outbox; under `appendfsync always`, once
-/// the writes they acknowledge are on disk (the AOF writer syncs everything that
-/// arrived meanwhile with one fsync, so a pipeline or many connections share it).
+/// Hands the replies gathered so far to the outbox, once the writes they acknowledge
+/// are in the append-only file (written by this call when nobody else is writing), and
+/// under `appendfsync always` synced (the AOF writer syncs everything that arrived
+/// meanwhile with one fsync, so a pipeline or many connections share it).
 async fn send_replies(session: &mut Session) {
     if let Some(offset) = session.durable_wait.take() {
         let broker = session.broker.clone();
-        broker.aof.durable(offset).await;
+        if !broker.aof.write_inline(offset) {
+            broker.aof.durable(offset).await;
+        }
     }
     session.flush();
 }

@@ -89,7 +89,8 @@ impl Id {
     }
 }
 
-fn write_u64(mut n: u64, out: &mut Vec<u8>) {
+/// Appends `n` in decimal, without `format!`.
+pub fn write_u64(mut n: u64, out: &mut Vec<u8>) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {
