@@ -24,8 +24,7 @@ fn incr_text(dir: &Path) -> String {
     let text = std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
     let name = text
         .lines()
-        .filter(|l| l.ends_with("type i"))
-        .last()
+        .rfind(|l| l.ends_with("type i"))
         .and_then(|l| l.split(' ').nth(1))
         .unwrap()
         .to_string();
