@@ -202,3 +202,36 @@ async fn nothing_expires_while_the_file_is_replayed() {
     assert_eq!(show(&q(&mut con, &["EXISTS", "gone"]).await), "0");
     assert_eq!(show(&q(&mut con, &["XLEN", "kept"]).await), "1");
 }
+
+#[tokio::test]
+async fn the_file_is_rewritten_when_it_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = aof_server(
+        dir.path(),
+        &[
+            ("auto-aof-rewrite-min-size", "20kb"),
+            ("auto-aof-rewrite-percentage", "100"),
+        ],
+    )
+    .await;
+    let mut con = s.conn(false).await;
+    let value = "v".repeat(100);
+    for _ in 0..300 {
+        q(&mut con, &["XADD", "k", "MAXLEN", "10", "*", "f", &value]).await;
+    }
+    wait_until("an automatic rewrite", || {
+        let mut c = con.clone();
+        async move {
+            let inf = q(&mut c, &["INFO", "persistence"]).await;
+            info(&inf, "aof_rewrites") != "0" && info(&inf, "aof_rewrite_in_progress") == "0"
+        }
+    })
+    .await;
+    let inf = q(&mut con, &["INFO", "persistence"]).await;
+    let (cur, base): (u64, u64) = (
+        info(&inf, "aof_current_size").parse().unwrap(),
+        info(&inf, "aof_base_size").parse().unwrap(),
+    );
+    assert!(cur < 20 * 1024, "the rewritten file holds 10 entries: {cur} bytes");
+    assert!(base > 0 && base <= cur, "{base} {cur}");
+}

@@ -397,3 +397,29 @@ async fn metrics_addr_directive() {
         .expect("the metrics port is taken");
     assert!(err.to_string().contains("metrics-addr"), "{err}");
 }
+
+#[tokio::test]
+async fn the_append_only_file_has_its_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    let s = start(&[("appendonly", "yes"), ("dir", &d)]).await;
+    let m = scrape(s.metrics).await;
+    assert_eq!(m["fanout_aof_enabled"], 1.0);
+    assert_eq!(m["fanout_aof_last_write_ok"], 1.0);
+    assert_eq!(m["fanout_aof_rewrite_in_progress"], 0.0);
+    assert_eq!(m["fanout_aof_rewrites_total"], 0.0);
+    assert_eq!(m["fanout_aof_write_errors_total"], 0.0);
+    let before = m["fanout_aof_current_size_bytes"];
+    let client = redis::Client::open(format!("redis://{}/", s.addr)).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg("k")
+        .arg("*")
+        .arg("f")
+        .arg("v")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let m = scrape(s.metrics).await;
+    assert!(m["fanout_aof_current_size_bytes"] > before, "the XADD is in the file");
+}
