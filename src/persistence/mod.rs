@@ -4,9 +4,11 @@
 //! ```text
 //! command (keyspace lock held) -> keyspace::journal (the commands that redo it)
 //!        -> commit at the end of the command: one unit, MULTI/EXEC if several
-//! writer thread: takes the committed bytes -> write(2) to the incr file -> fsync
-//!        (always: every round, one fsync for every connection's writes = group commit,
-//!         then the waiting replies go out; everysec: once a second; no: never)
+//! before the replies go out: the committed bytes -> write(2) to the incr file, by the
+//!        connection itself under everysec/no (as Redis's thread writes before it
+//!        replies), by the writer thread under always, followed by its fsync (one fsync
+//!        for every connection's writes = group commit); everysec: the writer thread
+//!        syncs once a second; no: the OS does
 //! rewrite thread: a snapshot of the keyspace (taken with the journal's rotation, under
 //!        the lock) -> a new base file; the manifest then names the new base and the
 //!        incr file opened at the snapshot, and the older files are deleted
@@ -14,8 +16,8 @@
 //!
 //! * [`manifest`]: `appendonly.aof.manifest`, which files make up the data.
 //! * [`reader`]: the commands of one file, with truncation and corruption told apart.
-//! * [`writer`]: the thread that appends and syncs, and what a failing disk does
-//!   (`-MISCONF` for writes until a write succeeds again; nothing acknowledged is lost).
+//! * [`writer`]: appending and syncing, and what a failing disk does (`-MISCONF` for
+//!   writes until a write succeeds again; nothing acknowledged is lost).
 //! * [`rewrite`]: BGREWRITEAOF, and the base file's commands for a stream.
 //! * [`load`]: replaying the files at start (and for DEBUG LOADAOF) through a callback
 //!   that runs each command (the command layer owns execution).
