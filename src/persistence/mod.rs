@@ -442,8 +442,13 @@ impl Aof {
         if self.rewrite_running() {
             return;
         }
+        // A rewrite that must happen (turning the AOF on) and failed is tried again,
+        // every 5 seconds while the disk refuses it.
         if self.stats.rewrite_scheduled.load(Relaxed) {
-            let _ = self.rewrite();
+            let since = crate::keyspace::now_ms().saturating_sub(self.stats.rewrite_started_ms.load(Relaxed));
+            if since >= 5000 {
+                let _ = self.rewrite();
+            }
             return;
         }
         let num = |k: &str| self.settings.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);

@@ -198,6 +198,10 @@ pub fn run(shared: Arc<Shared>, snapshot: Snapshot, rotation: u64) {
             stats.last_bgrewrite_ok.store(false, Relaxed);
             stats.rewrites_consecutive_failures.fetch_add(1, Relaxed);
             tracing::warn!("Background AOF rewrite failed: {e}");
+            // Turning the AOF on is done only once a base is in place: try again.
+            if shared.wait_rewrite.load(Relaxed) {
+                stats.rewrite_scheduled.store(true, Relaxed);
+            }
         }
     }
 }
