@@ -272,7 +272,7 @@ pub(super) static COMMANDS: &[Spec] = &[
         &["@admin", "@slow", "@dangerous"],
         "server",
         "1.0.0",
-        "A container for debugging commands (disabled, as in Redis by default)",
+        "A container for debugging commands (fanout: LOADAOF, LOG; off unless enable-debug-command allows it, as in Redis)",
         "Depends on subcommand.",
         &[]
     ),
