@@ -15,6 +15,8 @@
 //!   ([`Keyspace::lookup`]), and the cron removes due keys in small bounded steps
 //!   ([`Keyspace::expire_due`]) from an index ordered by deadline, so it never scans
 //!   everything at once.
+//! * Every change is also written, in the order the lock gives, as the commands that
+//!   redo it ([`journal`]), for the append-only file (`crate::persistence`).
 //! * Effects that must wait for the end of the command (or of the whole EXEC): keys
 //!   whose blocked readers may now be served (`ready`) and keyspace notifications
 //!   (`events`), published once the lock is released.
