@@ -9,17 +9,21 @@
 //! replays one).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
+
+mod common;
+
+use common::child::{free_port, Proc};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fanout");
 const MISCONF: &str = "MISCONF Errors writing to the AOF file:";
@@ -27,13 +31,6 @@ const MISCONF: &str = "MISCONF Errors writing to the AOF file:";
 // ---------------------------------------------------------------------------------
 // Processes, folders, randomness
 // ---------------------------------------------------------------------------------
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("reserve a port")
-        .port()
-}
 
 /// A small xorshift generator; the seed is printed so a failing run can be replayed.
 struct Rng(u64);
@@ -70,16 +67,8 @@ impl Rng {
 
 /// A running (or exited) server. Dropping it kills and reaps the process.
 struct Server {
-    child: Child,
+    proc: Proc,
     port: u16,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// How to start a server on a folder.
@@ -112,8 +101,7 @@ impl Server {
             .args(["--appendonly", "yes", "--appendfsync", o.fsync, "--loglevel", "warning"])
             .args(o.extra)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stdout(Stdio::null());
         if let Some(limit) = o.fsize {
             // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
             unsafe {
@@ -139,25 +127,17 @@ impl Server {
                 });
             }
         }
-        let mut child = cmd.spawn().expect("spawn fanout");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        Server { child, port, stderr }
+        Server {
+            proc: Proc::spawn(cmd),
+            port,
+        }
     }
 
     /// Starts `fanout` on `dir` and waits (bounded) until it answers PING.
     fn start(dir: &Path, o: &Opts) -> Server {
         let mut s = Server::spawn(dir, o);
-        s.wait_ready(Duration::from_secs(30));
+        let addr = s.addr();
+        s.proc.wait_ready(addr, Duration::from_secs(30));
         s
     }
 
@@ -166,50 +146,23 @@ impl Server {
     }
 
     fn pid(&self) -> i32 {
-        self.child.id() as i32
+        self.proc.pid() as i32
     }
 
     fn stderr(&self) -> String {
         // The reader thread may still be draining the pipe just after an exit.
         std::thread::sleep(Duration::from_millis(50));
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn wait_ready(&mut self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("fanout exited early ({status}):\n{}", self.stderr());
-            }
-            if ping(self.addr()) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "fanout not answering after {limit:?}:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.proc.stderr()
     }
 
     fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.proc.wait_exit(limit)
     }
 
     /// SIGKILL, and reap it.
     fn kill9(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
+        self.proc.child.kill().expect("SIGKILL");
+        self.proc.child.wait().expect("reap");
     }
 
     /// SIGTERM (a clean shutdown: what is committed is written and synced); asserts a
@@ -235,19 +188,6 @@ impl Server {
             .await
             .expect("connect")
     }
-}
-
-/// True if a server on `addr` answers an inline PING with +PONG.
-fn ping(addr: SocketAddr) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 7];
-    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
 fn err_text(e: &redis::RedisError) -> String {

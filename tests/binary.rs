@@ -4,28 +4,23 @@
 //! Every child process is owned by a guard that kills it on drop, so a failing assertion
 //! never leaves a server behind. Servers listen on free loopback ports.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fanout::config::DIRECTIVES;
 
+mod common;
+
+/// How long a starting server may take to answer PING.
+const READY: Duration = Duration::from_secs(10);
 const BIN: &str = env!("CARGO_BIN_EXE_fanout");
 
 /// Private helpers for this file (the shared `tests/common` belongs to other tests).
 mod support_bin {
     use super::*;
-
-    /// A port that was free a moment ago on 127.0.0.1.
-    pub fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("reserve a port")
-            .port()
-    }
 
     /// `fanout` with a clean environment: no FANOUT_* or RUST_LOG from the caller.
     pub fn fanout() -> Command {
@@ -38,95 +33,7 @@ mod support_bin {
         cmd
     }
 
-    /// A running child: killed and reaped on drop. Its stderr is collected as it comes.
-    pub struct Proc {
-        pub child: Child,
-        stderr: Arc<Mutex<String>>,
-    }
-
-    impl Drop for Proc {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    impl Proc {
-        pub fn spawn(mut cmd: Command) -> Proc {
-            let mut child = cmd
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn fanout");
-            let stderr = Arc::new(Mutex::new(String::new()));
-            let pipe = child.stderr.take().unwrap();
-            let sink = stderr.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    let mut s = sink.lock().unwrap();
-                    s.push_str(&line);
-                    s.push('\n');
-                }
-            });
-            Proc { child, stderr }
-        }
-
-        pub fn stderr(&self) -> String {
-            self.stderr.lock().unwrap().clone()
-        }
-
-        pub fn pid(&self) -> u32 {
-            self.child.id()
-        }
-
-        /// Waits until the server answers PING on `addr`; panics (with its stderr) if it
-        /// exits or does not answer within 10 s.
-        pub fn wait_ready(&mut self, addr: SocketAddr) {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Some(status) = self.child.try_wait().unwrap() {
-                    panic!("fanout exited early ({status}):\n{}", self.stderr());
-                }
-                if ping(addr) {
-                    return;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "fanout not answering on {addr} after 10 s:\n{}",
-                    self.stderr()
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-
-        /// Waits up to `limit` for the process to exit.
-        pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-            let deadline = Instant::now() + limit;
-            loop {
-                if let Some(status) = self.child.try_wait().unwrap() {
-                    return Some(status);
-                }
-                if Instant::now() >= deadline {
-                    return None;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-
-    /// True if a server on `addr` answers an inline PING with +PONG.
-    pub fn ping(addr: SocketAddr) -> bool {
-        let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        if s.write_all(b"PING\r\n").is_err() {
-            return false;
-        }
-        let mut buf = [0u8; 7];
-        s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-    }
+    pub use crate::common::child::{free_port, ping, Proc};
 
     pub fn config_get(port: u16, name: &str) -> String {
         let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
@@ -235,7 +142,7 @@ fn maxclients_with(config: &str, env: Option<&str>, args: &[&str]) -> String {
     }
     let mut p = Proc::spawn(cmd);
     // The port comes from the file: nothing else names it.
-    p.wait_ready(local(port));
+    p.wait_ready(local(port), READY);
     config_get(port, "maxclients")
 }
 
@@ -260,7 +167,7 @@ fn unknown_directive_in_file_warns_and_starts() {
     let mut cmd = fanout();
     cmd.arg(&file);
     let mut p = Proc::spawn(cmd);
-    p.wait_ready(local(port));
+    p.wait_ready(local(port), READY);
     assert_eq!(config_get(port, "maxclients"), "44");
     // eprintln! happens before the server binds, so it is already in the pipe; give the
     // collecting thread a moment.
@@ -315,7 +222,7 @@ fn healthcheck_against_running_server_and_nothing() {
     let mut cmd = fanout();
     cmd.args(["--port", &port.to_string()]);
     let mut p = Proc::spawn(cmd);
-    p.wait_ready(local(port));
+    p.wait_ready(local(port), READY);
 
     let out = Command::new(BIN)
         .args(["healthcheck", "--port", &port.to_string()])
@@ -376,7 +283,7 @@ fn sigterm_exits_cleanly_and_subscribers_see_eof() {
     let mut cmd = fanout();
     cmd.args(["--port", &port.to_string()]);
     let mut p = Proc::spawn(cmd);
-    p.wait_ready(local(port));
+    p.wait_ready(local(port), READY);
     let mut sub = subscriber(local(port), "news");
 
     let started = Instant::now();
@@ -396,7 +303,7 @@ fn sigterm_with_a_stuck_subscriber_exits_after_shutdown_timeout() {
     let mut cmd = fanout();
     cmd.args(["--port", &port.to_string(), "--shutdown-timeout", "1"]);
     let mut p = Proc::spawn(cmd);
-    p.wait_ready(local(port));
+    p.wait_ready(local(port), READY);
     // A subscriber that never reads, with a few MB queued for it.
     let stuck = subscriber(local(port), "news");
     let mut publisher = TcpStream::connect(local(port)).unwrap();
@@ -443,7 +350,7 @@ fn bind_ipv4_and_ipv6_loopback() {
         cmd.args(["--bind", "127.0.0.1"]);
     }
     let mut p = Proc::spawn(cmd);
-    p.wait_ready(local(port));
+    p.wait_ready(local(port), READY);
     assert!(ping(local(port)));
     if v6 {
         let addr = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
@@ -462,7 +369,7 @@ fn json_logs_name_a_client_closed_for_its_output_buffer() {
     cmd.args(["--port", &port.to_string(), "--log-format", "json"]);
     cmd.args(["--client-output-buffer-limit", "pubsub 64kb 0 0"]);
     let mut p = Proc::spawn(cmd);
-    p.wait_ready(local(port));
+    p.wait_ready(local(port), READY);
 
     let mut slow = std::net::TcpStream::connect(local(port)).unwrap();
     slow.write_all(b"CLIENT SETNAME slowpoke\r\nSUBSCRIBE ch\r\n").unwrap();

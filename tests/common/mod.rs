@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod child;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
