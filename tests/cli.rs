@@ -7,11 +7,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use fanout::config::DIRECTIVES;
+
+mod common;
+
+use common::child::Proc;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fanout");
 const WAIT: Duration = Duration::from_secs(10);
@@ -36,37 +39,18 @@ fn fanout(args: &[&str]) -> Command {
     cmd
 }
 
-/// A running server: killed and reaped on drop. Its stderr is collected as it comes.
+/// A running server (killed and reaped on drop, its stderr collected).
 struct Server {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    p: Proc,
 }
 
 impl Server {
-    fn spawn(mut cmd: Command) -> Server {
-        let mut child = cmd.stderr(Stdio::piped()).spawn().expect("spawn fanout");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (pipe, sink) = (child.stderr.take().unwrap(), stderr.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        Server { child, stderr }
+    fn spawn(cmd: Command) -> Server {
+        Server { p: Proc::spawn(cmd) }
     }
 
     fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.p.stderr()
     }
 
     /// Waits until `port` answers an inline PING (+PONG, or -NOAUTH behind a password);
@@ -74,7 +58,7 @@ impl Server {
     fn wait_ready(&mut self, port: u16) {
         let deadline = Instant::now() + WAIT;
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.p.child.try_wait().unwrap() {
                 std::thread::sleep(Duration::from_millis(100));
                 panic!("fanout exited early ({status}):\n{}", self.stderr());
             }
@@ -249,7 +233,7 @@ fn config_from_stdin() {
     let mut cmd = fanout(&["-", "--port", &p]);
     cmd.stdin(Stdio::piped());
     let mut s = Server::spawn(cmd);
-    let mut stdin = s.child.stdin.take().unwrap();
+    let mut stdin = s.p.child.stdin.take().unwrap();
     stdin.write_all(b"maxclients 31\nport 1\n").unwrap();
     drop(stdin);
     s.wait_ready(port);
