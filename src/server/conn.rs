@@ -243,7 +243,13 @@ async fn send_replies(session: &mut Session) {
     if let Some(offset) = session.durable_wait.take() {
         let broker = session.broker.clone();
         if !broker.aof.write_inline(offset) {
-            broker.aof.durable(offset).await;
+            // A client killed meanwhile (CLIENT KILL, output limits) stops waiting: its
+            // replies will not be sent anyway.
+            let gone = session.outbox().gone.clone();
+            tokio::select! {
+                _ = broker.aof.durable(offset) => {}
+                _ = gone.cancelled() => {}
+            }
         }
     }
     session.flush();
