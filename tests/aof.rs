@@ -235,3 +235,22 @@ async fn the_file_is_rewritten_when_it_grows() {
     assert!(cur < 20 * 1024, "the rewritten file holds 10 entries: {cur} bytes");
     assert!(base > 0 && base <= cur, "{base} {cur}");
 }
+
+#[tokio::test]
+async fn a_single_file_aof_from_redis_6_is_moved_into_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("appendonly.aof"),
+        "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*5\r\n$4\r\nXADD\r\n$1\r\ns\r\n$3\r\n1-1\r\n$1\r\nf\r\n$1\r\nv\r\n",
+    )
+    .unwrap();
+    let s = aof_server(dir.path(), &[]).await;
+    let mut con = s.conn(false).await;
+    assert_eq!(show(&q(&mut con, &["XLEN", "s"]).await), "1");
+    assert!(!dir.path().join("appendonly.aof").exists());
+    let manifest = std::fs::read_to_string(dir.path().join("appendonlydir/appendonly.aof.manifest")).unwrap();
+    assert_eq!(
+        manifest,
+        "file appendonly.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
+    );
+}

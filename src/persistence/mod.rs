@@ -120,6 +120,43 @@ fn remove_stale_rewrite_files(dir: &Path) {
     }
 }
 
+/// A Redis 6 (or older) single-file AOF, `dir/appendfilename`, and no manifest: moved
+/// into the folder as its base, as Redis 7 upgrades it (`aofUpgradePrepare`).
+fn upgrade_single_file(files: &Files) -> Result<Option<Manifest>, String> {
+    let Some(parent) = files.dir.parent() else {
+        return Ok(None);
+    };
+    let old = parent.join(&files.filename);
+    if !old.is_file() {
+        return Ok(None);
+    }
+    let m = Manifest {
+        base: Some(manifest::FileInfo {
+            name: files.filename.clone(),
+            seq: 1,
+            kind: manifest::Kind::Base,
+        }),
+        base_seq: 1,
+        ..Manifest::default()
+    };
+    files
+        .persist_manifest(&m)
+        .map_err(|e| format!("Can't persist the AOF manifest: {e}"))?;
+    std::fs::rename(&old, files.path(&files.filename)).map_err(|e| {
+        format!(
+            "Error trying to move the old AOF file {} into dir {}: {e}",
+            old.display(),
+            files.dir.display()
+        )
+    })?;
+    tracing::info!(
+        "Successfully migrated an old-style AOF file ({}) into the AOF directory ({}).",
+        old.display(),
+        files.dir.display()
+    );
+    Ok(Some(m))
+}
+
 /// fsync on a folder makes a rename or a new file in it durable.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
@@ -254,7 +291,10 @@ impl Aof {
         std::fs::create_dir_all(&files.dir)
             .map_err(|e| format!("Can't open or create append-only dir {}: {e}", files.dir.display()))?;
         remove_stale_rewrite_files(&files.dir);
-        let manifest = match files.read_manifest()? {
+        let manifest = match files
+            .read_manifest()?
+            .map_or_else(|| upgrade_single_file(&files), |m| Ok(Some(m)))?
+        {
             Some(m) => {
                 self.stats.loading.store(true, Relaxed);
                 let truncated_ok = self.settings.get("aof-load-truncated").as_deref() == Some("yes");
