@@ -233,6 +233,9 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// An fsync is wanted now, whatever the policy.
     pub sync_requested: AtomicBool,
+    /// Held by whoever runs an fsync (the writer thread, or under `always` the first
+    /// connection that waits for one).
+    pub syncing: Mutex<()>,
     /// The file and what is on its way to it.
     pub state: Mutex<writer::State>,
     /// Journal offset written and synced as the policy asks; `appendfsync always`
@@ -359,6 +362,7 @@ impl Aof {
             rotated_at: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             sync_requested: AtomicBool::new(false),
+            syncing: Mutex::new(()),
             state: Mutex::new(writer::State::new(file, name, start)),
             durable: self.durable.clone(),
         });
@@ -367,7 +371,7 @@ impl Aof {
         let s = shared.clone();
         let writer = std::thread::Builder::new()
             .name("aof-writer".into())
-            .spawn(move || writer::run(s, start))
+            .spawn(move || writer::run(s))
             .map_err(|e| format!("Can't start the AOF writer: {e}"))?;
         *self.active.locked() = Some((shared.clone(), writer.thread().clone()));
         self.keyspace.lock().journal.start();

@@ -2,14 +2,13 @@
 //! asks.
 //!
 //! Replies wait for their writes' bytes (Redis writes its AOF buffer before it replies,
-//! so a crash of the process loses nothing acknowledged). Under `everysec` and `no` the
-//! connection that waits writes them itself ([`write_inline`]: one write(2) for
-//! everything committed so far, from every connection), as Redis's one thread does; a
-//! connection that finds another writing waits for it. The writer thread does the rest:
-//! the fsyncs (outside the state lock, on a duplicate of the file descriptor, so writes
-//! go on meanwhile), everything under `always` (its replies wait for the fsync, and one
-//! fsync covers everything that arrived meanwhile: group commit), retries, rotations
-//! nobody else reached, and the final write at shutdown.
+//! so a crash of the process loses nothing acknowledged). The connection about to reply
+//! writes them itself ([`write_inline`]: one write(2) for everything committed so far,
+//! from every connection), as Redis's one thread does; a connection that finds another
+//! writing waits for it. Under `everysec` and `no` the replies then go. The writer
+//! thread does the rest: the fsyncs (outside the state lock, so writes go on meanwhile),
+//! under `always` the fsync the replies wait for (one covers everything that arrived
+//! meanwhile: group commit), retries, and the final write at shutdown.
 //!
 //! A failed write or fsync (disk full, EIO, a file size limit) keeps the bytes not yet
 //! written and is retried each second; meanwhile writes get `-MISCONF` and the error is
@@ -39,7 +38,9 @@ pub fn request_sync(shared: &Shared) {
 
 /// The file being appended to and what is on its way there (behind `Shared::state`).
 pub struct State {
-    file: File,
+    /// Shared with the fsync, which runs outside the lock (an fsync through any
+    /// descriptor of the file syncs it).
+    file: Arc<File>,
     name: String,
     /// Bytes taken from the journal and not yet written.
     carry: BytesMut,
@@ -55,7 +56,7 @@ pub struct State {
 impl State {
     pub fn new(file: File, name: String, start: u64) -> State {
         State {
-            file,
+            file: Arc::new(file),
             name,
             carry: BytesMut::new(),
             written: start,
@@ -78,13 +79,11 @@ fn take_and_write(shared: &Shared, st: &mut State) -> bool {
     write_out(shared, st)
 }
 
-/// Under `everysec`/`no`, from the connection about to reply: writes everything
-/// committed so far unless someone else is writing. True if the journal is written up
-/// to `offset` (the replies may go).
+/// From the connection about to reply: writes everything committed so far, unless
+/// someone else is writing. True if the replies up to `offset` may go: under
+/// `everysec`/`no` once written; under `always` never here (the writer thread's fsync
+/// decides, and this write only shortens its round).
 pub fn write_inline(shared: &Shared, offset: u64) -> bool {
-    if shared.settings.fsync() == Fsync::Always {
-        return false;
-    }
     let Ok(mut st) = shared.state.try_lock() else {
         return false;
     };
@@ -93,15 +92,64 @@ pub fn write_inline(shared: &Shared, offset: u64) -> bool {
     }
     let ok = take_and_write(shared, &mut st);
     let written = st.written;
+    let file = st.file.clone();
     drop(st);
-    if ok {
-        shared.durable.send_replace(written);
+    if !ok {
+        return false;
     }
-    ok && written >= offset
+    if shared.settings.fsync() != Fsync::Always {
+        shared.durable.send_replace(written);
+        return written >= offset;
+    }
+    // Under always, the first connection to get here syncs, on its own worker (Redis
+    // syncs on its one thread): no hop to the writer thread and back for a lone client.
+    // Others arriving meanwhile wait for it, or for the writer thread's next fsync.
+    let Ok(_leader) = shared.syncing.try_lock() else {
+        return false;
+    };
+    if shared.stats.synced.load(Relaxed) < written {
+        sync_file(shared, &file, written, Fsync::Always);
+    }
+    shared.stats.synced.load(Relaxed) >= offset
 }
 
-pub fn run(shared: Arc<Shared>, start: u64) {
-    let mut synced = start;
+/// fdatasync of `file` (its size is metadata it covers), then everything up to `written`
+/// is on disk: recorded, and under `always` the replies waiting for it go. False on an
+/// error (recorded too: writes get MISCONF until a sync succeeds).
+fn sync_file(shared: &Shared, file: &File, written: u64, policy: Fsync) -> bool {
+    let t = Instant::now();
+    let r = file.sync_data();
+    let mut st = shared.state.locked();
+    match r {
+        Ok(()) => {
+            st.sync_failing = false;
+            if policy == Fsync::Everysec && t.elapsed() > DELAYED_FSYNC {
+                shared.stats.delayed_fsync.fetch_add(1, Relaxed);
+                tracing::warn!("Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync to complete, this may slow down Redis.");
+            }
+            if st.carry.is_empty() {
+                recovered(shared, &mut st);
+            }
+            drop(st);
+            shared.stats.synced.fetch_max(written, Relaxed);
+            if policy == Fsync::Always {
+                shared.durable.send_if_modified(|v| {
+                    let grew = written > *v;
+                    *v = (*v).max(written);
+                    grew
+                });
+            }
+            true
+        }
+        Err(e) => {
+            st.sync_failing = true;
+            failed(shared, &mut st, "fsync of the AOF", &e);
+            false
+        }
+    }
+}
+
+pub fn run(shared: Arc<Shared>) {
     let mut last_fsync = Instant::now();
     loop {
         let stopping = shared.stop.load(Relaxed);
@@ -112,49 +160,24 @@ pub fn run(shared: Arc<Shared>, start: u64) {
             Fsync::Everysec => last_fsync.elapsed() >= Duration::from_secs(1),
             Fsync::No => false,
         };
+        let synced = shared.stats.synced.load(Relaxed);
         let (ok, written, failing, to_sync) = {
             let mut st = shared.state.locked();
             let ok = take_and_write(&shared, &mut st);
             let want = ok && (st.written > synced || st.sync_failing) && (due || forced || stopping);
-            let to_sync = want.then(|| st.file.try_clone());
+            let to_sync = want.then(|| st.file.clone());
             (ok, st.written, st.failing.is_some(), to_sync)
         };
         if ok && policy != Fsync::Always {
             shared.durable.send_replace(written);
         }
-        match to_sync {
-            Some(Ok(file)) => {
-                let t = Instant::now();
-                let r = file.sync_data();
-                let mut st = shared.state.locked();
-                match r {
-                    Ok(()) => {
-                        synced = written;
-                        last_fsync = Instant::now();
-                        st.sync_failing = false;
-                        if policy == Fsync::Everysec && t.elapsed() > DELAYED_FSYNC {
-                            shared.stats.delayed_fsync.fetch_add(1, Relaxed);
-                            tracing::warn!("Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync to complete, this may slow down Redis.");
-                        }
-                        if st.carry.is_empty() {
-                            recovered(&shared, &mut st);
-                        }
-                        drop(st);
-                        shared.stats.synced.store(synced, Relaxed);
-                        if policy == Fsync::Always {
-                            shared.durable.send_replace(synced);
-                        }
-                    }
-                    Err(e) => {
-                        st.sync_failing = true;
-                        failed(&shared, &mut st, "fsync of the AOF", &e);
-                    }
-                }
+        if let Some(file) = to_sync {
+            let _sync = shared.syncing.locked();
+            // A connection may have synced it meanwhile (under always).
+            let done = shared.stats.synced.load(Relaxed) >= written && !forced;
+            if done || sync_file(&shared, &file, written, policy) {
+                last_fsync = Instant::now();
             }
-            Some(Err(e)) => {
-                failed(&shared, &mut shared.state.locked(), "fsync of the AOF", &e);
-            }
-            None => {}
         }
         if stopping {
             let st = shared.state.locked();
@@ -174,7 +197,7 @@ pub fn run(shared: Arc<Shared>, start: u64) {
         // or a second for a retry.
         let wait = if failing {
             Duration::from_secs(1)
-        } else if written > synced && policy == Fsync::Everysec {
+        } else if written > shared.stats.synced.load(Relaxed) && policy == Fsync::Everysec {
             Duration::from_secs(1)
                 .saturating_sub(last_fsync.elapsed())
                 .max(Duration::from_millis(1))
@@ -240,7 +263,7 @@ fn rotate(shared: &Shared, st: &mut State) -> std::io::Result<()> {
     }
     *m = next;
     tracing::info!("Creating AOF incr file {name} on background rewrite");
-    st.file = file;
+    st.file = Arc::new(file);
     st.name = name;
     Ok(())
 }
