@@ -243,6 +243,25 @@ pub struct Shared {
     pub durable: tokio::sync::watch::Sender<u64>,
 }
 
+/// A connection counted as executing a batch; uncounted by `done` or drop.
+pub struct Executing {
+    count: Option<Arc<std::sync::atomic::AtomicUsize>>,
+}
+
+impl Executing {
+    pub fn done(&mut self) {
+        if let Some(c) = self.count.take() {
+            c.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+impl Drop for Executing {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
 /// The append-only file of a running server.
 pub struct Aof {
     pub stats: Arc<AofStats>,
@@ -250,6 +269,9 @@ pub struct Aof {
     settings: Arc<Settings>,
     durable: tokio::sync::watch::Sender<u64>,
     running: Mutex<Option<Running>>,
+    /// Connections executing a batch of requests, counted under `appendfsync always`
+    /// (group commit, see [`Aof::executing`]).
+    executing: Arc<std::sync::atomic::AtomicUsize>,
     /// The running AOF's shared part and its writer thread (what a connection needs
     /// on every batch of replies, outside `running`'s lock).
     active: Mutex<Option<(Arc<Shared>, std::thread::Thread)>>,
@@ -270,6 +292,7 @@ impl Aof {
             durable: tokio::sync::watch::Sender::new(0),
             running: Mutex::new(None),
             active: Mutex::new(None),
+            executing: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
     }
 
@@ -450,6 +473,23 @@ impl Aof {
             .map_err(|e| format!("Can't start the AOF rewrite: {e}"))?;
         run.rewrite = Some(handle);
         Ok(())
+    }
+
+    /// Counts this connection as executing a batch until [`Executing::done`] (or drop),
+    /// when the AOF is on under `appendfsync always`; otherwise counts nothing.
+    pub fn executing(&self) -> Executing {
+        let on = self.is_on() && self.settings.fsync_always();
+        if on {
+            self.executing.fetch_add(1, Relaxed);
+        }
+        Executing {
+            count: on.then(|| self.executing.clone()),
+        }
+    }
+
+    /// Other connections are executing a batch (this one is done with its own).
+    pub fn others_executing(&self) -> bool {
+        self.executing.load(Relaxed) > 0 && self.is_on() && self.settings.fsync_always()
     }
 
     /// Wakes the writer: there are bytes someone waits for.

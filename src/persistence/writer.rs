@@ -81,9 +81,21 @@ fn take_and_write(shared: &Shared, st: &mut State) -> bool {
 
 /// From the connection about to reply: writes everything committed so far, unless
 /// someone else is writing. True if the replies up to `offset` may go: under
-/// `everysec`/`no` once written; under `always` never here (the writer thread's fsync
-/// decides, and this write only shortens its round).
+/// `everysec`/`no` once written, under `always` once synced.
+///
+/// Under `always` the first connection to get here writes and syncs, on its own worker
+/// (Redis syncs on its one thread): no hop to the writer thread and back for a lone
+/// client. Writing and syncing are one step under the `syncing` lock, so no write runs
+/// during an fsync (ext4 makes such an fsync several times slower), and what arrives
+/// meanwhile waits in the journal for the next step: one write and one fsync per group.
+/// The others wait for it, or for the writer thread's next step.
 pub fn write_inline(shared: &Shared, offset: u64) -> bool {
+    let always = shared.settings.fsync() == Fsync::Always;
+    let _leader = match always.then(|| shared.syncing.try_lock()) {
+        Some(Ok(g)) => Some(g),
+        Some(Err(_)) => return false,
+        None => None,
+    };
     let Ok(mut st) = shared.state.try_lock() else {
         return false;
     };
@@ -97,16 +109,10 @@ pub fn write_inline(shared: &Shared, offset: u64) -> bool {
     if !ok {
         return false;
     }
-    if shared.settings.fsync() != Fsync::Always {
+    if !always {
         shared.durable.send_replace(written);
         return written >= offset;
     }
-    // Under always, the first connection to get here syncs, on its own worker (Redis
-    // syncs on its one thread): no hop to the writer thread and back for a lone client.
-    // Others arriving meanwhile wait for it, or for the writer thread's next fsync.
-    let Ok(_leader) = shared.syncing.try_lock() else {
-        return false;
-    };
     if shared.stats.synced.load(Relaxed) < written {
         sync_file(shared, &file, written, Fsync::Always);
     }
@@ -160,6 +166,8 @@ pub fn run(shared: Arc<Shared>) {
             Fsync::Everysec => last_fsync.elapsed() >= Duration::from_secs(1),
             Fsync::No => false,
         };
+        // Under always, write and fsync as one step (see `write_inline`).
+        let mut step = (policy == Fsync::Always).then(|| shared.syncing.locked());
         let synced = shared.stats.synced.load(Relaxed);
         let (ok, written, failing, to_sync) = {
             let mut st = shared.state.locked();
@@ -172,13 +180,14 @@ pub fn run(shared: Arc<Shared>) {
             shared.durable.send_replace(written);
         }
         if let Some(file) = to_sync {
-            let _sync = shared.syncing.locked();
+            let _sync = step.take().unwrap_or_else(|| shared.syncing.locked());
             // A connection may have synced it meanwhile (under always).
             let done = shared.stats.synced.load(Relaxed) >= written && !forced;
             if done || sync_file(&shared, &file, written, policy) {
                 last_fsync = Instant::now();
             }
         }
+        drop(step);
         if stopping {
             let st = shared.state.locked();
             if st.carry.is_empty() || st.failing.is_some() {

@@ -153,6 +153,9 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
                 return;
             }
         }
+        // Under `appendfsync always`, connections executing a batch are counted, so that
+        // the fsync waits for the batches arriving together (see `send_replies`).
+        let mut executing = broker.aof.executing();
         loop {
             let limits = Limits {
                 proto_max_bulk_len: settings.proto_max_bulk_len.load(Relaxed),
@@ -164,7 +167,8 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
                     while let Flow::Wait(wait) = flow {
                         // What is queued goes out, then this request runs again once
                         // what it waits for happened; the rest of the pipeline waits in
-                        // `buf`.
+                        // `buf`. A waiting connection is not executing (group commit).
+                        executing.done();
                         send_replies(session).await;
                         let blocked_on = session.blocked_on();
                         let ready = async {
@@ -222,6 +226,7 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
                 }
             }
         }
+        executing.done();
         send_replies(session).await;
         if buf.len() as u64 > settings.query_buffer_limit.load(Relaxed) {
             tracing::warn!(client = session.id(), addr = %session.client.peer, "Closing client that reached max query buffer length");
@@ -242,6 +247,16 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
 async fn send_replies(session: &mut Session) {
     if let Some(offset) = session.durable_wait.take() {
         let broker = session.broker.clone();
+        // Group commit under always: while other connections are still executing the
+        // batches they read (they will want an fsync in a moment), let them get here
+        // first (yielding, so those on this worker run too), for at most 200 µs; then
+        // one fsync covers them all, as Redis's one fsync per event-loop round does.
+        if broker.aof.others_executing() {
+            let until = std::time::Instant::now() + std::time::Duration::from_micros(200);
+            while broker.aof.others_executing() && std::time::Instant::now() < until {
+                tokio::task::yield_now().await;
+            }
+        }
         if !broker.aof.write_inline(offset) {
             // A client killed meanwhile (CLIENT KILL, output limits) stops waiting: its
             // replies will not be sent anyway.
