@@ -86,8 +86,8 @@ fn take_and_write(shared: &Shared, st: &mut State) -> bool {
 /// Under `always` the first connection to get here writes and syncs, on its own worker
 /// (Redis syncs on its one thread): no hop to the writer thread and back for a lone
 /// client. Writing and syncing are one step under the `syncing` lock, so no write runs
-/// during an fsync (ext4 makes such an fsync several times slower), and what arrives
-/// meanwhile waits in the journal for the next step: one write and one fsync per group.
+/// during an fsync, and what arrives meanwhile waits in the journal for the next step:
+/// one write and one fsync per group.
 /// The others wait for it, or for the writer thread's next step.
 pub fn write_inline(shared: &Shared, offset: u64) -> bool {
     let always = shared.settings.fsync() == Fsync::Always;
