@@ -125,13 +125,27 @@ impl Session {
         if self.in_exec {
             return Err("not inside a transaction".into());
         }
-        let Some(_) = broker.aof.current_files() else {
-            return Err("appendonly is off".into());
+        // Holding the keyspace, every committed byte must be on disk and no rewrite may
+        // be switching files; otherwise let go, sync, and look again.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let (mut guard, files, manifest) = loop {
+            if broker.aof.current_files().is_none() {
+                return Err("appendonly is off".into());
+            }
+            broker.aof.sync_now();
+            let g = broker.keyspace.lock_arc();
+            let synced = broker.aof.stats.synced.load(std::sync::atomic::Ordering::Relaxed);
+            if !broker.aof.rewrite_running() && synced >= g.journal.committed() {
+                let (files, manifest) = broker.aof.current_files().ok_or("appendonly is off")?;
+                break (g, files, manifest);
+            }
+            drop(g);
+            if std::time::Instant::now() > deadline {
+                return Err("the AOF stayed busy (a rewrite or a slow disk) for 30 s".into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
         };
-        broker.aof.sync_now();
-        let (files, manifest) = broker.aof.current_files().ok_or("appendonly is off")?;
         let mut replay = Session::for_replay(broker.clone());
-        let mut guard = broker.keyspace.lock_arc();
         let was_on = guard.journal.suspend();
         drop(guard.flush(None));
         replay.exec_keys = Some(guard);
