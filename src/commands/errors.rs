@@ -86,8 +86,13 @@ pub enum Error {
     /// The AOF cannot be written: the OS's reason.
     Misconf(String),
     RewriteInProgress,
+    RewriteFailed,
     RewriteNeedsAof,
     NoRdb,
+    /// DEBUG LOADAOF failed: why.
+    AofLoad(String),
+    /// CONFIG SET appendonly yes could not start the AOF.
+    AofTurnOn,
     UnblockedByClient,
     UnblockReason,
     LfuNotSelected,
@@ -218,6 +223,9 @@ impl Error {
             Error::InvalidCursor => "ERR invalid cursor",
             Error::Oom => "OOM command not allowed when used memory > 'maxmemory'.",
             Error::Misconf(reason) => return format!("MISCONF Errors writing to the AOF file: {reason}").into_bytes(),
+            Error::AofLoad(why) => return format!("ERR Error loading the AOF: {why}").into_bytes(),
+            Error::AofTurnOn => "ERR CONFIG SET failed (possibly related to argument 'appendonly') - Unable to turn on AOF. Check server logs.",
+            Error::RewriteFailed => "ERR Background append only file rewriting error",
             Error::RewriteInProgress => "ERR Background append only file rewriting already in progress",
             Error::RewriteNeedsAof => "ERR Background append only file rewriting needs appendonly yes in fanout",
             Error::NoRdb => "ERR fanout has no RDB snapshots: persistence is the append-only file (appendonly yes; BGREWRITEAOF compacts it)",

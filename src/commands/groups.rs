@@ -219,11 +219,14 @@ impl Session {
             let last_before = st.group(group).map(|g| g.last_id());
             // Pending entries whose entry is gone leave the PEL: journaled as an XCLAIM,
             // which drops them on replay too.
-            let gone: Vec<Id> = ids
-                .iter()
-                .copied()
-                .filter(|&id| !st.contains(id) && st.group(group).is_some_and(|g| g.pending(id).is_some()))
-                .collect();
+            let gone: Vec<Id> = match journaling {
+                true => ids
+                    .iter()
+                    .copied()
+                    .filter(|&id| !st.contains(id) && st.group(group).is_some_and(|g| g.pending(id).is_some()))
+                    .collect(),
+                false => Vec::new(),
+            };
             let claimed = st.claim(group, consumer, min_idle, &ids, &opts, now);
             let mut id_buf = Vec::with_capacity(42);
             let mut e = s.reply();

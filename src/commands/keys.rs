@@ -353,7 +353,7 @@ impl Session {
                 return 0;
             }
             // A replayed deadline in the past is kept: the key expires after loading.
-            if when <= now && !s.replaying {
+            if when <= now && !ks.loading {
                 ks.remove(db, key);
                 ks.notify(db, GENERIC, "del", key);
                 ks.journal.command(db, 2).arg(b"DEL").arg(key);

@@ -23,9 +23,7 @@ impl Session {
             Some(g) => g,
             None => self.broker.keyspace.lock_arc(),
         };
-        guard.loading = self.replaying;
         let r = f(self, &mut guard);
-        guard.loading = false;
         if self.in_exec {
             self.exec_keys = Some(guard);
         } else {

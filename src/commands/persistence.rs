@@ -67,7 +67,10 @@ impl Session {
         } else {
             match aof.rewrite() {
                 Ok(()) => self.reply().simple("Background append only file rewriting started"),
-                Err(e) => self.error(&format!("ERR {e}")),
+                Err(e) => {
+                    tracing::warn!("Can't rewrite the append only file in background: {e}");
+                    self.fail(Error::RewriteFailed)
+                }
             }
         }
         Flow::Continue
@@ -95,7 +98,7 @@ impl Session {
         match sub.as_str() {
             "LOADAOF" if args.len() == 2 => match self.load_aof_again() {
                 Ok(()) => self.ok(),
-                Err(e) => self.error(&format!("ERR Error loading the AOF: {e}")),
+                Err(e) => self.fail(Error::AofLoad(e)),
             },
             "LOG" if args.len() == 3 => {
                 tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
@@ -147,6 +150,7 @@ impl Session {
         };
         let mut replay = Session::for_replay(broker.clone());
         let was_on = guard.journal.suspend();
+        guard.loading = true;
         drop(guard.flush(None));
         replay.exec_keys = Some(guard);
         replay.in_exec = true;
@@ -155,6 +159,7 @@ impl Session {
         replay.in_exec = false;
         if let Some(mut guard) = replay.exec_keys.take() {
             guard.journal.resume(was_on);
+            guard.loading = false;
             // A reload is not a change clients subscribed to: no notifications.
             guard.effects.events.clear();
             replay.exec_keys = Some(guard);
@@ -175,5 +180,8 @@ pub fn open_aof_at_start(broker: &Arc<Broker>) -> Result<(), String> {
         return Ok(());
     }
     let mut replay = Session::for_replay(broker.clone());
-    broker.aof.open_at_start(|args| replay.replay(&args))
+    broker.keyspace.lock().loading = true;
+    let r = broker.aof.open_at_start(|args| replay.replay(&args));
+    broker.keyspace.lock().loading = false;
+    r
 }

@@ -382,7 +382,7 @@ impl Session {
                     if let Err(e) = self.broker.aof.turn_on() {
                         tracing::warn!("Unable to turn on AOF: {e}");
                         let _ = settings.set("appendonly", "no");
-                        self.error("ERR CONFIG SET failed (possibly related to argument 'appendonly') - Unable to turn on AOF. Check server logs.");
+                        self.fail(Error::AofTurnOn);
                         return;
                     }
                 } else {

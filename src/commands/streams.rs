@@ -567,7 +567,10 @@ impl Session {
                                 write_key_header(&mut e, key, proto);
                                 let hist = st.read_group_history(group, consumer, id, a.count, now);
                                 write_history(&mut e, st, &hist);
-                                let live: Vec<Id> = hist.iter().filter(|h| h.1).map(|h| h.0).collect();
+                                let live = match journaling {
+                                    true => hist.iter().filter(|h| h.1).map(|h| h.0).collect(),
+                                    false => Vec::new(),
+                                };
                                 (true, live)
                             }
                             After::New if st.has_new_for_group(group) => {

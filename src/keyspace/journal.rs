@@ -39,8 +39,6 @@ pub struct Journal {
 /// What the writer takes at once.
 pub struct Taken {
     pub bytes: BytesMut,
-    /// Offset of the first byte of `bytes`.
-    pub start: u64,
     /// Rotation points within (or at the end of) `bytes`.
     pub rotations: Vec<u64>,
 }
@@ -223,12 +221,10 @@ impl Journal {
 
     /// Everything committed and not yet taken.
     pub fn take(&mut self) -> Taken {
-        let start = self.committed;
         let bytes = self.pending.split();
         self.committed += bytes.len() as u64;
         Taken {
             bytes,
-            start,
             rotations: std::mem::take(&mut self.rotations),
         }
     }
@@ -254,7 +250,6 @@ mod tests {
         j.command(3, 2).arg(b"DEL").arg(b"b");
         j.commit();
         let t = j.take();
-        assert_eq!(t.start, 0);
         let text = String::from_utf8(t.bytes.to_vec()).unwrap().replace("\r\n", " ");
         assert_eq!(
             text,
@@ -265,8 +260,7 @@ mod tests {
         j.command(3, 2).arg(b"DEL").arg(b"c");
         j.commit();
         let t2 = j.take();
-        assert_eq!(t2.start, t.bytes.len() as u64);
-        assert_eq!(t2.rotations, vec![t2.start]);
+        assert_eq!(t2.rotations, vec![t.bytes.len() as u64]);
         assert!(
             t2.bytes.starts_with(b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n"),
             "a new file selects again"

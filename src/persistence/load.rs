@@ -41,7 +41,7 @@ pub fn load(
     for (i, f) in list.iter().enumerate() {
         let last = i + 1 == list.len();
         let path = files.path(&f.name);
-        if matches!(f.kind, Kind::Base) && f.name.ends_with(".rdb") {
+        if matches!(f.kind, Kind::Base) && f.is_rdb_name() {
             return Err(format!(
                 "The AOF base file {} is an RDB file: fanout has no RDB support; rewrite the AOF with `aof-use-rdb-preamble no` on Redis first",
                 f.name

@@ -74,12 +74,6 @@ pub fn temp_manifest_name(filename: &str) -> String {
     format!("temp-{filename}.manifest")
 }
 
-/// The incr file written while a rewrite runs with AOF switched on at runtime
-/// (`AOF_WAIT_REWRITE`), renamed to a numbered incr when the rewrite ends.
-pub fn temp_incr_name(filename: &str) -> String {
-    format!("temp-{filename}.incr")
-}
-
 impl Manifest {
     /// Parses manifest text. Errors carry Redis's message and, as Redis logs it, the
     /// line number and the offending line.
@@ -415,7 +409,6 @@ mod tests {
     fn names() {
         assert_eq!(manifest_name("appendonly.aof"), "appendonly.aof.manifest");
         assert_eq!(temp_manifest_name("appendonly.aof"), "temp-appendonly.aof.manifest");
-        assert_eq!(temp_incr_name("appendonly.aof"), "temp-appendonly.aof.incr");
         let m = Manifest::parse("file x.1.base.rdb seq 1 type b\n").unwrap();
         assert!(m.base.unwrap().is_rdb_name());
     }

@@ -317,10 +317,13 @@ impl Aof {
         std::fs::create_dir_all(&files.dir)
             .map_err(|e| format!("Can't open or create append-only dir {}: {e}", files.dir.display()))?;
         remove_stale_rewrite_files(&files.dir);
-        let manifest = match files
-            .read_manifest()?
-            .map_or_else(|| upgrade_single_file(&files), |m| Ok(Some(m)))?
-        {
+        let found = match files.read_manifest()? {
+            Some(m) => Some(m),
+            None => upgrade_single_file(&files)?,
+        };
+        // A manifest naming no base and no incr (only comments) loads nothing; as Redis,
+        // a fresh base is written.
+        let manifest = match found.filter(|m| !m.is_empty()) {
             Some(m) => {
                 self.stats.loading.store(true, Relaxed);
                 let truncated_ok = self.settings.get("aof-load-truncated").as_deref() == Some("yes");
@@ -503,11 +506,15 @@ impl Aof {
     /// by this call or before (see [`writer::write_inline`]); false: wait with
     /// [`Aof::durable`].
     pub fn write_inline(&self, offset: u64) -> bool {
+        // Already there (another connection wrote or synced it): no lock taken.
+        if *self.durable.borrow() >= offset {
+            return true;
+        }
         let shared = match self.active.locked().as_ref() {
             Some((s, _)) => s.clone(),
             None => return true,
         };
-        *shared.durable.borrow() >= offset || writer::write_inline(&shared, offset)
+        writer::write_inline(&shared, offset)
     }
 
     pub fn rewrite_running(&self) -> bool {
