@@ -70,10 +70,12 @@ pub struct Broker {
     pub dataset_bytes: AtomicU64,
     /// The append-only file (off unless `appendonly yes`).
     pub aof: crate::persistence::Aof,
+    /// Cluster mode (topology, routing) and the bus to other nodes.
+    pub cluster: crate::cluster::Cluster,
 }
 
 impl Broker {
-    pub fn new(settings: Arc<Settings>, config_file: Option<PathBuf>) -> Arc<Broker> {
+    pub fn new(settings: Arc<Settings>, config_file: Option<PathBuf>, cluster: crate::cluster::Cluster) -> Arc<Broker> {
         let stats = Arc::new(Stats::default());
         let watches = Arc::new(WatchTable::default());
         let keyspace = Arc::new(parking_lot::Mutex::new(Keyspace::new(
@@ -103,8 +105,79 @@ impl Broker {
             used_memory: AtomicU64::new(0),
             dataset_bytes: AtomicU64::new(0),
             aof: crate::persistence::Aof::new(keyspace.clone(), settings.clone()),
+            cluster,
             settings,
         })
+    }
+
+    /// Sets up the cluster bus, when `cluster-bus` is set (it connects once the server
+    /// runs): messages from other nodes enter the local fan-out path, and the registry
+    /// reports channels coming and going so the bus subscribes on NATS only to what
+    /// local subscribers want.
+    pub fn attach_bus(self: &Arc<Self>) -> Result<(), String> {
+        let me = self.cluster.topology();
+        let (id, name) = match &me {
+            Some(t) => (t.me().id.clone(), format!("fanout {}", t.me().addr())),
+            None => (self.run_id.clone(), format!("fanout {}", self.run_id)),
+        };
+        let Some(bus) = crate::cluster::bus::Bus::from_settings(&self.settings, &id, &name)? else {
+            return Ok(());
+        };
+        if let Some(t) = &me {
+            bus.set_topology(&t.digest, t.my_shard().nodes.len() > 1);
+        }
+        bus.set_sink(Arc::new(BusSink {
+            broker: Arc::downgrade(self),
+            batch: parking_lot::Mutex::new(crate::pubsub::Batch::default()),
+        }));
+        self.registry.set_interest(bus.clone());
+        let _ = self.cluster.bus.set(bus);
+        Ok(())
+    }
+}
+
+impl Broker {
+    /// CLUSTER RELOAD and SIGHUP: reread the topology file; connections subscribed to
+    /// shard channels check whether their slots are still served here.
+    pub fn cluster_reload(&self) -> Result<(), String> {
+        let (t, changed) = self.cluster.reload()?;
+        if let Some(bus) = self.cluster.bus() {
+            bus.set_topology(&t.digest, t.my_shard().nodes.len() > 1);
+        }
+        if changed {
+            for c in self.clients.all() {
+                if c.info.locked().ssub > 0 {
+                    c.recheck.notify_one();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Messages from the bus: delivered as a local PUBLISH is (encoded once, output limits,
+/// overflow policies), with the writers woken once per burst.
+struct BusSink {
+    broker: std::sync::Weak<Broker>,
+    batch: parking_lot::Mutex<crate::pubsub::Batch>,
+}
+
+impl crate::cluster::bus::Deliver for BusSink {
+    fn deliver(&self, ns: Namespace, channel: &[u8], payload: &[u8]) {
+        let Some(broker) = self.broker.upgrade() else {
+            return;
+        };
+        let _gate = broker.publish_gate.read().unwrap_or_else(|e| e.into_inner());
+        let mut to_self = Vec::new();
+        broker
+            .registry
+            .publish(ns, channel, payload, 0, &mut to_self, &mut self.batch.lock());
+    }
+
+    fn batch_end(&self) {
+        if let Some(broker) = self.broker.upgrade() {
+            broker.registry.end_batch(&mut self.batch.lock());
+        }
     }
 }
 

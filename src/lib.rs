@@ -17,6 +17,8 @@
 //! * [`commands`]: `Session`, dispatch in Redis's order, one file per command family.
 //! * [`metrics`]: Prometheus metrics read from the counters at scrape time.
 //! * [`broker`]: `Broker`, what the connections share.
+//! * [`cluster`]: Redis Cluster for clients from a static topology file (slots, MOVED),
+//!   and the NATS bus that carries PUBLISH between nodes.
 //! * [`pubsub`]: the subscription registry, the pattern index, publish runs.
 //! * [`client`]: per-connection outboxes, the client table, MONITOR clients, CLIENT PAUSE.
 //! * [`acl`]: users and their permissions.
@@ -32,6 +34,7 @@
 pub mod acl;
 pub mod broker;
 pub mod client;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod glob;

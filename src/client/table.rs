@@ -51,6 +51,9 @@ pub struct ClientHandle {
     pub unix: bool,
     pub created: Instant,
     pub info: Mutex<ClientInfo>,
+    /// Raised when the cluster topology was reloaded: the connection checks that its
+    /// shard channels are still served here (Redis pushes `sunsubscribe` otherwise).
+    pub recheck: tokio::sync::Notify,
 }
 
 impl ClientHandle {
@@ -89,6 +92,7 @@ impl ClientHandle {
                 multi: -1,
                 multi_mem: 0,
             }),
+            recheck: tokio::sync::Notify::new(),
         }
     }
 

@@ -39,6 +39,7 @@ impl Session {
         self.broker.monitors.remove(self.id());
         self.monitoring = false;
         self.db = 0;
+        self.readonly = false;
         self.set_proto(Proto::Resp2);
         self.reply_mode = ReplyMode::On;
         self.silenced = false;
@@ -160,6 +161,7 @@ impl Session {
         }
         let id = self.id();
         let proto = self.proto as i64;
+        let cluster = self.broker.cluster.enabled;
         let mut e = self.reply();
         e.map(7);
         e.bulk(b"server");
@@ -171,7 +173,7 @@ impl Session {
         e.bulk(b"id");
         e.integer(id as i64);
         e.bulk(b"mode");
-        e.bulk(b"standalone");
+        e.bulk(if cluster { b"cluster" as &[u8] } else { b"standalone" });
         e.bulk(b"role");
         e.bulk(b"master");
         e.bulk(b"modules");
@@ -183,6 +185,7 @@ impl Session {
         match super::parse_i64(&args[1]) {
             None => self.fail(Error::NotInteger),
             Some(n) if n < 0 || n as u64 >= self.broker.settings.databases() => self.fail(Error::DbIndexOutOfRange),
+            Some(n) if n != 0 && self.broker.cluster.enabled => self.fail(Error::SelectInCluster),
             // Pub/sub ignores the database, as in Redis; only CLIENT LIST shows it.
             Some(n) => {
                 self.db = n as usize;

@@ -90,6 +90,22 @@ impl Session {
                 return self.acl_denied(spec, args, denied);
             }
         };
+        // Cluster mode: keys and shard channels must all be in one slot this node serves
+        // (Redis's order: after ACL, before maxmemory). The AOF replay obeys.
+        if self.broker.cluster.enabled && !self.replaying && (!spec.keys.is_empty() || spec.cmd == Cmd::Exec) {
+            if let Some(err) = self.misrouted(spec, args) {
+                if spec.cmd == Cmd::Exec && self.multi.take().is_some() {
+                    // Redis discards the transaction and answers with the redirection
+                    // itself, not EXECABORT.
+                    self.show_no_transaction();
+                    self.unwatch_all();
+                    self.broker.stats.command_calls.rejected(spec);
+                    self.fail(err);
+                    return Flow::Continue;
+                }
+                return self.reject(Some(spec), args, err);
+            }
+        }
         // maxmemory: what would add data is refused while fanout holds more than the
         // limit (Redis's rule: inside MULTI everything but EXEC/DISCARD, which queue
         // memory too; EXEC when its queue holds such a command).
@@ -149,6 +165,41 @@ impl Session {
             }
         }
         self.call(spec, args, start)
+    }
+
+    /// The cluster stage: `None` when this node serves the command (or its queued
+    /// transaction), else `-MOVED`, `-CROSSSLOT` or `-CLUSTERDOWN`.
+    fn misrouted(&self, spec: &'static Spec, args: &[Bytes]) -> Option<Error> {
+        let single = [(spec, args)];
+        let queued: Vec<(&'static Spec, &[Bytes])>;
+        let cmds: &[(&'static Spec, &[Bytes])] = if spec.cmd == Cmd::Exec {
+            let m = self.multi.as_ref()?;
+            queued = m.queue.iter().map(|(s, a)| (*s, &a[..])).collect();
+            &queued
+        } else {
+            &single
+        };
+        let mut keys: Vec<&[u8]> = Vec::new();
+        let mut write = false;
+        for (s, a) in cmds {
+            write |= s.has(Flags::WRITE);
+            // A malformed key layout is the command's own error to report.
+            if let Ok(positions) = s.key_positions(a, true) {
+                keys.extend(positions.iter().map(|&(i, _)| &a[i][..]));
+            }
+        }
+        let query = crate::cluster::Query {
+            keys: keys.into_iter(),
+            shard_pubsub: matches!(spec.cmd, Cmd::Ssubscribe | Cmd::Sunsubscribe | Cmd::Spublish),
+            readonly: self.readonly,
+            write,
+        };
+        match self.broker.cluster.route(&self.broker.settings, query) {
+            crate::cluster::Route::Here => None,
+            crate::cluster::Route::Moved { slot, addr } => Some(Error::Moved { slot, addr }),
+            crate::cluster::Route::CrossSlot => Some(Error::CrossSlot),
+            crate::cluster::Route::Down(why) => Some(Error::ClusterDown(why)),
+        }
     }
 
     /// Does CLIENT PAUSE hold this command now? Redis holds every command under ALL,
@@ -382,6 +433,39 @@ impl Session {
             | Cmd::XinfoGroups
             | Cmd::XinfoConsumers
             | Cmd::XinfoHelp => self.streams(spec, args),
+            Cmd::Readonly
+            | Cmd::Readwrite
+            | Cmd::Asking
+            | Cmd::Cluster
+            | Cmd::ClusterAddslots
+            | Cmd::ClusterAddslotsrange
+            | Cmd::ClusterBumpepoch
+            | Cmd::ClusterCountFailureReports
+            | Cmd::ClusterCountkeysinslot
+            | Cmd::ClusterDelslots
+            | Cmd::ClusterDelslotsrange
+            | Cmd::ClusterFailover
+            | Cmd::ClusterFlushslots
+            | Cmd::ClusterForget
+            | Cmd::ClusterGetkeysinslot
+            | Cmd::ClusterHelp
+            | Cmd::ClusterInfo
+            | Cmd::ClusterKeyslot
+            | Cmd::ClusterLinks
+            | Cmd::ClusterMeet
+            | Cmd::ClusterMyid
+            | Cmd::ClusterMyshardid
+            | Cmd::ClusterNodes
+            | Cmd::ClusterReplicas
+            | Cmd::ClusterReplicate
+            | Cmd::ClusterReset
+            | Cmd::ClusterSaveconfig
+            | Cmd::ClusterSetConfigEpoch
+            | Cmd::ClusterSetslot
+            | Cmd::ClusterShards
+            | Cmd::ClusterSlaves
+            | Cmd::ClusterSlots
+            | Cmd::ClusterReload => self.cluster(spec.cmd, args),
             // Containers reach here only without their subcommand, which their arity
             // refuses first; Redis's reply for a container it cannot run is this.
             Cmd::Pubsub

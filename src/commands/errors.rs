@@ -95,6 +95,25 @@ pub enum Error {
     AofTurnOn,
     UnblockedByClient,
     UnblockReason,
+    // Cluster.
+    ClusterDisabled,
+    Moved {
+        slot: u16,
+        addr: String,
+    },
+    CrossSlot,
+    /// `-CLUSTERDOWN <why>`.
+    ClusterDown(&'static str),
+    UnknownNode(Bytes),
+    NotAPrimary,
+    InvalidSlot,
+    InvalidSlotOrCount,
+    /// A CLUSTER subcommand that would change the topology (its name).
+    StaticTopology(String),
+    ClusterReload(String),
+    /// PUBLISH larger than the cluster bus carries: its size and the bus's limit.
+    BusTooLarge(usize, usize),
+    SelectInCluster,
     LfuNotSelected,
     LruNotSelected,
     // Streams.
@@ -232,6 +251,22 @@ impl Error {
             Error::LfuNotSelected => "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
             Error::LruNotSelected => "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
             Error::UnblockReason => "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            Error::ClusterDisabled => "ERR This instance has cluster support disabled",
+            Error::Moved { slot, addr } => return format!("MOVED {slot} {addr}").into_bytes(),
+            Error::CrossSlot => "CROSSSLOT Keys in request don't hash to the same slot",
+            Error::ClusterDown(why) => return format!("CLUSTERDOWN {why}").into_bytes(),
+            Error::UnknownNode(id) => return quoted2("ERR Unknown node ", id, "", b"", ""),
+            Error::NotAPrimary => "ERR The specified node is not a master",
+            Error::InvalidSlot => "ERR Invalid slot",
+            Error::InvalidSlotOrCount => "ERR Invalid slot or number of keys",
+            Error::StaticTopology(sub) => {
+                return format!("ERR CLUSTER {sub} is not supported: fanout's topology is static; edit the cluster-config-file on every node and run CLUSTER RELOAD (or send SIGHUP)").into_bytes()
+            }
+            Error::ClusterReload(why) => return format!("ERR CLUSTER RELOAD failed, the topology in force is unchanged: {why}").into_bytes(),
+            Error::BusTooLarge(len, max) => {
+                return format!("ERR message of {len} bytes is larger than the cluster bus carries ({max} bytes, the NATS server's max_payload)").into_bytes()
+            }
+            Error::SelectInCluster => "ERR SELECT is not allowed in cluster mode",
             Error::UnblockedByClient => "UNBLOCKED client unblocked via CLIENT UNBLOCK",
             Error::InvalidStreamId => "ERR Invalid stream ID specified as stream command argument",
             Error::InvalidStartInterval => "ERR invalid start ID for the interval",

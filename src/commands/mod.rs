@@ -11,7 +11,8 @@
 //! * One file per command family: `pubsub`, `connection`, `client`, `transactions`,
 //!   `server` (COMMAND, CONFIG), `info`, `operator` (MONITOR, SHUTDOWN, SLOWLOG,
 //!   LATENCY, MEMORY...), `acl`, `keys` (generic key commands), `streams` (entries and
-//!   reads), `groups` (consumer groups, XINFO).
+//!   reads), `groups` (consumer groups, XINFO), `cluster` (CLUSTER, READONLY, READWRITE,
+//!   ASKING).
 //! * `persistence`: replaying the append-only file, BGREWRITEAOF, DEBUG LOADAOF.
 //! * [`keyspace`]: the keyspace lock around a command or an EXEC, and what a write leaves
 //!   to do (serving blocked readers, keyspace notifications); [`blocking`]: a blocked
@@ -21,6 +22,7 @@ mod acl;
 pub mod args;
 mod blocking;
 mod client;
+mod cluster;
 mod connection;
 mod dispatch;
 pub mod errors;
@@ -70,6 +72,10 @@ pub enum Wait {
     /// [`Session::blocked_on`]'s waiter or deadline, then calls [`Session::resume`]
     /// (the command is not run again: a writer served it, see `crate::keyspace::blocked`).
     Keys,
+    /// A subscribe that gave the cluster bus new interest: the NATS server confirms it
+    /// (a PING/PONG round trip), then the command runs again, so that once a client
+    /// has its confirmation, messages published on any node reach it.
+    Bus,
 }
 
 /// The keyspace lock, held as a value: EXEC keeps it across its commands.
@@ -134,6 +140,13 @@ pub struct Session {
     /// Under `appendfsync always`: the journal offset that must be on disk before the
     /// replies gathered so far may go out.
     pub durable_wait: Option<u64>,
+    /// READONLY: replicas serve this client's reads of their shard's slots.
+    pub readonly: bool,
+    /// The bus has confirmed the interest the subscribe about to run again needs.
+    pub bus_ready: bool,
+    /// Interest taken on the bus before a subscribe waited, released once the
+    /// subscriptions hold their own.
+    bus_pins: Vec<(Option<crate::pubsub::Namespace>, Bytes)>,
 }
 
 impl Session {
@@ -166,6 +179,9 @@ impl Session {
             blocked: None,
             replaying: false,
             durable_wait: None,
+            readonly: false,
+            bus_ready: false,
+            bus_pins: Vec::new(),
         }
     }
 
@@ -275,6 +291,7 @@ impl Session {
     pub fn close(&mut self) {
         self.broker.registry.end_batch(&mut self.batch);
         self.drop_subscriptions();
+        self.release_bus_pins();
         self.unwatch_all();
         self.forget_blocked();
         self.broker.monitors.remove(self.id());
@@ -293,7 +310,7 @@ impl Session {
             reg.unsubscribe(crate::pubsub::Namespace::Shard, &ch, id);
         }
         for p in self.patterns.drain() {
-            reg.patterns.unsubscribe(&p, id);
+            reg.punsubscribe(&p, id);
         }
         self.sync_subscription_info();
     }

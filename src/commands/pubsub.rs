@@ -76,6 +76,9 @@ impl Session {
                 return Flow::Continue;
             }
         }
+        if let Some(flow) = self.wait_for_bus_interest(family, names) {
+            return flow;
+        }
         let mut added = Vec::new();
         for name in names {
             // A copy, not a slice: a slice would pin the whole read buffer it came from
@@ -97,10 +100,59 @@ impl Session {
             match family {
                 Family::Channel => reg.subscribe(Namespace::Global, name, &outbox),
                 Family::Shard => reg.subscribe(Namespace::Shard, name, &outbox),
-                Family::Pattern => reg.patterns.subscribe(name, &outbox),
+                Family::Pattern => reg.psubscribe(name, &outbox),
             }
         }
+        self.release_bus_pins();
         Flow::Continue
+    }
+
+    /// With a cluster bus, a subscribe that needs interest the bus does not hold yet
+    /// takes it first and waits for the NATS server to confirm it (`Wait::Bus`): Redis
+    /// Cluster delivers every PUBLISH made after a SUBSCRIBE's confirmation, on any
+    /// node, and so must fanout. The interest is pinned until the subscriptions hold
+    /// their own (the registry reports them), then released.
+    fn wait_for_bus_interest(&mut self, family: Family, names: &[Bytes]) -> Option<Flow> {
+        if std::mem::take(&mut self.bus_ready) || self.in_exec {
+            return None;
+        }
+        let bus = self.broker.cluster.bus()?.clone();
+        let ns = match family {
+            Family::Channel => Some(Namespace::Global),
+            Family::Shard => Some(Namespace::Shard),
+            Family::Pattern => None,
+        };
+        let set = self.set_of(family);
+        let missing: Vec<Bytes> = names
+            .iter()
+            .filter(|n| !set.contains(*n) && !bus.has_interest(ns, n))
+            .cloned()
+            .collect();
+        if missing.is_empty() || !bus.nats().stats().connected {
+            return None;
+        }
+        for n in missing {
+            match ns {
+                Some(ns) => crate::pubsub::Interest::channel(&*bus, ns, &n, true),
+                None => crate::pubsub::Interest::patterns(&*bus, true),
+            }
+            self.bus_pins.push((ns, n));
+        }
+        Some(Flow::Wait(super::Wait::Bus))
+    }
+
+    pub(super) fn release_bus_pins(&mut self) {
+        if self.bus_pins.is_empty() {
+            return;
+        }
+        if let Some(bus) = self.broker.cluster.bus() {
+            for (ns, n) in self.bus_pins.drain(..) {
+                match ns {
+                    Some(ns) => crate::pubsub::Interest::channel(&**bus, ns, &n, false),
+                    None => crate::pubsub::Interest::patterns(&**bus, false),
+                }
+            }
+        }
     }
 
     pub(super) fn unsubscribe(&mut self, spec: &'static Spec, names: &[Bytes]) -> Flow {
@@ -122,7 +174,7 @@ impl Session {
                 match family {
                     Family::Channel => reg.unsubscribe(Namespace::Global, name, id),
                     Family::Shard => reg.unsubscribe(Namespace::Shard, name, id),
-                    Family::Pattern => reg.patterns.unsubscribe(name, id),
+                    Family::Pattern => reg.punsubscribe(name, id),
                 }
             }
             let count = self.confirmation_count(family);
@@ -133,6 +185,13 @@ impl Session {
     }
 
     pub(super) fn publish(&mut self, ns: Namespace, args: &[Bytes]) -> Flow {
+        let bus = self.broker.cluster.bus().cloned();
+        if let Some(bus) = &bus {
+            if let Err(max) = bus.check_size(ns, args[1].len(), args[2].len()) {
+                self.fail(Error::BusTooLarge(args[2].len(), max));
+                return Flow::Continue;
+            }
+        }
         let mut to_self = Vec::new();
         let id = self.id();
         let broker = self.broker.clone();
@@ -142,12 +201,35 @@ impl Session {
         let n = broker
             .registry
             .publish(ns, &args[1], &args[2], id, &mut to_self, &mut self.batch);
+        // Then to the other nodes (the reply counts this node's receivers, as in Redis
+        // Cluster).
+        if let Some(bus) = &bus {
+            bus.publish(ns, &args[1], &args[2]);
+        }
         self.reply().integer(n as i64);
         // Redis 7.2 order: the publisher's reply, then its own copies of the message.
         for frame in to_self {
             self.out.extend_from_slice(&frame);
         }
         Flow::Continue
+    }
+
+    /// After a topology reload: the shard channels whose slot this node no longer serves
+    /// are unsubscribed with the `sunsubscribe` pushes Redis sends when a slot leaves.
+    pub fn drop_moved_shard_channels(&mut self) {
+        let Some(t) = self.broker.cluster.topology() else {
+            return;
+        };
+        let gone: Vec<Bytes> = self
+            .shard_channels
+            .iter()
+            .filter(|c| !t.in_my_shard(crate::cluster::slots::slot_of(c)))
+            .cloned()
+            .collect();
+        if !gone.is_empty() {
+            self.unsubscribe(crate::spec::of(Cmd::Sunsubscribe), &gone);
+            self.flush();
+        }
     }
 
     pub(super) fn pubsub(&mut self, cmd: Cmd, args: &[Bytes]) -> Flow {

@@ -80,7 +80,7 @@ impl Session {
                 kv("redis_git_sha1", &"00000000");
                 kv("redis_git_dirty", &0);
                 kv("redis_build_id", &"fanout");
-                kv("redis_mode", &"standalone");
+                kv("redis_mode", &if b.cluster.enabled { "cluster" } else { "standalone" });
                 kv("os", &format!("{} {}", std::env::consts::OS, std::env::consts::ARCH));
                 kv("arch_bits", &(usize::BITS));
                 kv("multiplexing_api", &"epoll");
@@ -223,7 +223,31 @@ impl Session {
                 kv("used_cpu_sys", &format!("{cpu_sys:.6}"));
                 kv("used_cpu_user", &format!("{cpu_user:.6}"));
             }
-            "cluster" => kv("cluster_enabled", &0),
+            "cluster" => {
+                kv("cluster_enabled", &(b.cluster.enabled as u8));
+                // fanout's own: the NATS bus between nodes, when there is one.
+                if let Some(bus) = b.cluster.bus() {
+                    let n = bus.nats().stats();
+                    let get = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed);
+                    kv("cluster_bus_connected", &(n.connected as u8));
+                    kv("cluster_bus_server", &n.server);
+                    kv("cluster_bus_connects", &n.connects);
+                    kv("cluster_bus_disconnects", &n.disconnects);
+                    kv("cluster_bus_subscriptions", &bus.subscriptions());
+                    kv("cluster_bus_messages_sent", &get(&bus.stats.sent));
+                    kv("cluster_bus_messages_received", &get(&bus.stats.received));
+                    kv("cluster_bus_dropped_messages", &(get(&bus.stats.dropped) + n.lost_out));
+                    kv("cluster_bus_refused_too_large", &get(&bus.stats.too_large));
+                    kv("cluster_bus_duplicates_skipped", &get(&bus.stats.duplicates));
+                    kv("cluster_bus_bytes_sent", &n.bytes_out);
+                    kv("cluster_bus_bytes_received", &n.bytes_in);
+                    kv("cluster_bus_pending_bytes", &n.pending_bytes);
+                    kv("cluster_bus_max_payload", &n.max_payload);
+                    kv("cluster_bus_peers_heard", &bus.peers_heard());
+                    kv("cluster_bus_topology_mismatches", &get(&bus.stats.topology_mismatches));
+                    kv("cluster_bus_last_error", &n.last_error);
+                }
+            }
             "keyspace" => {
                 for (i, keys, expires, avg_ttl) in &ks.dbs {
                     kv(
@@ -566,11 +590,17 @@ fn command_info(e: &mut Encoder, c: &Spec) {
     for t in c.tips {
         e.bulk(t.as_bytes());
     }
-    e.array(c.keys.len());
+    // Redis 7.2 replies with a set of key specs, and with an empty set, not an empty
+    // array, for a command without subcommands (RESP3 tells them apart).
+    e.set(c.keys.len());
     for k in c.keys {
         key_spec(e, k);
     }
-    e.array(c.subcommands.len());
+    if c.subcommands.is_empty() {
+        e.set(0);
+    } else {
+        e.array(c.subcommands.len());
+    }
     for s in c.subcommands {
         command_info(e, s);
     }
@@ -648,7 +678,8 @@ fn command_docs(e: &mut Encoder, c: &Spec) {
     let has_history = !c.history.is_empty();
     let has_args = !c.args.is_empty();
     let has_subs = !c.subcommands.is_empty();
-    e.map(3 + has_cx as usize + has_history as usize + has_args as usize + has_subs as usize);
+    let deprecated = 3 * c.deprecated.is_some() as usize;
+    e.map(3 + has_cx as usize + deprecated + has_history as usize + has_args as usize + has_subs as usize);
     e.bulk(b"summary");
     e.bulk(c.summary.as_bytes());
     e.bulk(b"since");
@@ -658,6 +689,15 @@ fn command_docs(e: &mut Encoder, c: &Spec) {
     if has_cx {
         e.bulk(b"complexity");
         e.bulk(c.complexity.as_bytes());
+    }
+    if let Some((since, replaced_by)) = c.deprecated {
+        e.bulk(b"doc_flags");
+        e.set(1);
+        e.simple("deprecated");
+        e.bulk(b"deprecated_since");
+        e.bulk(since.as_bytes());
+        e.bulk(b"replaced_by");
+        e.bulk(replaced_by.as_bytes());
     }
     if has_history {
         e.bulk(b"history");

@@ -271,6 +271,88 @@ pub const DIRECTIVES: &[Directive] = &[
         "bytes per packed stream node (0: no limit)",
     ),
     d(
+        "cluster-enabled",
+        "no",
+        false,
+        "yes: serve Redis Cluster clients (CLUSTER SLOTS, MOVED) from the topology in cluster-config-file",
+    ),
+    d(
+        "cluster-config-file",
+        "",
+        false,
+        "the topology file, the same on every node: 'shard NAME slots 0-5460 primary HOST:PORT [replica HOST:PORT]'",
+    ),
+    d(
+        "cluster-announce-ip",
+        "",
+        false,
+        "the host this node is listed under in the topology file (default: the first bind address)",
+    ),
+    d(
+        "cluster-announce-port",
+        "0",
+        false,
+        "the port this node is listed under in the topology file (0: the port it listens on)",
+    ),
+    d(
+        "cluster-announce-hostname",
+        "",
+        false,
+        "another name this node may be listed under in the topology file",
+    ),
+    d(
+        "cluster-node-timeout",
+        "15000",
+        true,
+        "milliseconds without a heartbeat on the bus before a node is reported failed",
+    ),
+    d(
+        "cluster-require-full-coverage",
+        "yes",
+        true,
+        "yes: cluster_state is fail while a shard's primary is failed, and keyed commands get CLUSTERDOWN",
+    ),
+    d(
+        "cluster-allow-reads-when-down",
+        "no",
+        true,
+        "serve read commands on this node's slots while cluster_state is fail",
+    ),
+    d(
+        "cluster-allow-pubsubshard-when-down",
+        "yes",
+        true,
+        "serve SSUBSCRIBE/SPUBLISH on this node's slots while cluster_state is fail",
+    ),
+    d(
+        "cluster-bus",
+        "",
+        false,
+        "NATS servers linking the nodes: nats://HOST:PORT[,tls://user:pass@HOST:PORT...] (empty: no bus)",
+    ),
+    d("cluster-bus-user", "", false, "NATS user name (or give it in the URL)"),
+    d("cluster-bus-password", "", false, "NATS password"),
+    d("cluster-bus-token", "", false, "NATS authentication token"),
+    d(
+        "cluster-bus-tls-ca-cert-file",
+        "",
+        false,
+        "CA certificate (PEM) that NATS servers' certificates must chain to; setting any cluster-bus-tls-* turns TLS on",
+    ),
+    d(
+        "cluster-bus-tls-cert-file",
+        "",
+        false,
+        "client certificate (PEM) presented to the NATS servers",
+    ),
+    d("cluster-bus-tls-key-file", "", false, "its private key (PEM)"),
+    d(
+        "cluster-bus-subject-prefix",
+        "fanout",
+        false,
+        "first token of every NATS subject fanout uses; nodes of one cluster share it, other clusters pick their own",
+    ),
+    d(
         "maxmemory",
         "0",
         true,
@@ -661,6 +743,24 @@ impl Settings {
             "auto-aof-rewrite-min-size" => parse_memory(value)
                 .ok_or("argument must be a memory value")?
                 .to_string(),
+            "cluster-enabled"
+            | "cluster-require-full-coverage"
+            | "cluster-allow-reads-when-down"
+            | "cluster-allow-pubsubshard-when-down" => if parse_yes_no(value)? { "yes" } else { "no" }.to_string(),
+            "cluster-announce-port" | "cluster-node-timeout" => {
+                let n = parse_u64(value)?;
+                if d.name == "cluster-announce-port" && n > 65535 {
+                    return Err("argument must be between 0 and 65535 inclusive".into());
+                }
+                n.to_string()
+            }
+            "cluster-bus-subject-prefix" => {
+                let ok = !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'*' | b'>'));
+                if !ok {
+                    return Err("argument must be a NATS subject without wildcards or spaces".into());
+                }
+                value.to_string()
+            }
             "enable-debug-command" => {
                 let v = value.to_ascii_lowercase();
                 if !matches!(v.as_str(), "yes" | "no" | "local") {

@@ -252,6 +252,58 @@ impl Collector for BrokerCollector {
             "everysec fsyncs that took longer than 2 seconds (INFO aof_delayed_fsync)",
             load(&aof.delayed_fsync),
         )?;
+        // The cluster bus (INFO cluster's cluster_bus_* fields), when there is one.
+        if let Some(bus) = b.cluster.bus() {
+            let n = bus.nats().stats();
+            gauge(
+                &mut e,
+                "fanout_cluster_bus_connected",
+                "1 while the NATS connection between nodes is up",
+                n.connected as u64,
+            )?;
+            counter(
+                &mut e,
+                "fanout_cluster_bus_disconnects",
+                "NATS connections lost (each followed by automatic reconnects)",
+                n.disconnects,
+            )?;
+            counter(
+                &mut e,
+                "fanout_cluster_bus_messages_sent",
+                "Messages published to other nodes over the bus",
+                load(&bus.stats.sent),
+            )?;
+            counter(
+                &mut e,
+                "fanout_cluster_bus_messages_received",
+                "Messages from other nodes delivered here",
+                load(&bus.stats.received),
+            )?;
+            counter(
+                &mut e,
+                "fanout_cluster_bus_dropped_messages",
+                "Messages for other nodes lost: bus down, its buffer full, or discarded with a dead connection",
+                load(&bus.stats.dropped) + n.lost_out,
+            )?;
+            counter(
+                &mut e,
+                "fanout_cluster_bus_refused_too_large",
+                "PUBLISH refused because the message exceeded the NATS server's max_payload",
+                load(&bus.stats.too_large),
+            )?;
+            gauge(
+                &mut e,
+                "fanout_cluster_bus_subscriptions",
+                "NATS subscriptions held for local subscribers' channels, patterns and heartbeats",
+                bus.subscriptions() as u64,
+            )?;
+            gauge(
+                &mut e,
+                "fanout_cluster_bus_peers_heard",
+                "Other nodes heard on the bus since start",
+                bus.peers_heard() as u64,
+            )?;
+        }
 
         counter(
             &mut e,

@@ -8,5 +8,5 @@ pub mod patterns;
 pub mod registry;
 pub mod run;
 
-pub use registry::{Namespace, Registry};
+pub use registry::{Interest, Namespace, Registry};
 pub use run::Batch;

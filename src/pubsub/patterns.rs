@@ -47,11 +47,12 @@ impl PatternIndex {
         self.count.load(Relaxed)
     }
 
-    pub fn subscribe(&self, pattern: &[u8], sub: &Arc<Outbox>) {
+    /// Adds `sub`; true when the pattern is new.
+    pub fn subscribe(&self, pattern: &[u8], sub: &Arc<Outbox>) -> bool {
         let mut t = self.table.write_locked();
         if let Some(subs) = t.subscribers.get_mut(pattern) {
             *subs = with(subs, sub);
-            return;
+            return false;
         }
         let pattern = Bytes::copy_from_slice(pattern);
         let prefix = Bytes::from(glob::literal_prefix(&pattern).to_vec());
@@ -62,16 +63,18 @@ impl PatternIndex {
             *t.prefix_lens.entry(prefix.len()).or_default() += 1;
         }
         self.count.store(t.subscribers.len(), Relaxed);
+        true
     }
 
-    pub fn unsubscribe(&self, pattern: &[u8], id: u64) {
+    /// Removes subscriber `id`; true when the pattern is gone.
+    pub fn unsubscribe(&self, pattern: &[u8], id: u64) -> bool {
         let mut t = self.table.write_locked();
         let Some(subs) = t.subscribers.get_mut(pattern) else {
-            return;
+            return false;
         };
         *subs = without(subs, id);
         if !subs.is_empty() {
-            return;
+            return false;
         }
         t.subscribers.remove(pattern);
         let prefix = glob::literal_prefix(pattern);
@@ -88,6 +91,7 @@ impl PatternIndex {
             }
         }
         self.count.store(t.subscribers.len(), Relaxed);
+        true
     }
 
     /// Calls `f(pattern, subscribers)` for every distinct pattern (ACL revocation scans).

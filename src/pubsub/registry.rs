@@ -33,8 +33,17 @@ pub enum Namespace {
     Shard,
 }
 
+/// Told when a channel gets its first subscriber or loses its last one, and when a
+/// pattern appears or goes (the cluster bus subscribes on NATS accordingly). Reports
+/// from different threads may arrive out of order: count them, do not toggle.
+pub trait Interest: Send + Sync {
+    fn channel(&self, ns: Namespace, channel: &[u8], present: bool);
+    fn patterns(&self, present: bool);
+}
+
 pub struct Registry {
     channels: DashMap<Bytes, Subscribers>,
+    interest: std::sync::OnceLock<Arc<dyn Interest>>,
     shard_channels: DashMap<Bytes, Subscribers>,
     pub patterns: PatternIndex,
     settings: Arc<Settings>,
@@ -65,6 +74,7 @@ impl Registry {
             // publish to an unrelated channel that happens to share its shard.
             channels: DashMap::with_shard_amount(64),
             shard_channels: DashMap::with_shard_amount(64),
+            interest: std::sync::OnceLock::new(),
             patterns: PatternIndex::default(),
             settings,
             stats,
@@ -78,13 +88,43 @@ impl Registry {
         }
     }
 
+    /// Who hears of channels and patterns coming and going (set once, at start).
+    pub fn set_interest(&self, interest: Arc<dyn Interest>) {
+        let _ = self.interest.set(interest);
+    }
+
     pub fn subscribe(&self, ns: Namespace, channel: &[u8], sub: &Arc<Outbox>) {
+        let mut created = false;
         // The key is copied: it outlives the read buffer it was sliced from and must
         // not pin that whole buffer in memory.
         self.map(ns)
             .entry(Bytes::copy_from_slice(channel))
             .and_modify(|subs| *subs = with(subs, sub))
-            .or_insert_with(|| Arc::from([sub.clone()]));
+            .or_insert_with(|| {
+                created = true;
+                Arc::from([sub.clone()])
+            });
+        if created {
+            if let Some(i) = self.interest.get() {
+                i.channel(ns, channel, true);
+            }
+        }
+    }
+
+    pub fn psubscribe(&self, pattern: &[u8], sub: &Arc<Outbox>) {
+        if self.patterns.subscribe(pattern, sub) {
+            if let Some(i) = self.interest.get() {
+                i.patterns(true);
+            }
+        }
+    }
+
+    pub fn punsubscribe(&self, pattern: &[u8], id: u64) {
+        if self.patterns.unsubscribe(pattern, id) {
+            if let Some(i) = self.interest.get() {
+                i.patterns(false);
+            }
+        }
     }
 
     pub fn unsubscribe(&self, ns: Namespace, channel: &[u8], id: u64) {
@@ -94,9 +134,11 @@ impl Registry {
             *subs = without(&subs, id);
             now_empty = subs.is_empty();
         }
-        if now_empty {
-            // Re-checked under the shard lock: someone may have subscribed meanwhile.
-            map.remove_if(channel, |_, subs| subs.is_empty());
+        // Re-checked under the shard lock: someone may have subscribed meanwhile.
+        if now_empty && map.remove_if(channel, |_, subs| subs.is_empty()).is_some() {
+            if let Some(i) = self.interest.get() {
+                i.channel(ns, channel, false);
+            }
         }
     }
 

@@ -113,6 +113,7 @@ impl Drop for Cleanup {
 async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &CancellationToken) {
     let outbox = session.outbox().clone();
     let broker = session.broker.clone();
+    let handle = session.client.clone();
     let settings = &broker.settings;
     let mut parser = RequestParser::new();
     // Idle connections hold no read buffer: it is allocated when bytes are readable and
@@ -129,6 +130,11 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
                 return;
             }
             r = rd.readable() => if r.is_err() { outbox.kill(); return; },
+            _ = handle.recheck.notified() => {
+                session.drop_moved_shard_channels();
+                send_replies(session).await;
+                continue;
+            }
         }
         if buf.capacity() - buf.len() < chunk / 4 {
             buf.reserve(parser.bytes_wanted().clamp(chunk, MAX_READ_RESERVE));
@@ -184,6 +190,14 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
                                 },
                                 (Wait::Keys, None) => {}
                                 (Wait::Pause, _) => broker.pause.wait().await,
+                                (Wait::Bus, _) => {
+                                    if let Some(bus) = broker.cluster.bus() {
+                                        // Bounded: a bus that went down meanwhile does not hold the client.
+                                        let _ =
+                                            tokio::time::timeout(std::time::Duration::from_secs(2), bus.nats().flush())
+                                                .await;
+                                    }
+                                }
                             }
                         };
                         tokio::select! {
@@ -196,6 +210,10 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
                         }
                         flow = match wait {
                             Wait::Pause => session.execute(&req.args, req.wire_len),
+                            Wait::Bus => {
+                                session.bus_ready = true;
+                                session.execute(&req.args, req.wire_len)
+                            }
                             Wait::Keys => session.resume(),
                         };
                     }

@@ -128,7 +128,15 @@ impl Server {
                 .map_err(|e| io::Error::new(e.kind(), format!("could not bind unixsocket {path}: {e}")))?;
             listeners.push(l);
         }
-        let broker = Broker::new(settings, config_file);
+        // Cluster mode finds this node in the topology by its announced address and the
+        // port it actually listens on.
+        let bound_port = listeners.iter().find_map(Listener::tcp_addr).map_or(port, |a| a.port());
+        let cluster = crate::cluster::Cluster::from_settings(&settings, bound_port)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let broker = Broker::new(settings, config_file, cluster);
+        broker
+            .attach_bus()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         broker
             .acl
             .load_at_startup(&*broker)
@@ -195,6 +203,13 @@ impl Server {
             ));
         }
         tokio::spawn(cron(self.broker.clone(), accept_stop.clone()));
+        let bus_stop = CancellationToken::new();
+        if let Some(bus) = self.broker.cluster.bus() {
+            bus.run(bus_stop.clone());
+        }
+        if self.broker.cluster.enabled {
+            tokio::spawn(reload_on_sighup(self.broker.clone(), accept_stop.clone()));
+        }
         if let Some(listener) = self.metrics {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!("serving Prometheus metrics at http://{addr}/metrics");
@@ -221,6 +236,7 @@ impl Server {
         for l in &unix_paths {
             let _ = std::fs::remove_file(l);
         }
+        bus_stop.cancel();
         // What the journal holds goes to disk and is synced before the process ends.
         self.broker.aof.turn_off();
         tracing::info!("fanout is now ready to exit, bye bye...");
@@ -433,6 +449,24 @@ async fn cron(broker: Arc<Broker>, stop: CancellationToken) {
                     );
                 }
             }
+        }
+    }
+}
+
+/// SIGHUP rereads the cluster topology file, as CLUSTER RELOAD does.
+async fn reload_on_sighup(broker: Arc<Broker>, stop: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            r = hup.recv() => if r.is_none() { return },
+        }
+        match broker.cluster_reload() {
+            Ok(()) => tracing::info!("SIGHUP: cluster topology reread"),
+            Err(e) => tracing::error!("SIGHUP: the cluster topology could not be reread, the old one stays: {e}"),
         }
     }
 }

@@ -42,6 +42,9 @@ pub struct Spec {
     pub complexity: &'static str,
     /// COMMAND DOCS `history`: (version, change), oldest first.
     pub history: &'static [(&'static str, &'static str)],
+    /// COMMAND DOCS `deprecated_since` and `replaced_by` (with the `deprecated` doc flag)
+    /// for a command Redis marks deprecated (CLUSTER SLAVES, CLUSTER SLOTS).
+    pub deprecated: Option<(&'static str, &'static str)>,
     /// Arguments for COMMAND DOCS.
     pub args: &'static [Arg],
     pub subcommands: &'static [Spec],
@@ -443,6 +446,13 @@ commands! {
     Xadd, Xrange, Xrevrange, Xlen, Xdel, Xtrim, Xread, Xreadgroup, Xack, Xpending, Xclaim, Xautoclaim, Xsetid,
     Xgroup, XgroupCreate, XgroupCreateconsumer, XgroupDelconsumer, XgroupDestroy, XgroupSetid, XgroupHelp,
     Xinfo, XinfoStream, XinfoGroups, XinfoConsumers, XinfoHelp,
+    // cluster
+    Cluster, ClusterAddslots, ClusterAddslotsrange, ClusterBumpepoch, ClusterCountFailureReports,
+    ClusterCountkeysinslot, ClusterDelslots, ClusterDelslotsrange, ClusterFailover, ClusterFlushslots, ClusterForget,
+    ClusterGetkeysinslot, ClusterHelp, ClusterInfo, ClusterKeyslot, ClusterLinks, ClusterMeet, ClusterMyid,
+    ClusterMyshardid, ClusterNodes, ClusterReplicas, ClusterReplicate, ClusterReset, ClusterSaveconfig,
+    ClusterSetConfigEpoch, ClusterSetslot, ClusterShards, ClusterSlaves, ClusterSlots, ClusterReload,
+    Readonly, Readwrite, Asking,
 }
 
 const fn arg(name: &'static str, kind: &'static str, optional: bool, multiple: bool) -> Arg {
@@ -568,6 +578,7 @@ macro_rules! spec {
             summary: $summary,
             complexity: $cx,
             history: &[],
+            deprecated: None,
             args: $args,
             subcommands: &[],
         }
@@ -594,6 +605,7 @@ macro_rules! container {
             summary: $summary,
             complexity: "Depends on subcommand.",
             history: &[],
+            deprecated: None,
             args: &[],
             subcommands: $subs,
         }
@@ -601,6 +613,7 @@ macro_rules! container {
 }
 
 mod acl;
+mod cluster;
 mod connection;
 mod keyspace;
 mod pubsub;
@@ -617,6 +630,7 @@ static FAMILIES: &[&[Spec]] = &[
     acl::COMMANDS,
     keyspace::COMMANDS,
     streams::COMMANDS,
+    cluster::COMMANDS,
 ];
 
 /// Top-level commands by the first letter of their name (`a`..`z`), so a lookup compares
@@ -863,6 +877,36 @@ mod tests {
             ["CONFIG", "SET", "maxclients", "5", "REQUIREPASS", "(redacted)"]
         );
         assert_eq!(show(b"ping", None, &["PING", "x"]), ["PING", "x"]);
+    }
+
+    /// The cluster rows as Redis 7.2 has them: flags, ACL categories derived from the flags
+    /// (`setImplicitACLCategories`), deprecations.
+    #[test]
+    fn cluster_rows_as_redis() {
+        let cluster = lookup(b"cluster").unwrap();
+        // Redis 7.2's 28 subcommands and fanout's RELOAD.
+        assert_eq!(cluster.subcommands.len(), 29);
+        let addslots = cluster.sub(b"ADDSLOTS").unwrap();
+        assert_eq!(addslots.flags.names(false), ["admin", "stale", "no_async_loading"]);
+        assert_eq!(addslots.acl, ["@admin", "@slow", "@dangerous"]);
+        let slots = cluster.sub(b"slots").unwrap();
+        assert_eq!(slots.flags.names(false), ["loading", "stale"]);
+        assert_eq!(slots.acl, ["@slow"]);
+        assert_eq!(slots.deprecated, Some(("7.0.0", "`CLUSTER SHARDS`")));
+        assert_eq!(
+            cluster.sub(b"reset").unwrap().flags.names(false),
+            ["admin", "noscript", "stale"]
+        );
+        assert_eq!(
+            lookup(b"readonly").unwrap().flags.names(false),
+            ["loading", "stale", "fast"]
+        );
+        assert_eq!(lookup(b"asking").unwrap().acl, ["@fast", "@connection"]);
+        for s in std::iter::once(cluster).chain(cluster.subcommands) {
+            assert_eq!(s.has(Flags::ADMIN), s.acl.contains(&"@dangerous"), "{}", s.name);
+            assert_eq!(s.has(Flags::ADMIN), s.acl.contains(&"@admin"), "{}", s.name);
+            assert_eq!(s.has(Flags::FAST), !s.acl.contains(&"@slow"), "{}", s.name);
+        }
     }
 
     #[test]
