@@ -325,6 +325,11 @@ impl Bus {
         self.peers.lock().len()
     }
 
+    /// Whether SPUBLISH goes over the bus (replicated mode, or a shard with replicas).
+    pub fn shard_crosses(&self) -> bool {
+        self.shard_crosses.load(Relaxed)
+    }
+
     /// Whether a subscription for `channel` (or, with `None`, the catch-all for
     /// patterns) is held on NATS.
     pub fn has_interest(&self, ns: Option<Namespace>, channel: &[u8]) -> bool {

@@ -20,6 +20,7 @@ pub mod slots;
 pub mod topology;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
@@ -61,6 +62,9 @@ pub struct Cluster {
     topology: RwLock<Option<Arc<Topology>>>,
     /// The NATS bus, when `cluster-bus` is set.
     pub bus: OnceLock<Arc<Bus>>,
+    /// `cluster_state:ok`, as of the last [`Cluster::refresh_state`] (the cron, every
+    /// 100 ms): the routing stage reads it per keyed command without a lock.
+    ok: AtomicBool,
 }
 
 impl Cluster {
@@ -73,6 +77,7 @@ impl Cluster {
             me_port: 0,
             topology: RwLock::new(None),
             bus: OnceLock::new(),
+            ok: AtomicBool::new(true),
         }
     }
 
@@ -113,6 +118,7 @@ impl Cluster {
             me_port,
             topology: RwLock::new(None),
             bus: OnceLock::new(),
+            ok: AtomicBool::new(true),
         };
         let t = cluster.read_file()?;
         *cluster.topology.write() = Some(Arc::new(t));
@@ -174,6 +180,13 @@ impl Cluster {
         self.slots_ok(t) == slots::SLOTS || settings.get("cluster-require-full-coverage").as_deref() == Some("no")
     }
 
+    /// Recomputes `cluster_state` for the routing stage (a node failed or came back).
+    pub fn refresh_state(&self, settings: &Settings) {
+        if let Some(t) = self.topology() {
+            self.ok.store(self.state_ok(&t, settings), Relaxed);
+        }
+    }
+
     /// Redis's `getNodeByQuery` for a static topology: every key in one slot, served
     /// here (the shard's primary, or a replica of it for shard channels and READONLY
     /// reads), else `-MOVED` to the slot's primary.
@@ -195,7 +208,7 @@ impl Cluster {
         let Some((_, slot)) = first else {
             return Route::Here;
         };
-        if !self.state_ok(&t, settings) {
+        if !self.ok.load(Relaxed) {
             let yes = |name: &str| settings.get(name).as_deref() == Some("yes");
             if q.shard_pubsub {
                 if !yes("cluster-allow-pubsubshard-when-down") {

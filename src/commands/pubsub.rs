@@ -119,6 +119,8 @@ impl Session {
         let bus = self.broker.cluster.bus()?.clone();
         let ns = match family {
             Family::Channel => Some(Namespace::Global),
+            // Nothing to wait for where SPUBLISH stays on this node.
+            Family::Shard if !bus.shard_crosses() => return None,
             Family::Shard => Some(Namespace::Shard),
             Family::Pattern => None,
         };

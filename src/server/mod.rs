@@ -417,6 +417,7 @@ async fn cron(broker: Arc<Broker>, stop: CancellationToken) {
         // Active expiry, in bounded steps so that no tick holds the keyspace long.
         crate::commands::expire_cycle(&broker);
         broker.aof.cron();
+        broker.cluster.refresh_state(&broker.settings);
         // used_memory walks the keyspace: every tick while maxmemory needs it fresh,
         // else once a second (INFO and /metrics measure for themselves).
         ticks = ticks.wrapping_add(1);
