@@ -162,6 +162,9 @@ impl Session {
         let id = self.id();
         let proto = self.proto as i64;
         let cluster = self.broker.cluster.enabled;
+        // A node listed as a replica in the topology says so, as a Redis Cluster replica
+        // does (CLUSTER NODES calls it `myself,slave`).
+        let replica = self.broker.cluster.topology().is_some_and(|t| !t.me().primary);
         let mut e = self.reply();
         e.map(7);
         e.bulk(b"server");
@@ -175,7 +178,7 @@ impl Session {
         e.bulk(b"mode");
         e.bulk(if cluster { b"cluster" as &[u8] } else { b"standalone" });
         e.bulk(b"role");
-        e.bulk(b"master");
+        e.bulk(if replica { b"replica" as &[u8] } else { b"master" });
         e.bulk(b"modules");
         e.array(0);
         Flow::Continue

@@ -347,6 +347,23 @@ impl RawConn {
         }
     }
 
+    /// Reads one reply and returns its exact bytes, undecoded (bounded by [`WAIT`]).
+    pub async fn read_frame_bytes(&mut self) -> Vec<u8> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some((_, used)) = parse_frame(self.data()) {
+                let out = self.data()[..used].to_vec();
+                self.consume(used);
+                return out;
+            }
+            match self.fill(deadline).await {
+                Ok(0) => panic!("EOF while reading a reply; have {:?}", self.shown()),
+                Ok(_) => {}
+                Err(e) => panic!("{e} while reading a reply; have {:?}", self.shown()),
+            }
+        }
+    }
+
     /// Reads and decodes one reply (bounded by [`WAIT`]).
     pub async fn read_frame(&mut self) -> Frame {
         let deadline = tokio::time::Instant::now() + WAIT;
