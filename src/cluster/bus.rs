@@ -19,7 +19,8 @@
 //!   so every message routed to the newer one was also routed to it). Subscribing and
 //!   unsubscribing never loses or duplicates a message, and one publisher's messages
 //!   reach every subscriber in publish order, across channels too.
-//! * **Liveness.** Each node publishes a heartbeat every second on `<prefix>.hb.<id>`
+//! * **Liveness.** Each node publishes a heartbeat (every second, or four times per
+//!   `cluster-node-timeout` when that is shorter) on `<prefix>.hb.<id>`
 //!   with its topology digest; a node unheard for `cluster-node-timeout` while this
 //!   node's bus was up is failed in CLUSTER NODES/INFO/SHARDS. A peer whose topology
 //!   differs is logged and counted.
@@ -105,6 +106,12 @@ struct Interests {
     routes: HashMap<u64, SidRoute>,
 }
 
+#[derive(Default)]
+struct Link {
+    up_since: Option<Instant>,
+    down_at: Option<Instant>,
+}
+
 struct Peer {
     last: Instant,
     digest: Bytes,
@@ -121,8 +128,9 @@ pub struct Bus {
     shard_crosses: AtomicBool,
     interests: Mutex<Interests>,
     peers: Mutex<HashMap<String, Peer>>,
-    /// When this node's bus connection last came up (`None` while it is down).
-    up_since: Mutex<Option<Instant>>,
+    /// When this node's bus connection last came up, and when it went down (`None`
+    /// while up).
+    link: Mutex<Link>,
     settings: Arc<Settings>,
     sink: OnceLock<Arc<dyn Deliver>>,
     pub stats: BusStats,
@@ -192,7 +200,7 @@ impl Bus {
                 shard_crosses: AtomicBool::new(true),
                 interests: Mutex::new(Interests::default()),
                 peers: Mutex::new(HashMap::new()),
-                up_since: Mutex::new(None),
+                link: Mutex::new(Link::default()),
                 settings: settings.clone(),
                 sink: OnceLock::new(),
                 stats: BusStats::default(),
@@ -222,11 +230,13 @@ impl Bus {
         let me = self.clone();
         tokio::spawn(async move {
             let subject = format!("{}.hb.{}", me.prefix, me.my_id);
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
+                // Four heartbeats per node timeout (at most one a second), so one late
+                // heartbeat on a busy machine does not fail a node.
+                let period = (me.node_timeout() / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tick.tick() => {}
+                    _ = tokio::time::sleep(period) => {}
                 }
                 let digest = me.digest.lock().clone();
                 // Down: nothing to tell; the NATS client refuses and that is fine.
@@ -298,22 +308,37 @@ impl Bus {
     }
 
     /// Whether `id` is failed: unheard for `cluster-node-timeout` while this node's
-    /// connection has been up at least that long.
+    /// connection had been up at least that long. While this node's own bus is down
+    /// nothing new is known: the answer is the one of the moment it went down (a NATS
+    /// outage must not make a static cluster refuse its keys; there is no failover to
+    /// wait for).
     pub fn peer_failed(&self, id: &str) -> bool {
-        let timeout = Duration::from_millis(
+        let timeout = self.node_timeout();
+        let (up_since, at) = {
+            let l = self.link.lock();
+            match (l.up_since, l.down_at) {
+                (Some(up), None) => (up, Instant::now()),
+                (Some(up), Some(down)) => (up, down),
+                // Never connected: nothing is known.
+                (None, _) => return false,
+            }
+        };
+        if at.saturating_duration_since(up_since) <= timeout {
+            return false;
+        }
+        match self.peers.lock().get(id) {
+            Some(p) => at.saturating_duration_since(p.last) > timeout,
+            None => true,
+        }
+    }
+
+    fn node_timeout(&self) -> Duration {
+        Duration::from_millis(
             self.settings
                 .get("cluster-node-timeout")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(15000),
-        );
-        let Some(up) = *self.up_since.lock() else {
-            // Our own bus is down: we know nothing new about the others.
-            return self.peers.lock().get(id).is_some_and(|p| p.last.elapsed() > timeout);
-        };
-        match self.peers.lock().get(id) {
-            Some(p) => p.last.elapsed() > timeout && up.elapsed() > timeout,
-            None => up.elapsed() > timeout,
-        }
+        )
     }
 
     /// Milliseconds since a heartbeat from `id` (for CLUSTER NODES's pong-recv).
@@ -525,7 +550,17 @@ impl nats::Handler for Handler {
         let Some(bus) = self.0.upgrade() else {
             return;
         };
-        *bus.up_since.lock() = up.then(Instant::now);
+        {
+            let mut link = bus.link.lock();
+            if up {
+                *link = Link {
+                    up_since: Some(Instant::now()),
+                    down_at: None,
+                };
+            } else if link.down_at.is_none() {
+                link.down_at = Some(Instant::now());
+            }
+        }
         if up {
             tracing::info!(server, "cluster bus connected");
         } else {

@@ -180,6 +180,11 @@ impl Cluster {
         self.slots_ok(t) == slots::SLOTS || settings.get("cluster-require-full-coverage").as_deref() == Some("no")
     }
 
+    /// `cluster_state:ok` as the routing stage sees it (CLUSTER INFO shows the same).
+    pub fn ok(&self) -> bool {
+        self.ok.load(Relaxed)
+    }
+
     /// Recomputes `cluster_state` for the routing stage (a node failed or came back).
     pub fn refresh_state(&self, settings: &Settings) {
         if let Some(t) = self.topology() {

@@ -313,11 +313,7 @@ impl Session {
     fn cluster_info(&self, t: &Topology) -> String {
         let cluster = &self.broker.cluster;
         let ok = cluster.slots_ok(t);
-        let state = if cluster.state_ok(t, &self.broker.settings) {
-            "ok"
-        } else {
-            "fail"
-        };
+        let state = if cluster.ok() { "ok" } else { "fail" };
         let mut s = format!(
             "cluster_state:{state}\r\ncluster_slots_assigned:{SLOTS}\r\ncluster_slots_ok:{ok}\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:{}\r\ncluster_known_nodes:{}\r\ncluster_size:{}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\n",
             SLOTS - ok,
