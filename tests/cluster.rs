@@ -645,8 +645,12 @@ async fn bus_outage_and_a_killed_node_are_visible_and_recovered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicated_mode_serves_standalone_clients_from_every_node() {
     let bin = need_nats!();
-    let mut c = Cluster::new(bin.clone(), 2, &[]);
-    c.start_all(false);
+    let metrics_port = free_port();
+    let metrics = format!("127.0.0.1:{metrics_port}");
+    let mut c = Cluster::new(bin.clone(), 2, &["--metrics-addr", &metrics]);
+    c.start(0, false);
+    c.extra.clear();
+    c.start(1, false);
     c.wait_bus().await;
     let mut sub = c.conn(1).await;
     sub.send(&["SUBSCRIBE", "events"]).await;
@@ -663,6 +667,19 @@ async fn replicated_mode_serves_standalone_clients_from_every_node() {
     assert_eq!(message(&mut ssub).await, ["smessage", "orders", "o1"]);
     p.send(&["CLUSTER", "INFO"]).await;
     p.expect_error("ERR This instance has cluster support disabled").await;
+    // /metrics shows the bus.
+    let scrape = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&metrics).unwrap();
+        s.set_read_timeout(Some(LIMIT)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: t\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    for line in ["fanout_cluster_bus_connected 1", "fanout_cluster_bus_messages_sent_total 2"] {
+        assert!(scrape.lines().any(|l| l == line), "{line} in:\n{scrape}");
+    }
 
     // A message larger than the NATS server's max_payload is refused with a clear error.
     c.stop_nats();
