@@ -677,7 +677,10 @@ async fn replicated_mode_serves_standalone_clients_from_every_node() {
         s.read_to_string(&mut out).unwrap();
         out
     };
-    for line in ["fanout_cluster_bus_connected 1", "fanout_cluster_bus_messages_sent_total 2"] {
+    for line in [
+        "fanout_cluster_bus_connected 1",
+        "fanout_cluster_bus_messages_sent_total 2",
+    ] {
         assert!(scrape.lines().any(|l| l == line), "{line} in:\n{scrape}");
     }
 

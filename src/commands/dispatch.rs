@@ -170,6 +170,17 @@ impl Session {
     /// The cluster stage: `None` when this node serves the command (or its queued
     /// transaction), else `-MOVED`, `-CROSSSLOT` or `-CLUSTERDOWN`.
     fn misrouted(&self, spec: &'static Spec, args: &[Bytes]) -> Option<Error> {
+        let shard_pubsub = matches!(spec.cmd, Cmd::Ssubscribe | Cmd::Sunsubscribe | Cmd::Spublish);
+        // Most keyed commands name one key at a fixed place: no allocation.
+        if let Some(i) = spec.single_key_at() {
+            let query = crate::cluster::Query {
+                keys: args.get(i).map(|k| &k[..]).into_iter(),
+                shard_pubsub,
+                readonly: self.readonly,
+                write: spec.has(Flags::WRITE),
+            };
+            return self.route_error(query);
+        }
         let single = [(spec, args)];
         let queued: Vec<(&'static Spec, &[Bytes])>;
         let cmds: &[(&'static Spec, &[Bytes])] = if spec.cmd == Cmd::Exec {
@@ -190,10 +201,14 @@ impl Session {
         }
         let query = crate::cluster::Query {
             keys: keys.into_iter(),
-            shard_pubsub: matches!(spec.cmd, Cmd::Ssubscribe | Cmd::Sunsubscribe | Cmd::Spublish),
+            shard_pubsub,
             readonly: self.readonly,
             write,
         };
+        self.route_error(query)
+    }
+
+    fn route_error<'a>(&self, query: crate::cluster::Query<'a, impl Iterator<Item = &'a [u8]>>) -> Option<Error> {
         match self.broker.cluster.route(&self.broker.settings, query) {
             crate::cluster::Route::Here => None,
             crate::cluster::Route::Moved { slot, addr } => Some(Error::Moved { slot, addr }),

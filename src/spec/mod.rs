@@ -298,6 +298,19 @@ impl Spec {
         }
     }
 
+    /// The argument index of the one key of a command whose only key spec is a single
+    /// argument (XADD, XLEN, SPUBLISH): the cluster stage finds it without allocating.
+    pub fn single_key_at(&self) -> Option<usize> {
+        match self.keys {
+            [KeySpec {
+                begin: Begin::Index(i),
+                find: Find::Range { lastkey: 0, .. },
+                ..
+            }] => Some(*i),
+            _ => None,
+        }
+    }
+
     /// Some key spec is not a plain index and range: keys move with the arguments.
     pub fn movable_keys(&self) -> bool {
         self.keys
