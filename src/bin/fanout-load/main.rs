@@ -10,7 +10,8 @@
 //! Scenarios:
 //! - `fanout`   S subscribers on one channel, P publishers, payload size,
 //!   pipeline depth; publish rate, delivered rate, delivered fraction
-//!   (delivered / published*S) and the sum of PUBLISH replies.
+//!   (delivered / published*S) and the sum of PUBLISH replies. `--spublish`:
+//!   SSUBSCRIBE + SPUBLISH instead of SUBSCRIBE + PUBLISH.
 //! - `channels` N subscriber connections each on its own channel, publishers
 //!   publish to random channels (pipelined).
 //! - `patterns` N PSUBSCRIBE patterns `bench:{i}:*` spread over a few
@@ -38,6 +39,11 @@
 //! - `restart`  N entries written with `appendonly yes`, then the time from
 //!   spawning the server again to its first PING reply (fanout and redis-server
 //!   alternately, fresh folders, `--rewrite` for a base file instead of an incr).
+//! - `cluster`  global PUBLISH across a cluster's nodes (`--nodes h:p,h:p,..`):
+//!   S subscribers per node on one channel, P publishers round-robin over the
+//!   nodes or all on the first; publishes/s, deliveries/s over every node,
+//!   delivered fraction; with `--bus-ports` the bytes the nodes exchange per
+//!   PUBLISH (from `ss -tin`). Runs alone, not under `compare`.
 //! - `compare <scenario> ...` alternates a scenario between a fanout and a
 //!   redis-server (`--fanout-port`, `--redis-port`), medians and ratios.
 //!
@@ -62,6 +68,7 @@
 //!     --start-redis /usr/bin/redis-server --runs 3
 //! ```
 
+mod cluster;
 mod compare;
 mod latency;
 mod net;
@@ -190,6 +197,54 @@ enum Scenario {
     Xwake(XwakeArgs),
     /// Server memory per stream entry and per pending entry.
     Xmem(XmemArgs),
+    /// Global PUBLISH across the nodes of a cluster, subscribers on every node.
+    Cluster(ClusterCli),
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum PublishTo {
+    /// Publisher i on node i % nodes.
+    RoundRobin,
+    /// Every publisher on the first node.
+    First,
+}
+
+#[derive(Args, Debug, Clone)]
+struct ClusterCli {
+    /// The cluster's nodes: host:port,host:port,...
+    #[arg(long, required = true)]
+    nodes: String,
+    /// Subscriber connections per node, all on the channel.
+    #[arg(long, default_value_t = 10)]
+    subscribers: usize,
+    /// Publisher connections.
+    #[arg(long, default_value_t = 3)]
+    publishers: usize,
+    /// Where the publishers connect.
+    #[arg(long, value_enum, default_value_t = PublishTo::RoundRobin)]
+    publish_to: PublishTo,
+    /// PUBLISH requests in flight per publisher (one write per batch).
+    #[arg(long, default_value_t = 32)]
+    pipeline: usize,
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    #[arg(long, default_value = "bench:cluster")]
+    channel: String,
+    /// Publish about this many messages in total (no warm-up), then stop;
+    /// `--warmup` + `--duration` bound the run. Default: a timed window.
+    #[arg(long)]
+    messages: Option<u64>,
+    /// Server PIDs whose CPU is summed, in any order (e.g. the three nodes
+    /// and the nats-server).
+    #[arg(long, value_delimiter = ',')]
+    server_pids: Vec<u32>,
+    /// Count bytes on TCP connections with an end on these ports (the
+    /// nats-server's port; a Redis Cluster's bus ports, port + 10000).
+    #[arg(long, value_delimiter = ',')]
+    bus_ports: Vec<u16>,
+    /// Seconds of bus idle traffic sampled before publishing (with --bus-ports).
+    #[arg(long, default_value_t = 2.0)]
+    bus_idle: f64,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,6 +332,9 @@ struct FanoutArgs {
     /// Channel name.
     #[arg(long, default_value = "bench:fanout")]
     channel: String,
+    /// SSUBSCRIBE and SPUBLISH (sharded pub/sub) instead of SUBSCRIBE and PUBLISH.
+    #[arg(long)]
+    spublish: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -395,6 +453,7 @@ impl Scenario {
             Scenario::Xgroup(_) => "xgroup",
             Scenario::Xwake(_) => "xwake",
             Scenario::Xmem(_) => "xmem",
+            Scenario::Cluster(_) => "cluster",
         }
     }
 
@@ -418,6 +477,7 @@ impl Scenario {
             Scenario::Xgroup(a) => a.consumers + 2,
             Scenario::Xwake(a) => a.readers + 2,
             Scenario::Xmem(_) => 3,
+            Scenario::Cluster(a) => a.subscribers * a.nodes.split(',').count() + a.publishers + 4,
         }) as u64
     }
 
@@ -478,6 +538,19 @@ impl Scenario {
                 Ok(())
             }
             Scenario::Xmem(a) => pos(a.entries as usize, "--entries"),
+            Scenario::Cluster(a) => {
+                pos(a.subscribers, "--subscribers")?;
+                pos(a.publishers, "--publishers")?;
+                pos(a.pipeline, "--pipeline")?;
+                if a.messages == Some(0) {
+                    return Err("--messages must be at least 1".into());
+                }
+                secs(a.bus_idle, "--bus-idle")?;
+                if cluster::parse_nodes(&a.nodes, Duration::from_secs(1))?.is_empty() {
+                    return Err("--nodes names no node".into());
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -492,6 +565,10 @@ fn base_report(sc: &Scenario, o: &Opts) -> Report {
             r.param("publishers", int(a.publishers));
             r.param("payload", int(a.payload));
             r.param("pipeline", int(a.pipeline));
+            r.param(
+                "command",
+                Val::Str(if a.spublish { "SPUBLISH" } else { "PUBLISH" }.into()),
+            );
         }
         Scenario::Channels(a) => {
             r.param("channels", int(a.channels));
@@ -548,6 +625,23 @@ fn base_report(sc: &Scenario, o: &Opts) -> Report {
             r.param("entries", Val::Int(a.entries as i64));
             r.param("payload", int(a.payload));
         }
+        Scenario::Cluster(a) => {
+            r.param("nodes", Val::Str(a.nodes.clone()));
+            r.param("subscribers_per_node", int(a.subscribers));
+            r.param("publishers", int(a.publishers));
+            let to = match a.publish_to {
+                PublishTo::RoundRobin => "round-robin",
+                PublishTo::First => "first",
+            };
+            r.param("publish_to", Val::Str(to.into()));
+            r.param("pipeline", int(a.pipeline));
+            r.param("payload", int(a.payload));
+            r.param("messages", a.messages.map_or(Val::Null, |n| Val::Int(n as i64)));
+        }
+    }
+    if matches!(sc, Scenario::Cluster(_)) {
+        // Its own list of nodes; the global --port is not used.
+        r.entries.retain(|e| e.key != "port");
     }
     if !matches!(sc, Scenario::Conns(_) | Scenario::Xmem(_)) {
         r.param("duration_s", Val::Float(o.duration.as_secs_f64(), 3));
@@ -559,6 +653,13 @@ fn base_report(sc: &Scenario, o: &Opts) -> Report {
 fn subscribe_one(channel: &str) -> SubSpec {
     SubSpec {
         cmd: resp::cmd(&["SUBSCRIBE", channel]),
+        confirms: 1,
+    }
+}
+
+fn ssubscribe_one(channel: &str) -> SubSpec {
+    SubSpec {
+        cmd: resp::cmd(&["SSUBSCRIBE", channel]),
         confirms: 1,
     }
 }
@@ -579,16 +680,20 @@ async fn run_scenario(sc: &Scenario, o: Opts) -> Result<Report, String> {
         }
         sys::warn_server_nofile(pid, sc.connections() + 32);
     }
-    net::ping(&o.target).await?;
+    if !matches!(sc, Scenario::Cluster(_)) {
+        net::ping(&o.target).await?;
+    }
     let fut = async {
         match sc {
             Scenario::Fanout(a) => {
+                let sub = if a.spublish { ssubscribe_one } else { subscribe_one };
                 let plan = Plan {
                     report,
-                    subs: (0..a.subscribers).map(|_| subscribe_one(&a.channel)).collect(),
+                    subs: (0..a.subscribers).map(|_| sub(&a.channel)).collect(),
                     sub_bufsize: 64 * 1024,
                     fan: a.subscribers as u64,
                     pick: Pick::Fixed(a.channel.clone().into_bytes()),
+                    verb: if a.spublish { b"SPUBLISH" } else { b"PUBLISH" },
                     payload: a.payload,
                     pipeline: a.pipeline,
                     publishers: a.publishers,
@@ -607,6 +712,7 @@ async fn run_scenario(sc: &Scenario, o: Opts) -> Result<Report, String> {
                         suffix: Vec::new(),
                         n: a.channels as u64,
                     },
+                    verb: b"PUBLISH",
                     payload: a.payload,
                     pipeline: a.pipeline,
                     publishers: a.publishers,
@@ -636,6 +742,7 @@ async fn run_scenario(sc: &Scenario, o: Opts) -> Result<Report, String> {
                         suffix: b":x".to_vec(),
                         n: a.patterns as u64,
                     },
+                    verb: b"PUBLISH",
                     payload: a.payload,
                     pipeline: a.pipeline,
                     publishers: a.publishers,
@@ -650,6 +757,7 @@ async fn run_scenario(sc: &Scenario, o: Opts) -> Result<Report, String> {
                     sub_bufsize: 64 * 1024,
                     fan: a.fast as u64,
                     pick: Pick::Fixed(a.channel.clone().into_bytes()),
+                    verb: b"PUBLISH",
                     payload: a.payload,
                     pipeline: a.pipeline,
                     publishers: a.publishers,
@@ -701,6 +809,25 @@ async fn run_scenario(sc: &Scenario, o: Opts) -> Result<Report, String> {
                     payload: a.payload,
                 };
                 streams::run_xmem(&o, args, report).await
+            }
+            Scenario::Cluster(a) => {
+                let args = cluster::ClusterArgs {
+                    nodes: cluster::parse_nodes(&a.nodes, o.target.connect_timeout)?,
+                    subscribers: a.subscribers,
+                    publishers: a.publishers,
+                    publish_to: match a.publish_to {
+                        PublishTo::RoundRobin => cluster::PublishTo::RoundRobin,
+                        PublishTo::First => cluster::PublishTo::First,
+                    },
+                    pipeline: a.pipeline,
+                    payload: a.payload,
+                    channel: a.channel.clone(),
+                    messages: a.messages,
+                    server_pids: a.server_pids.clone(),
+                    bus_ports: a.bus_ports.clone(),
+                    bus_idle: secs(a.bus_idle, "--bus-idle")?,
+                };
+                cluster::run_cluster(&o, args, report).await
             }
         }
     };
@@ -767,6 +894,12 @@ async fn real_main(cli: Cli) -> Result<(), String> {
         Cmd::Compare(c) => {
             let sc = c.scenario.clone();
             sc.validate()?;
+            if matches!(sc, Scenario::Cluster(_)) {
+                return Err(
+                    "cluster runs alone (`fanout-load cluster --nodes ...`); alternate the clusters from the shell"
+                        .into(),
+                );
+            }
             let base = opts(&cli.common, &sc)?;
             let (Some(fport), Some(rport)) = (c.fanout_port, c.redis_port) else {
                 return Err("compare needs --fanout-port and --redis-port".into());

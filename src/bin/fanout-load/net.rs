@@ -295,10 +295,12 @@ impl Rng {
     }
 }
 
-/// Closed-loop publisher: writes `pipeline` PUBLISH commands in one write,
-/// reads that many replies, repeats until `stop` is set.
+/// Closed-loop publisher: writes `pipeline` `verb` (PUBLISH or SPUBLISH)
+/// commands in one write, reads that many replies, repeats until `stop` is set.
+#[allow(clippy::too_many_arguments)]
 pub async fn publisher(
     mut s: TcpStream,
+    verb: &'static [u8],
     pick: Pick,
     payload: Arc<Vec<u8>>,
     pipeline: usize,
@@ -310,7 +312,7 @@ pub async fn publisher(
     let mut batch = Vec::with_capacity(pipeline * (payload.len() + 64));
     if let Pick::Fixed(ch) = &pick {
         for _ in 0..pipeline {
-            resp::push_cmd(&mut batch, &[b"PUBLISH".as_slice(), ch.as_slice(), payload.as_slice()]);
+            resp::push_cmd(&mut batch, &[verb, ch.as_slice(), payload.as_slice()]);
         }
     }
     let mut rb = ReadBuf::new(64 * 1024);
@@ -319,7 +321,7 @@ pub async fn publisher(
             batch.clear();
             for _ in 0..pipeline {
                 let i = rng.below(*n);
-                resp::push_publish_numbered(&mut batch, prefix, i, suffix, &payload);
+                resp::push_numbered(&mut batch, verb, prefix, i, suffix, &payload);
             }
         }
         if let Err(e) = s.write_all(&batch).await {
@@ -340,7 +342,8 @@ pub async fn publisher(
                             Kind::Error => {
                                 errs += 1;
                                 stats.fail(format!(
-                                    "PUBLISH error reply: {}",
+                                    "{} error reply: {}",
+                                    String::from_utf8_lossy(verb),
                                     String::from_utf8_lossy(&bytes[f.last.0..f.last.1])
                                 ));
                             }

@@ -10,11 +10,11 @@ use std::io;
 /// What a complete top-level frame was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// `message` push (SUBSCRIBE delivery).
+    /// `message` push (SUBSCRIBE delivery), or `smessage` (SSUBSCRIBE delivery).
     Message,
     /// `pmessage` push (PSUBSCRIBE delivery).
     PMessage,
-    /// `subscribe` confirmation.
+    /// `subscribe` (or `ssubscribe`) confirmation.
     Subscribe,
     /// `psubscribe` confirmation.
     PSubscribe,
@@ -180,9 +180,9 @@ fn elem(buf: &[u8], pos: usize, depth: u32) -> PResult<Elem> {
 #[inline]
 fn classify(first: &[u8]) -> Kind {
     match first {
-        b"message" => Kind::Message,
+        b"message" | b"smessage" => Kind::Message,
         b"pmessage" => Kind::PMessage,
-        b"subscribe" => Kind::Subscribe,
+        b"subscribe" | b"ssubscribe" => Kind::Subscribe,
         b"psubscribe" => Kind::PSubscribe,
         _ => Kind::OtherArray,
     }
@@ -346,6 +346,12 @@ pub fn cmd<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
 /// Appends `PUBLISH <prefix><n><suffix> <payload>` without allocating
 /// (once `out` has grown to its working size).
 pub fn push_publish_numbered(out: &mut Vec<u8>, prefix: &[u8], n: u64, suffix: &[u8], payload: &[u8]) {
+    push_numbered(out, b"PUBLISH", prefix, n, suffix, payload);
+}
+
+/// Appends `<verb> <prefix><n><suffix> <payload>` (PUBLISH or SPUBLISH)
+/// without allocating.
+pub fn push_numbered(out: &mut Vec<u8>, verb: &[u8], prefix: &[u8], n: u64, suffix: &[u8], payload: &[u8]) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut v = n;
@@ -358,7 +364,9 @@ pub fn push_publish_numbered(out: &mut Vec<u8>, prefix: &[u8], n: u64, suffix: &
         }
     }
     let num = &digits[i..];
-    out.extend_from_slice(b"*3\r\n$7\r\nPUBLISH\r\n$");
+    out.extend_from_slice(b"*3\r\n");
+    push_bulk(out, verb);
+    out.push(b'$');
     push_uint(out, (prefix.len() + num.len() + suffix.len()) as u64);
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(prefix);
@@ -405,6 +413,16 @@ mod tests {
     }
 
     #[test]
+    fn sharded_frames() {
+        // RESP2 confirmation and delivery, then the RESP3 push form.
+        let s = b"*3\r\n$10\r\nssubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$8\r\nsmessage\r\n$1\r\na\r\n$2\r\nhi\r\n>3\r\n$8\r\nsmessage\r\n$1\r\na\r\n$2\r\nho\r\n";
+        assert_eq!(all(s), vec![Kind::Subscribe, Kind::Message, Kind::Message]);
+        let first = parse_frame(s).unwrap().unwrap().len;
+        let f = parse_frame(&s[first..]).unwrap().unwrap();
+        assert_eq!(&s[first..][f.last.0..f.last.1], b"hi");
+    }
+
+    #[test]
     fn split_reads_are_incomplete_not_errors() {
         let s = b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$5\r\nhello\r\n";
         for cut in 0..s.len() {
@@ -436,6 +454,9 @@ mod tests {
         let mut v = Vec::new();
         push_publish_numbered(&mut v, b"ch:", 1234, b"", b"xy");
         assert_eq!(v, cmd(&["PUBLISH", "ch:1234", "xy"]));
+        v.clear();
+        push_numbered(&mut v, b"SPUBLISH", b"s:", 7, b":x", b"");
+        assert_eq!(v, cmd(&["SPUBLISH", "s:7:x", ""]));
         v.clear();
         push_uint(&mut v, 0);
         assert_eq!(v, b"0");

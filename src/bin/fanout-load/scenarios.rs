@@ -194,6 +194,8 @@ pub struct Plan {
     /// Deliveries expected per PUBLISH, over the counted subscribers.
     pub fan: u64,
     pub pick: Pick,
+    /// `PUBLISH`, or `SPUBLISH` (subscribers then use SSUBSCRIBE).
+    pub verb: &'static [u8],
     pub payload: usize,
     pub pipeline: usize,
     pub publishers: usize,
@@ -210,6 +212,7 @@ pub async fn run_pubsub(o: &Opts, plan: Plan) -> Result<Report, String> {
         sub_bufsize,
         fan,
         pick,
+        verb,
         payload,
         pipeline,
         publishers,
@@ -246,6 +249,7 @@ pub async fn run_pubsub(o: &Opts, plan: Plan) -> Result<Report, String> {
     for (i, s) in pub_conns.into_iter().enumerate() {
         pubs.spawn(net::publisher(
             s,
+            verb,
             pick.clone(),
             payload.clone(),
             pipeline,
