@@ -209,6 +209,9 @@ impl Server {
         }
         if self.broker.cluster.enabled {
             tokio::spawn(reload_on_sighup(self.broker.clone(), accept_stop.clone()));
+            if self.broker.cluster.bus().is_none() {
+                tracing::warn!("cluster-enabled yes without cluster-bus: PUBLISH reaches this node's subscribers only, and other nodes' failures go unseen");
+            }
         }
         if let Some(listener) = self.metrics {
             if let Ok(addr) = listener.local_addr() {

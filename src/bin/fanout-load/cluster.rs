@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 use crate::net::{self, CountOnly, Pick, PubStats, SubSpec, Target};
 use crate::report::{Report, Val};
 use crate::resp;
-use crate::scenarios::{drain, ratio, start_subs, Opts, Subs};
+use crate::scenarios::{drain, ratio, start_subs, stop_publishers, Opts, Subs};
 use crate::sys::Probe;
 
 /// Where the publishers connect.
@@ -265,11 +265,7 @@ pub async fn run_cluster(o: &Opts, a: ClusterArgs, mut report: Report) -> Result
         }
     };
     let ((t0, c0, p0, d0, me0), (t1, c1, p1, d1, me1)) = (start, end);
-    stop.store(true, Relaxed);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while let Ok(Some(_)) = tokio::time::timeout_at(deadline, pubs.join_next()).await {}
-    let stuck = pubs.len();
-    pubs.abort_all();
+    let stuck = stop_publishers(&stop, &mut pubs).await;
 
     let published = pstats.published.load(Relaxed);
     let reply_sum = pstats.reply_sum.load(Relaxed);

@@ -169,6 +169,17 @@ impl CpuMark {
 
 /// Waits (up to `grace`) until `count()` reaches `target` or stops moving
 /// for 300 ms. Returns how long it waited.
+/// Tells the publishers to stop and lets them finish their in-flight batch (bounded);
+/// returns how many had to be aborted.
+pub async fn stop_publishers<T: 'static>(stop: &AtomicBool, pubs: &mut JoinSet<T>) -> usize {
+    stop.store(true, Relaxed);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let Ok(Some(_)) = tokio::time::timeout_at(deadline, pubs.join_next()).await {}
+    let stuck = pubs.len();
+    pubs.abort_all();
+    stuck
+}
+
 pub async fn drain(grace: Duration, target: u64, count: impl Fn() -> u64) -> Duration {
     let t0 = Instant::now();
     let mut last = count();
@@ -272,13 +283,7 @@ pub async fn run_pubsub(o: &Opts, plan: Plan) -> Result<Report, String> {
     let cpu1 = CpuMark::take(probe);
     let p1 = pstats.published.load(Relaxed);
     let d1 = subs.delivered();
-    stop.store(true, Relaxed);
-
-    // Publishers finish their in-flight batch; bounded.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while let Ok(Some(_)) = tokio::time::timeout_at(deadline, pubs.join_next()).await {}
-    let stuck = pubs.len();
-    pubs.abort_all();
+    let stuck = stop_publishers(&stop, &mut pubs).await;
 
     let published = pstats.published.load(Relaxed);
     let reply_sum = pstats.reply_sum.load(Relaxed);
