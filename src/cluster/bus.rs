@@ -61,7 +61,8 @@ pub struct BusStats {
     pub dropped: AtomicU64,
     /// Messages from other nodes delivered here.
     pub received: AtomicU64,
-    /// Second copies skipped (a channel both subscribed exactly and by the catch-all).
+    /// Second copies of messages skipped (a channel both subscribed exactly and by the
+    /// catch-all).
     pub duplicates: AtomicU64,
     /// PUBLISH refused because the message was larger than the bus takes.
     pub too_large: AtomicU64,
@@ -162,6 +163,27 @@ fn unescape(token: &[u8]) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// The records of a bus message: each a `u32` length and that many bytes. A cut or
+/// malformed tail ends the iteration (the bus is trusted; nothing is guessed).
+fn split_records(payload: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let len = u32::from_be_bytes(payload.get(at..at + 4)?.try_into().ok()?) as usize;
+        let body = payload
+            .get(at + 4..at + 4 + len)
+            .map(|_| payload.slice(at + 4..at + 4 + len))?;
+        at += 4 + len;
+        Some(body)
+    })
+}
+
+/// A long channel's record: `u32` channel length, channel, payload.
+fn long_record(record: Bytes) -> Option<(Bytes, Bytes)> {
+    let len = u32::from_be_bytes(record.get(..4)?.try_into().ok()?) as usize;
+    record.get(4..4 + len)?;
+    Some((record.slice(4..4 + len), record.slice(4 + len..)))
 }
 
 impl Bus {
@@ -279,31 +301,40 @@ impl Bus {
             len
         };
         if need > max {
-            Stats::bump(&self.stats.too_large);
+            Stats::add(&self.stats.too_large, 1);
             return Err(max);
         }
         Ok(())
     }
 
-    /// After local delivery: the message to the other nodes.
+    /// After local delivery: the message to the other nodes. Each goes as a record
+    /// (`u32` length, then the payload, or for a long channel `u32` length, channel,
+    /// payload) so that a burst on one channel can leave as one NATS message (see
+    /// [`Nats::publish_batched`]).
     pub fn publish(&self, ns: Namespace, channel: &[u8], payload: &[u8]) {
         if ns == Namespace::Shard && !self.shard_crosses.load(Relaxed) {
             return;
         }
         let (subject, long) = self.subject(ns, channel);
         let result = if long {
-            let mut p = Vec::with_capacity(4 + channel.len() + payload.len());
-            p.extend_from_slice(&(channel.len() as u32).to_be_bytes());
-            p.extend_from_slice(channel);
-            p.extend_from_slice(payload);
-            self.nats.publish(&subject, &p)
+            let body = 4 + channel.len() + payload.len();
+            self.nats.publish_batched(
+                &subject,
+                &[
+                    &(body as u32).to_be_bytes(),
+                    &(channel.len() as u32).to_be_bytes(),
+                    channel,
+                    payload,
+                ],
+            )
         } else {
-            self.nats.publish(&subject, payload)
+            self.nats
+                .publish_batched(&subject, &[&(payload.len() as u32).to_be_bytes(), payload])
         };
         match result {
-            Ok(()) => Stats::bump(&self.stats.sent),
-            Err(Refused::TooLarge { .. }) => Stats::bump(&self.stats.too_large),
-            Err(_) => Stats::bump(&self.stats.dropped),
+            Ok(()) => Stats::add(&self.stats.sent, 1),
+            Err(Refused::TooLarge { .. }) => Stats::add(&self.stats.too_large, 1),
+            Err(_) => Stats::add(&self.stats.dropped, 1),
         }
     }
 
@@ -385,20 +416,9 @@ impl Bus {
                 .strip_prefix(kind)?
                 .strip_prefix(b".")
         };
-        let decode = |token: &[u8], payload: &Bytes| -> Option<(Bytes, Bytes)> {
-            match token.first()? {
-                b'=' => Some((unescape(&token[1..])?.into(), payload.clone())),
-                b'#' => {
-                    let len = u32::from_be_bytes(payload.get(..4)?.try_into().ok()?) as usize;
-                    if payload.len() < 4 + len {
-                        return None;
-                    }
-                    Some((payload.slice(4..4 + len), payload.slice(4 + len..)))
-                }
-                _ => None,
-            }
-        };
-        let (ns, channel, body) = {
+        // Which copy is delivered (see the module doc), and the channel when the subject
+        // names it: `None` for a long channel, named in each record instead.
+        let (ns, channel) = {
             let interests = self.interests.lock();
             let Some(route) = interests.routes.get(&sid) else {
                 // A subscription just dropped: its copies are not wanted.
@@ -415,39 +435,56 @@ impl Bus {
                 SidRoute::Exact(ns, channel) => {
                     // The catch-all is older: its copy is the one delivered.
                     if *ns == Namespace::Global && interests.catch_all.is_some_and(|c| c < sid) {
-                        Stats::bump(&self.stats.duplicates);
+                        Stats::add(&self.stats.duplicates, split_records(&payload).count() as u64);
                         return;
                     }
                     let token = tail(if *ns == Namespace::Global { b"g" } else { b"s" }).unwrap_or(b"");
-                    let body = if token.first() == Some(&b'#') {
-                        match decode(token, &payload) {
-                            Some((_, body)) => body,
-                            None => return,
-                        }
-                    } else {
-                        payload
-                    };
-                    (*ns, channel.clone(), body)
+                    (*ns, (token.first() == Some(&b'=')).then(|| channel.clone()))
                 }
                 SidRoute::CatchAll => {
-                    let Some((channel, body)) = tail(b"g").and_then(|t| decode(t, &payload)) else {
+                    let Some(token) = tail(b"g") else {
                         return;
                     };
-                    let older_exact = interests
-                        .exact
-                        .get(&(Ns::Global, channel.clone()))
-                        .and_then(|s| s.sid)
-                        .is_some_and(|e| e < sid);
+                    let channel = match token.first() {
+                        Some(b'=') => match unescape(&token[1..]) {
+                            Some(c) => Some(Bytes::from(c)),
+                            None => return,
+                        },
+                        Some(b'#') => None,
+                        _ => return,
+                    };
+                    // An older exact subscription's copy is the one delivered. (A long
+                    // channel's name is in its records: the first one tells.)
+                    let named = channel
+                        .clone()
+                        .or_else(|| split_records(&payload).next().and_then(long_record).map(|(c, _)| c));
+                    let older_exact = named.is_some_and(|c| {
+                        interests
+                            .exact
+                            .get(&(Ns::Global, c))
+                            .and_then(|s| s.sid)
+                            .is_some_and(|e| e < sid)
+                    });
                     if older_exact {
-                        Stats::bump(&self.stats.duplicates);
+                        Stats::add(&self.stats.duplicates, split_records(&payload).count() as u64);
                         return;
                     }
-                    (Namespace::Global, channel, body)
+                    (Namespace::Global, channel)
                 }
             }
         };
-        Stats::bump(&self.stats.received);
-        if let Some(sink) = self.sink.get() {
+        let Some(sink) = self.sink.get() else {
+            return;
+        };
+        for record in split_records(&payload) {
+            let (channel, body) = match &channel {
+                Some(c) => (c.clone(), record),
+                None => match long_record(record) {
+                    Some(parts) => parts,
+                    None => return,
+                },
+            };
+            Stats::add(&self.stats.received, 1);
             sink.deliver(ns, &channel, &body);
         }
     }
@@ -463,7 +500,7 @@ impl Bus {
         let mut peers = self.peers.lock();
         let changed = peers.get(id).is_none_or(|p| p.digest != digest);
         if changed && !mine.is_empty() && !digest.is_empty() && digest != mine {
-            Stats::bump(&self.stats.topology_mismatches);
+            Stats::add(&self.stats.topology_mismatches, 1);
             tracing::warn!(
                 peer = id,
                 "cluster node {id} runs a different topology file (digest {} here, {} there): clients will be redirected inconsistently",
@@ -572,8 +609,8 @@ impl nats::Handler for Handler {
 struct Stats;
 
 impl Stats {
-    fn bump(c: &AtomicU64) {
-        c.fetch_add(1, Relaxed);
+    fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Relaxed);
     }
 }
 

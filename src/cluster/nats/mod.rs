@@ -420,7 +420,7 @@ enum PongWaiter {
 struct State {
     /// Bytes for the writer: SUB, UNSUB, PUB, PING, PONG in the order they were made.
     out: BytesMut,
-    /// PUBs in `out`.
+    /// Messages in `out` (a batched PUB counts each of its records).
     out_msgs: u64,
     /// Taken by the writer and not yet written.
     inflight_bytes: usize,
@@ -435,6 +435,16 @@ struct State {
     lost_out: u64,
     server: String,
     last_error: String,
+    /// The PUB that ends `out`, which [`Nats::publish_batched`] may extend: where its
+    /// subject and size digits are, and its payload length.
+    open_pub: Option<OpenPub>,
+}
+
+struct OpenPub {
+    subject_at: usize,
+    subject_len: usize,
+    size_at: usize,
+    len: usize,
 }
 
 /// The client. Make it with [`Nats::new`], start its connection loop with [`Nats::run`].
@@ -473,6 +483,7 @@ impl Nats {
                 lost_out: 0,
                 server: String::new(),
                 last_error: String::new(),
+                open_pub: None,
             }),
             wake: Notify::new(),
             max_payload: AtomicUsize::new(proto::DEFAULT_MAX_PAYLOAD),
@@ -534,6 +545,66 @@ impl Nats {
                 self.wake.notify_one();
             }
         }
+    }
+
+    /// Publishes `record` on `subject`, appended to the payload of the PUB still waiting
+    /// in the buffer when that one is for the same subject and the two fit in
+    /// max_payload: a burst on one subject leaves as one NATS message (the server then
+    /// routes one message, not 32), with no wait (only what is queued anyway is merged).
+    /// Records must carry their own framing so the receiver can split them. Refused as
+    /// [`Nats::publish`] refuses.
+    pub fn publish_batched(&self, subject: &[u8], record: &[&[u8]]) -> Result<(), Refused> {
+        let refuse = |r: Refused| {
+            self.refused_out.fetch_add(1, Relaxed);
+            Err(r)
+        };
+        let max = self.max_payload.load(Relaxed);
+        let record_len: usize = record.iter().map(|p| p.len()).sum();
+        if record_len > max {
+            return refuse(Refused::TooLarge { max });
+        }
+        if !proto::valid_subject(subject) {
+            return refuse(Refused::BadSubject);
+        }
+        let mut st = self.state.lock();
+        if !st.connected {
+            drop(st);
+            return refuse(Refused::Disconnected);
+        }
+        let was_empty = st.out.is_empty();
+        let extend = st.open_pub.as_ref().is_some_and(|o| {
+            o.size_at + proto::PADDED_SIZE + 2 + o.len + 2 == st.out.len()
+                && o.len + record_len <= max
+                && st.out[o.subject_at..o.subject_at + o.subject_len] == *subject
+        });
+        if extend {
+            let State { out, open_pub, .. } = &mut *st;
+            let o = open_pub.as_mut().expect("checked");
+            o.len = proto::extend_pub(out, o.size_at, o.len, record);
+        } else {
+            let len = 4 + subject.len() + 1 + proto::PADDED_SIZE + 4 + record_len;
+            if !was_empty && st.out.len() + st.inflight_bytes + len > self.opts.out_limit {
+                drop(st);
+                return refuse(Refused::Full);
+            }
+            let subject_at = st.out.len() + 4;
+            let size_at = proto::encode_pub_padded(&mut st.out, subject, record);
+            st.open_pub = Some(OpenPub {
+                subject_at,
+                subject_len: subject.len(),
+                size_at,
+                len: record_len,
+            });
+        }
+        // Messages, not PUBs: a lost batch counts every message in it.
+        st.out_msgs += 1;
+        st.msgs_out += 1;
+        st.bytes_out += record_len as u64;
+        drop(st);
+        if was_empty {
+            self.wake.notify_one();
+        }
+        Ok(())
     }
 
     /// Queues `PUB subject len\r\npayload\r\n` and wakes the writer. Never waits. Refused
@@ -791,9 +862,11 @@ impl Nats {
                 out_msgs,
                 subs,
                 pongs,
+                open_pub,
                 ..
             } = &mut *st;
             out.clear();
+            *open_pub = None;
             *out_msgs = 0;
             pongs.clear();
             for (sid, subject) in subs.iter() {
@@ -846,6 +919,7 @@ impl Nats {
             st.connected = false;
             st.lost_out += st.out_msgs + st.inflight_msgs;
             st.out = BytesMut::new();
+            st.open_pub = None;
             st.out_msgs = 0;
             st.inflight_bytes = 0;
             st.inflight_msgs = 0;
@@ -958,6 +1032,7 @@ impl Nats {
                     st.connected = false;
                 }
                 std::mem::swap(&mut st.out, &mut spare);
+                st.open_pub = None;
                 st.inflight_bytes = spare.len();
                 st.inflight_msgs = std::mem::take(&mut st.out_msgs);
             }

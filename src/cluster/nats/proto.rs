@@ -397,6 +397,51 @@ pub fn encode_pub(out: &mut BytesMut, subject: &[u8], payload: &[u8]) {
     out.put_slice(b"\r\n");
 }
 
+/// Digits of the size field of an extendable PUB: nats-server reads at most 9 (999 MB,
+/// more than its largest max_payload) and takes leading zeros.
+pub const PADDED_SIZE: usize = 9;
+
+/// `PUB <subject> <#bytes, 9 digits>\r\n<payload>\r\n`, whose payload can be extended
+/// in place (see [`extend_pub`]). Returns the offset of the size digits in `out`.
+pub fn encode_pub_padded(out: &mut BytesMut, subject: &[u8], payload: &[&[u8]]) -> usize {
+    let len: usize = payload.iter().map(|p| p.len()).sum();
+    out.reserve(4 + subject.len() + 1 + PADDED_SIZE + 4 + len);
+    out.put_slice(b"PUB ");
+    out.put_slice(subject);
+    out.put_u8(b' ');
+    let at = out.len();
+    out.put_slice(&padded(len));
+    out.put_slice(b"\r\n");
+    for p in payload {
+        out.put_slice(p);
+    }
+    out.put_slice(b"\r\n");
+    at
+}
+
+fn padded(mut n: usize) -> [u8; PADDED_SIZE] {
+    let mut digits = [b'0'; PADDED_SIZE];
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    digits
+}
+
+/// Appends `more` to the payload of the padded PUB that ends `out` (its size digits at
+/// `size_at`, its payload now `len` bytes); returns the new payload length.
+pub fn extend_pub(out: &mut BytesMut, size_at: usize, len: usize, more: &[&[u8]]) -> usize {
+    out.truncate(out.len() - 2);
+    let mut new = len;
+    for p in more {
+        out.put_slice(p);
+        new += p.len();
+    }
+    out.put_slice(b"\r\n");
+    out[size_at..size_at + PADDED_SIZE].copy_from_slice(&padded(new));
+    new
+}
+
 /// `SUB <subject> <sid>\r\n`. The subject must pass [`valid_subject`].
 pub fn encode_sub(out: &mut BytesMut, subject: &[u8], sid: u64) {
     out.put_slice(b"SUB ");
@@ -684,5 +729,16 @@ mod tests {
         for bad in [&b""[..], b"a b", b"a\tb", b"a\r\nPUB", b"a\0"] {
             assert!(!valid_subject(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn padded_pub_is_extended_in_place() {
+        let mut out = BytesMut::new();
+        out.put_slice(b"PING\r\n");
+        let at = encode_pub_padded(&mut out, b"a.b", &[b"he", b"llo"]);
+        assert_eq!(&out[..], b"PING\r\nPUB a.b 000000005\r\nhello\r\n");
+        let len = extend_pub(&mut out, at, 5, &[b" ", b"world"]);
+        assert_eq!(len, 11);
+        assert_eq!(&out[..], b"PING\r\nPUB a.b 000000011\r\nhello world\r\n");
     }
 }
