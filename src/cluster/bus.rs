@@ -11,7 +11,12 @@
 //!   not (`.`, `*`, `>`, `%`, spaces, control and non-ASCII bytes), so any binary name
 //!   works and a subject stays readable with `nats sub`. A channel whose subject would
 //!   pass [`LONG_SUBJECT`] bytes travels as `<prefix>.g.#<hash>` with the channel in
-//!   front of the payload.
+//!   each record.
+//! * **Records, batched.** A NATS message holds records (a `u32` length, then the
+//!   payload); the PUB for a channel still waiting in the NATS client's buffer takes
+//!   the next message for the same channel as one more record, so a burst leaves as
+//!   one NATS message (one routing decision in nats-server, one MSG per node) with no
+//!   added wait.
 //! * **Once each, in order.** Every message arrives on the one ordered NATS connection
 //!   (see [`super::nats`]). A node holding both the exact subscription for a channel and
 //!   the catch-all gets such a message twice; it delivers the copy that came on the
