@@ -316,9 +316,12 @@ impl Bus {
     /// (`u32` length, then the payload, or for a long channel `u32` length, channel,
     /// payload) so that a burst on one channel can leave as one NATS message (see
     /// [`Nats::publish_batched`]).
-    pub fn publish(&self, ns: Namespace, channel: &[u8], payload: &[u8]) {
+    /// Returns whether the caller owes the NATS writer a wake-up ([`Bus::wake`]) at the
+    /// end of its batch of requests.
+    #[must_use]
+    pub fn publish(&self, ns: Namespace, channel: &[u8], payload: &[u8]) -> bool {
         if ns == Namespace::Shard && !self.shard_crosses.load(Relaxed) {
-            return;
+            return false;
         }
         let (subject, long) = self.subject(ns, channel);
         let result = if long {
@@ -337,10 +340,24 @@ impl Bus {
                 .publish_batched(&subject, &[&(payload.len() as u32).to_be_bytes(), payload])
         };
         match result {
-            Ok(()) => Stats::add(&self.stats.sent, 1),
-            Err(Refused::TooLarge { .. }) => Stats::add(&self.stats.too_large, 1),
-            Err(_) => Stats::add(&self.stats.dropped, 1),
+            Ok(wake) => {
+                Stats::add(&self.stats.sent, 1);
+                wake
+            }
+            Err(Refused::TooLarge { .. }) => {
+                Stats::add(&self.stats.too_large, 1);
+                false
+            }
+            Err(_) => {
+                Stats::add(&self.stats.dropped, 1);
+                false
+            }
         }
+    }
+
+    /// Sends what [`Bus::publish`] queued.
+    pub fn wake(&self) {
+        self.nats.wake_writer();
     }
 
     /// Whether `id` is failed: unheard for `cluster-node-timeout` while this node's

@@ -147,6 +147,9 @@ pub struct Session {
     /// Interest taken on the bus before a subscribe waited, released once the
     /// subscriptions hold their own.
     bus_pins: Vec<(Option<crate::pubsub::Namespace>, Bytes)>,
+    /// This batch of requests published on the cluster bus: its writer is woken once,
+    /// when the batch ends, so a pipeline's messages leave together.
+    bus_wake: bool,
 }
 
 impl Session {
@@ -182,6 +185,7 @@ impl Session {
             readonly: false,
             bus_ready: false,
             bus_pins: Vec::new(),
+            bus_wake: false,
         }
     }
 
@@ -243,6 +247,14 @@ impl Session {
         self.reply().simple("OK");
     }
 
+    fn wake_bus(&mut self) {
+        if std::mem::take(&mut self.bus_wake) {
+            if let Some(bus) = self.broker.cluster.bus() {
+                bus.wake();
+            }
+        }
+    }
+
     pub fn subscription_count(&self) -> usize {
         self.channels.len() + self.patterns.len() + self.shard_channels.len()
     }
@@ -254,6 +266,7 @@ impl Session {
     /// last first, so a publisher waiting for its reply gets it before the fan-out to
     /// subscribers is written (Redis, too, writes the publisher first).
     pub fn flush(&mut self) {
+        self.wake_bus();
         self.broker.registry.end_batch(&mut self.batch);
         // Replies that wait for the disk (`appendfsync always`) stay, in order, until
         // the connection has seen the writes synced.
@@ -289,6 +302,7 @@ impl Session {
     /// writers would wait for it forever), drops subscriptions, watched keys and monitor
     /// mode, and leaves the client table.
     pub fn close(&mut self) {
+        self.wake_bus();
         self.broker.registry.end_batch(&mut self.batch);
         self.drop_subscriptions();
         self.release_bus_pins();

@@ -206,7 +206,7 @@ impl Session {
         // Then to the other nodes (the reply counts this node's receivers, as in Redis
         // Cluster).
         if let Some(bus) = &bus {
-            bus.publish(ns, &args[1], &args[2]);
+            self.bus_wake |= bus.publish(ns, &args[1], &args[2]);
         }
         self.reply().integer(n as i64);
         // Redis 7.2 order: the publisher's reply, then its own copies of the message.

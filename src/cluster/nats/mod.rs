@@ -552,8 +552,10 @@ impl Nats {
     /// max_payload: a burst on one subject leaves as one NATS message (the server then
     /// routes one message, not 32), with no wait (only what is queued anyway is merged).
     /// Records must carry their own framing so the receiver can split them. Refused as
-    /// [`Nats::publish`] refuses.
-    pub fn publish_batched(&self, subject: &[u8], record: &[&[u8]]) -> Result<(), Refused> {
+    /// [`Nats::publish`] refuses. The writer is not woken: `Ok(true)` says the caller
+    /// owes it a [`Nats::wake_writer`] (once, when its batch of requests is done, so a
+    /// pipeline's messages leave together, as nats-server flushes its own writes).
+    pub fn publish_batched(&self, subject: &[u8], record: &[&[u8]]) -> Result<bool, Refused> {
         let refuse = |r: Refused| {
             self.refused_out.fetch_add(1, Relaxed);
             Err(r)
@@ -601,10 +603,12 @@ impl Nats {
         st.msgs_out += 1;
         st.bytes_out += record_len as u64;
         drop(st);
-        if was_empty {
-            self.wake.notify_one();
-        }
-        Ok(())
+        Ok(was_empty)
+    }
+
+    /// Wakes the writer for what [`Nats::publish_batched`] queued.
+    pub fn wake_writer(&self) {
+        self.wake.notify_one();
     }
 
     /// Queues `PUB subject len\r\npayload\r\n` and wakes the writer. Never waits. Refused
