@@ -366,9 +366,40 @@ async fn moved_crossslot_and_the_static_topology_through_raw_resp() {
     a.send(&["EXEC"]).await;
     a.expect_error("EXECABORT Transaction discarded because of previous errors.")
         .await;
-    // The client-side commands.
+    // The client-side commands, keys counted for real, bad input answered as Redis does.
     a.send(&["CLUSTER", "KEYSLOT", "{user1000}.following"]).await;
     a.expect(b":3443\r\n").await;
+    a.send(&["CLUSTER", "COUNTKEYSINSLOT", "3018"]).await;
+    a.expect(b":2\r\n").await;
+    let keys = a.call(&["CLUSTER", "GETKEYSINSLOT", "3018", "1"]).await;
+    assert_eq!(keys.items().len(), 1, "{keys:?}");
+    for (cmd, err) in [
+        (
+            &["CLUSTER", "COUNTKEYSINSLOT", "x"][..],
+            "ERR value is not an integer or out of range",
+        ),
+        (&["CLUSTER", "COUNTKEYSINSLOT", "16384"], "ERR Invalid slot"),
+        (
+            &["CLUSTER", "GETKEYSINSLOT", "1", "-1"],
+            "ERR Invalid slot or number of keys",
+        ),
+        (
+            &["CLUSTER", "GETKEYSINSLOT", "1", "99999999999999999999"],
+            "ERR value is not an integer or out of range",
+        ),
+        (
+            &["CLUSTER", "KEYSLOT"],
+            "ERR wrong number of arguments for 'cluster|keyslot' command",
+        ),
+        (&["CLUSTER", "REPLICAS", "nosuchnode"], "ERR Unknown node nosuchnode"),
+        (&["CLUSTER", "NOPE"], "ERR unknown subcommand 'NOPE'. Try CLUSTER HELP."),
+    ] {
+        a.send(cmd).await;
+        a.expect_error(err).await;
+    }
+    let huge = "k".repeat(1 << 20);
+    a.send(&["CLUSTER", "KEYSLOT", &huge]).await;
+    assert!(matches!(a.read_frame().await, Frame::Int(s) if (0..16384).contains(&s)));
     a.send(&["SELECT", "1"]).await;
     a.expect_error("ERR SELECT is not allowed in cluster mode").await;
     let info = a.call(&["CLUSTER", "INFO"]).await.text();
@@ -502,6 +533,18 @@ async fn reload_that_moves_a_slot_pushes_sunsubscribe() {
     assert_eq!(message(&mut s).await, ["ssubscribe", "channel:0", "2"]);
     // Slots 0-4000 move to shard 1.
     c.write_topology(&c.topology(&[("4001-5460", &[0]), ("0-4000,5461-10922", &[1]), ("10923-16383", &[2])]));
+    // Node 2 reloads last: until then its heartbeats carry another topology, which the
+    // others count (and log).
+    c.wait_bus().await;
+    for i in [0, 1] {
+        let mut n = c.conn(i).await;
+        n.send(&["CLUSTER", "RELOAD"]).await;
+        n.expect(b"+OK\r\n").await;
+    }
+    wait_for("node 0 to see node 2's other topology", || async {
+        common::info_field(&c.info_cluster(0).await, "cluster_bus_topology_mismatches").as_deref() != Some("0")
+    })
+    .await;
     for i in 0..3 {
         let mut n = c.conn(i).await;
         n.send(&["CLUSTER", "RELOAD"]).await;
@@ -746,5 +789,36 @@ fn a_node_missing_from_its_topology_or_a_partial_map_does_not_start() {
         assert!(!status.success());
         std::thread::sleep(Duration::from_millis(50));
         assert!(p.stderr().contains(why), "{}", p.stderr());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bus_credentials_come_from_the_directives() {
+    let bin = need_nats!();
+    let nats_port = free_port();
+    let _nats = start_nats(&bin, nats_port, &["--user", "fan", "--pass", "s3cret"]);
+    for (pass, connected) in [("s3cret", "1"), ("wrong", "0")] {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fanout"));
+        cmd.args(["--port", &port.to_string(), "--loglevel", "warning"])
+            .args(["--cluster-bus", &format!("nats://127.0.0.1:{nats_port}")])
+            .args(["--cluster-bus-user", "fan", "--cluster-bus-password", pass]);
+        let mut node = Proc::spawn(cmd);
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        node.wait_ready(addr, LIMIT);
+        if connected == "1" {
+            wait_for("the bus to connect", || async {
+                let info = RawConn::connect(addr).await.call(&["INFO", "cluster"]).await.text();
+                common::info_field(&info, "cluster_bus_connected").as_deref() == Some("1")
+            })
+            .await;
+        } else {
+            wait_for("the refusal to be reported", || async {
+                let info = RawConn::connect(addr).await.call(&["INFO", "cluster"]).await.text();
+                common::info_field(&info, "cluster_bus_connected").as_deref() == Some("0")
+                    && common::info_field(&info, "cluster_bus_last_error").is_some_and(|e| !e.is_empty())
+            })
+            .await;
+        }
     }
 }

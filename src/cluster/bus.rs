@@ -46,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 use super::nats::{self, Nats, Refused};
 use crate::config::Settings;
 use crate::pubsub::{Interest, Namespace};
+use crate::stats::Stats;
 
 /// Encoded subjects longer than this travel hashed (NATS's control line is 4 KB).
 pub const LONG_SUBJECT: usize = 1024;
@@ -75,21 +76,6 @@ pub struct BusStats {
     pub topology_mismatches: AtomicU64,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-enum Ns {
-    Global,
-    Shard,
-}
-
-impl From<Namespace> for Ns {
-    fn from(ns: Namespace) -> Ns {
-        match ns {
-            Namespace::Global => Ns::Global,
-            Namespace::Shard => Ns::Shard,
-        }
-    }
-}
-
 enum SidRoute {
     Exact(Namespace, Bytes),
     CatchAll,
@@ -106,7 +92,7 @@ struct Sub {
 
 #[derive(Default)]
 struct Interests {
-    exact: HashMap<(Ns, Bytes), Sub>,
+    exact: HashMap<(Namespace, Bytes), Sub>,
     patterns: i64,
     catch_all: Option<u64>,
     routes: HashMap<u64, SidRoute>,
@@ -142,10 +128,26 @@ pub struct Bus {
     pub stats: BusStats,
 }
 
-/// `%XX` for what NATS subjects cannot hold, and for `%` itself.
+/// Whether NATS subjects hold `b` as it is (others are `%XX`, and so is `%` itself).
+fn plain(b: u8) -> bool {
+    (0x21..=0x7e).contains(&b) && !matches!(b, b'.' | b'*' | b'>' | b'%')
+}
+
+/// A channel too long for a subject once escaped: it travels hashed, its name in each
+/// record.
+fn is_long(channel: &[u8]) -> bool {
+    channel.len() > LONG_SUBJECT / 3
+        && channel.iter().map(|&b| if plain(b) { 1 } else { 3 }).sum::<usize>() > LONG_SUBJECT
+}
+
+/// The bytes a message takes on the bus: its record (see [`Bus::publish`]).
+fn record_len(channel: &[u8], payload_len: usize) -> usize {
+    4 + payload_len + if is_long(channel) { 4 + channel.len() } else { 0 }
+}
+
 fn escape(channel: &[u8], out: &mut BytesMut) {
     for &b in channel {
-        if (0x21..=0x7e).contains(&b) && !matches!(b, b'.' | b'*' | b'>' | b'%') {
+        if plain(b) {
             out.put_u8(b);
         } else {
             const HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -272,40 +274,33 @@ impl Bus {
         });
     }
 
-    fn subject(&self, ns: Namespace, channel: &[u8]) -> (BytesMut, bool) {
-        let mut s = BytesMut::with_capacity(self.prefix.len() + 4 + channel.len());
+    /// Writes the subject of `channel` into `s` (cleared first).
+    fn subject_into(&self, ns: Namespace, channel: &[u8], s: &mut BytesMut) {
+        s.clear();
         s.put_slice(self.prefix.as_bytes());
         s.put_slice(match ns {
-            Namespace::Global => b".g.=",
-            Namespace::Shard => b".s.=",
+            Namespace::Global => b".g.",
+            Namespace::Shard => b".s.",
         });
-        let start = s.len();
-        escape(channel, &mut s);
-        if s.len() - start <= LONG_SUBJECT {
-            return (s, false);
+        if is_long(channel) {
+            s.put_u8(b'#');
+            for b in Sha256::digest(channel).iter().take(20) {
+                s.put_slice(format!("{b:02x}").as_bytes());
+            }
+        } else {
+            s.put_u8(b'=');
+            escape(channel, s);
         }
-        s.truncate(start - 1);
-        s.put_u8(b'#');
-        for b in Sha256::digest(channel).iter().take(20) {
-            s.put_slice(format!("{b:02x}").as_bytes());
-        }
-        (s, true)
     }
 
     /// Whether PUBLISH (or SPUBLISH) of `len` bytes may go out: refused, before any
     /// local delivery, when the bus would refuse it.
-    pub fn check_size(&self, ns: Namespace, channel_len: usize, len: usize) -> Result<(), usize> {
+    pub fn check_size(&self, ns: Namespace, channel: &[u8], len: usize) -> Result<(), usize> {
         if ns == Namespace::Shard && !self.shard_crosses.load(Relaxed) {
             return Ok(());
         }
         let max = self.nats.max_payload();
-        // The long-subject form carries the channel too.
-        let need = if channel_len * 3 > LONG_SUBJECT {
-            len + 4 + channel_len
-        } else {
-            len
-        };
-        if need > max {
+        if record_len(channel, len) > max {
             Stats::add(&self.stats.too_large, 1);
             return Err(max);
         }
@@ -323,22 +318,19 @@ impl Bus {
         if ns == Namespace::Shard && !self.shard_crosses.load(Relaxed) {
             return false;
         }
-        let (subject, long) = self.subject(ns, channel);
-        let result = if long {
-            let body = 4 + channel.len() + payload.len();
-            self.nats.publish_batched(
-                &subject,
-                &[
-                    &(body as u32).to_be_bytes(),
-                    &(channel.len() as u32).to_be_bytes(),
-                    channel,
-                    payload,
-                ],
-            )
-        } else {
-            self.nats
-                .publish_batched(&subject, &[&(payload.len() as u32).to_be_bytes(), payload])
-        };
+        // One subject buffer per thread: no allocation per message.
+        thread_local!(static SUBJECT: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new()));
+        let result = SUBJECT.with_borrow_mut(|subject| {
+            self.subject_into(ns, channel, subject);
+            let body = (record_len(channel, payload.len()) - 4) as u32;
+            if is_long(channel) {
+                let ch = (channel.len() as u32).to_be_bytes();
+                self.nats
+                    .publish_batched(subject, &[&body.to_be_bytes(), &ch, channel, payload])
+            } else {
+                self.nats.publish_batched(subject, &[&body.to_be_bytes(), payload])
+            }
+        });
         match result {
             Ok(wake) => {
                 Stats::add(&self.stats.sent, 1);
@@ -416,7 +408,7 @@ impl Bus {
             None => i.catch_all.is_some(),
             Some(ns) => i
                 .exact
-                .get(&(Ns::from(ns), Bytes::copy_from_slice(channel)))
+                .get(&(ns, Bytes::copy_from_slice(channel)))
                 .is_some_and(|s| s.sid.is_some()),
         }
     }
@@ -483,7 +475,7 @@ impl Bus {
                     let older_exact = named.is_some_and(|c| {
                         interests
                             .exact
-                            .get(&(Ns::Global, c))
+                            .get(&(Namespace::Global, c))
                             .and_then(|s| s.sid)
                             .is_some_and(|e| e < sid)
                     });
@@ -548,13 +540,15 @@ impl Interest for Bus {
     /// node): a reload that adds a replica then needs no resubscription.
     fn channel(&self, ns: Namespace, channel: &[u8], present: bool) {
         let mut i = self.interests.lock();
-        let key = (Ns::from(ns), Bytes::copy_from_slice(channel));
+        let key = (ns, Bytes::copy_from_slice(channel));
         let sub = i.exact.entry(key.clone()).or_default();
         sub.count += if present { 1 } else { -1 };
         let (count, sid) = (sub.count, sub.sid);
         match (count > 0, sid) {
             (true, None) => {
-                let sid = self.nats.subscribe(&self.subject(ns, channel).0);
+                let mut subject = BytesMut::new();
+                self.subject_into(ns, channel, &mut subject);
+                let sid = self.nats.subscribe(&subject);
                 i.exact.get_mut(&key).expect("just inserted").sid = Some(sid);
                 i.routes.insert(sid, SidRoute::Exact(ns, key.1.clone()));
             }
@@ -625,14 +619,6 @@ impl nats::Handler for Handler {
         } else {
             tracing::warn!(server, "cluster bus connection lost; local delivery goes on, messages for other nodes are dropped and counted until it is back");
         }
-    }
-}
-
-struct Stats;
-
-impl Stats {
-    fn add(c: &AtomicU64, n: u64) {
-        c.fetch_add(n, Relaxed);
     }
 }
 

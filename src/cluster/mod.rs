@@ -196,7 +196,9 @@ impl Cluster {
     /// here (the shard's primary, or a replica of it for shard channels and READONLY
     /// reads), else `-MOVED` to the slot's primary.
     pub fn route<'a>(&self, settings: &Settings, q: Query<'a, impl Iterator<Item = &'a [u8]>>) -> Route {
-        let Some(t) = self.topology() else {
+        // Read under the lock (no `Arc` clone per command); reloads are rare.
+        let guard = self.topology.read();
+        let Some(t) = guard.as_deref() else {
             return Route::Here;
         };
         let mut first: Option<(&[u8], u16)> = None;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::args::parse_i64;
 use super::errors::Error;
 use super::{Flow, Session};
 use crate::cluster::slots::{slot_of, SLOTS};
@@ -101,7 +102,7 @@ impl Session {
             Cmd::ClusterSlots => self.cluster_slots(&t),
             Cmd::ClusterShards => self.cluster_shards(&t),
             Cmd::ClusterNodes => {
-                let text = self.nodes_text(&t, t.nodes.iter());
+                let text = self.nodes_text(&t);
                 self.reply().verbatim(text.as_bytes());
             }
             Cmd::ClusterReplicas | Cmd::ClusterSlaves => match t.node_by_id(&args[2]) {
@@ -130,17 +131,23 @@ impl Session {
             }
             // fanout has no links between nodes but its one NATS connection.
             Cmd::ClusterLinks => self.reply().array(0),
-            Cmd::ClusterCountkeysinslot => match parse_slot(&args[2]) {
-                None => self.fail(Error::InvalidSlot),
-                Some(slot) => {
-                    let n = self.keys_in_slot(slot, usize::MAX).len();
-                    self.reply().integer(n as i64);
-                }
+            Cmd::ClusterCountkeysinslot => match parse_i64(&args[2]) {
+                None => self.fail(Error::NotInteger),
+                Some(s) => match slot_in_range(s) {
+                    None => self.fail(Error::InvalidSlot),
+                    Some(slot) => {
+                        let n = self.keys_in_slot(slot, usize::MAX).len();
+                        self.reply().integer(n as i64);
+                    }
+                },
             },
             Cmd::ClusterGetkeysinslot => {
-                let count = std::str::from_utf8(&args[3]).ok().and_then(|c| c.parse::<i64>().ok());
-                match (parse_slot(&args[2]), count) {
-                    (Some(slot), Some(count)) if count >= 0 => {
+                let (Some(s), Some(count)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
+                    self.fail(Error::NotInteger);
+                    return Flow::Continue;
+                };
+                match slot_in_range(s) {
+                    Some(slot) if count >= 0 => {
                         let keys = self.keys_in_slot(slot, count as usize);
                         let mut e = self.reply();
                         e.array(keys.len());
@@ -306,8 +313,8 @@ impl Session {
         line
     }
 
-    fn nodes_text<'a>(&self, t: &Topology, nodes: impl Iterator<Item = &'a Node>) -> String {
-        nodes.map(|n| self.node_line(t, n) + "\n").collect()
+    fn nodes_text(&self, t: &Topology) -> String {
+        t.nodes.iter().map(|n| self.node_line(t, n) + "\n").collect()
     }
 
     fn cluster_info(&self, t: &Topology) -> String {
@@ -350,11 +357,6 @@ fn node_entry(e: &mut Encoder<'_>, n: &Node) {
     e.map(0);
 }
 
-fn parse_slot(arg: &[u8]) -> Option<u16> {
-    std::str::from_utf8(arg)
-        .ok()?
-        .parse::<i64>()
-        .ok()
-        .filter(|&s| (0..SLOTS as i64).contains(&s))
-        .map(|s| s as u16)
+fn slot_in_range(s: i64) -> Option<u16> {
+    (0..SLOTS as i64).contains(&s).then_some(s as u16)
 }

@@ -170,7 +170,9 @@ impl Session {
     /// The cluster stage: `None` when this node serves the command (or its queued
     /// transaction), else `-MOVED`, `-CROSSSLOT` or `-CLUSTERDOWN`.
     fn misrouted(&self, spec: &'static Spec, args: &[Bytes]) -> Option<Error> {
-        let shard_pubsub = matches!(spec.cmd, Cmd::Ssubscribe | Cmd::Sunsubscribe | Cmd::Spublish);
+        // Shard channels are the table's `not_key` key specs (SSUBSCRIBE, SUNSUBSCRIBE,
+        // SPUBLISH): Redis's `is_pubsubshard`.
+        let shard_pubsub = spec.keys.iter().any(|k| k.not_key());
         // Most keyed commands name one key at a fixed place: no allocation.
         if let Some(i) = spec.single_key_at() {
             let query = crate::cluster::Query {

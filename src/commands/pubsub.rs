@@ -187,16 +187,16 @@ impl Session {
     }
 
     pub(super) fn publish(&mut self, ns: Namespace, args: &[Bytes]) -> Flow {
-        let bus = self.broker.cluster.bus().cloned();
-        if let Some(bus) = &bus {
-            if let Err(max) = bus.check_size(ns, args[1].len(), args[2].len()) {
+        let broker = self.broker.clone();
+        let bus = broker.cluster.bus();
+        if let Some(bus) = bus {
+            if let Err(max) = bus.check_size(ns, &args[1], args[2].len()) {
                 self.fail(Error::BusTooLarge(args[2].len(), max));
                 return Flow::Continue;
             }
         }
         let mut to_self = Vec::new();
         let id = self.id();
-        let broker = self.broker.clone();
         // Shared with every other publisher; an EXEC that publishes holds it alone (and
         // already, when this runs inside it).
         let _gate = (!self.in_exec).then(|| broker.publish_gate.read_locked());
@@ -205,7 +205,7 @@ impl Session {
             .publish(ns, &args[1], &args[2], id, &mut to_self, &mut self.batch);
         // Then to the other nodes (the reply counts this node's receivers, as in Redis
         // Cluster).
-        if let Some(bus) = &bus {
+        if let Some(bus) = bus {
             self.bus_wake |= bus.publish(ns, &args[1], &args[2]);
         }
         self.reply().integer(n as i64);

@@ -27,7 +27,7 @@ pub type Subscribers = Arc<[Arc<Outbox>]>;
 
 /// Global channels (SUBSCRIBE/PUBLISH) and shard channels (SSUBSCRIBE/SPUBLISH) are
 /// separate namespaces: a PUBLISH never reaches an SSUBSCRIBE subscriber.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Namespace {
     Global,
     Shard,

@@ -114,6 +114,7 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
     let outbox = session.outbox().clone();
     let broker = session.broker.clone();
     let handle = session.client.clone();
+    let cluster = broker.cluster.enabled;
     let settings = &broker.settings;
     let mut parser = RequestParser::new();
     // Idle connections hold no read buffer: it is allocated when bytes are readable and
@@ -130,7 +131,8 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
                 return;
             }
             r = rd.readable() => if r.is_err() { outbox.kill(); return; },
-            _ = handle.recheck.notified() => {
+            // Polled (a waiter registered, a lock taken) only where a reload can matter.
+            _ = handle.recheck.notified(), if cluster && !session.shard_channels.is_empty() => {
                 session.drop_moved_shard_channels();
                 send_replies(session).await;
                 continue;
