@@ -13,8 +13,8 @@ use fanout::client::outbox::Take;
 use fanout::client::Outbox;
 use fanout::config::Settings;
 use fanout::glob;
-use fanout::protocol::reply::{message_frame, Proto};
 use fanout::protocol::request::{Limits, RequestParser};
+use fanout::protocol::wire::{message_frame, Wire};
 use fanout::pubsub::{Namespace, Registry};
 use fanout::stats::Stats;
 
@@ -57,12 +57,12 @@ fn encode(c: &mut Criterion) {
     let payload = vec![b'x'; 64];
     let mut g = c.benchmark_group("encode");
     g.bench_function("message_64b_resp2", |b| {
-        b.iter(|| black_box(message_frame(Proto::Resp2, b"message", None, b"news.tech", &payload)))
+        b.iter(|| black_box(message_frame(Wire::Resp2, b"message", None, b"news.tech", &payload)))
     });
     g.bench_function("pmessage_64b_resp3", |b| {
         b.iter(|| {
             black_box(message_frame(
-                Proto::Resp3,
+                Wire::Resp3,
                 b"pmessage",
                 Some(b"news.*"),
                 b"news.tech",

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{OverflowPolicy, Settings};
 use crate::protocol::reply::Proto;
+use crate::protocol::wire::Wire;
 
 /// Per-connection policy override meaning "use the server's `pubsub-overflow-policy`".
 const POLICY_DEFAULT: u8 = u8::MAX;
@@ -51,7 +52,7 @@ enum Body {
     /// then, so everything queued behind it keeps its order.
     Pending {
         publisher: u64,
-        proto: Proto,
+        wire: Wire,
     },
 }
 
@@ -127,7 +128,8 @@ pub enum Take {
 
 pub struct Outbox {
     pub id: u64,
-    proto: AtomicU8,
+    /// The [`Wire`] messages are queued in.
+    wire: AtomicU8,
     /// Set while the connection has any subscription: selects the `pubsub` limit class.
     pubsub_mode: AtomicBool,
     policy: AtomicU8,
@@ -159,7 +161,7 @@ impl Outbox {
     pub fn new(id: u64) -> Outbox {
         Outbox {
             id,
-            proto: AtomicU8::new(2),
+            wire: AtomicU8::new(Wire::Resp2 as u8),
             pubsub_mode: AtomicBool::new(false),
             policy: AtomicU8::new(POLICY_DEFAULT),
             queue: Mutex::new(Queue {
@@ -179,12 +181,21 @@ impl Outbox {
         }
     }
 
-    pub fn proto(&self) -> Proto {
-        Proto::from_u8(self.proto.load(Relaxed))
+    /// The format this connection receives messages in.
+    pub fn wire(&self) -> Wire {
+        Wire::from_index(self.wire.load(Relaxed) as usize)
     }
 
+    /// Follows HELLO on a RESP connection; a web or webhook outbox keeps its format.
     pub fn set_proto(&self, p: Proto) {
-        self.proto.store(p as u8, Relaxed);
+        if self.wire().is_resp() {
+            self.set_wire(Wire::of(p));
+        }
+    }
+
+    /// Fixes the format (web connections and webhooks, when they are made).
+    pub fn set_wire(&self, w: Wire) {
+        self.wire.store(w as u8, Relaxed);
     }
 
     pub fn set_pubsub_mode(&self, on: bool) {
@@ -251,8 +262,8 @@ impl Outbox {
     /// Holds `publisher`'s place for a run whose first message is `len` bytes (counted
     /// now, like any message). The writer is woken when the run is completed
     /// ([`Outbox::complete_run`]), not now: until then it could not write past it anyway.
-    pub fn push_pending(&self, publisher: u64, proto: Proto, len: usize, settings: &Settings) -> Pushed {
-        self.push(Body::Pending { publisher, proto }, len, 1, settings).0
+    pub fn push_pending(&self, publisher: u64, wire: Wire, len: usize, settings: &Settings) -> Pushed {
+        self.push(Body::Pending { publisher, wire }, len, 1, settings).0
     }
 
     /// Replaces `publisher`'s pending frame with its run's bytes (`runs`, one per
@@ -265,19 +276,19 @@ impl Outbox {
     pub fn complete_run(
         &self,
         publisher: u64,
-        runs: &[Option<Bytes>; 2],
+        runs: &[Option<Bytes>; Wire::COUNT],
         extra_messages: u32,
         settings: &Settings,
     ) -> Option<Completed> {
         let limit = self.limit(settings);
         let mut q = self.queue.locked();
         let pending = |f: &Frame| matches!(f.body, Body::Pending { publisher: p, .. } if p == publisher);
-        let (at, proto) = q.frames.iter().enumerate().rev().find_map(|(i, f)| match f.body {
-            Body::Pending { publisher: p, proto } if p == publisher => Some((i, proto)),
+        let (at, wire) = q.frames.iter().enumerate().rev().find_map(|(i, f)| match f.body {
+            Body::Pending { publisher: p, wire } if p == publisher => Some((i, wire)),
             _ => None,
         })?;
         // The publisher encoded the run for every protocol it queued a place for.
-        let run = runs[proto.index()].as_ref()?;
+        let run = runs[wire.index()].as_ref()?;
         let first_len = q.frames[at].cost - FRAME_OVERHEAD;
         let extra = run.len() - first_len + extra_messages as usize * FRAME_OVERHEAD;
         let mut done = Completed::default();
@@ -600,9 +611,9 @@ mod tests {
     /// A run of three 100-byte messages: the first is counted at `push_pending`, the
     /// other two when the run completes.
     fn run_of_three(o: &Outbox, s: &Settings) -> Option<Completed> {
-        assert_eq!(o.push_pending(7, Proto::Resp2, 100, s), Pushed::Queued);
+        assert_eq!(o.push_pending(7, Wire::Resp2, 100, s), Pushed::Queued);
         let run = Bytes::from(vec![b'r'; 300]);
-        o.complete_run(7, &[Some(run), None], 2, s)
+        o.complete_run(7, &[Some(run), None, None, None, None], 2, s)
     }
 
     #[test]
@@ -610,7 +621,7 @@ mod tests {
         let s = settings("pubsub 0 0 0", "disconnect");
         let o = Outbox::new(1);
         o.push_reply(Bytes::from_static(b"+before\r\n"), &s);
-        assert_eq!(o.push_pending(7, Proto::Resp2, 100, &s), Pushed::Queued);
+        assert_eq!(o.push_pending(7, Wire::Resp2, 100, &s), Pushed::Queued);
         o.push_reply(Bytes::from_static(b"+after\r\n"), &s);
         let mut batch = Vec::new();
         let Take::Write(n) = o.take(&mut batch, usize::MAX) else {
@@ -625,12 +636,12 @@ mod tests {
         );
         let run = Bytes::from(vec![b'r'; 300]);
         assert_eq!(
-            o.complete_run(8, &[Some(run.clone()), None], 2, &s),
+            o.complete_run(8, &[Some(run.clone()), None, None, None, None], 2, &s),
             None,
             "not its run"
         );
         assert_eq!(
-            o.complete_run(7, &[Some(run.clone()), None], 2, &s),
+            o.complete_run(7, &[Some(run.clone()), None, None, None, None], 2, &s),
             Some(Completed::default())
         );
         assert_eq!(o.usage(), (300 + 3 * FRAME_OVERHEAD + 8 + FRAME_OVERHEAD, 2));

@@ -150,6 +150,8 @@ pub struct Session {
     /// This batch of requests published on the cluster bus: its writer is woken once,
     /// when the batch ends, so a pipeline's messages leave together.
     bus_wake: bool,
+    /// A WebSocket session: the request its replies answer (they carry it as `"op"`).
+    pub web_op: Option<&'static str>,
 }
 
 impl Session {
@@ -186,6 +188,7 @@ impl Session {
             bus_ready: false,
             bus_pins: Vec::new(),
             bus_wake: false,
+            web_op: None,
         }
     }
 
@@ -271,9 +274,87 @@ impl Session {
         // Replies that wait for the disk (`appendfsync always`) stay, in order, until
         // the connection has seen the writes synced.
         if !self.out.is_empty() && self.durable_wait.is_none() {
-            let bytes = self.out.split().freeze();
+            let resp = self.out.split();
+            let wire = self.client.outbox.wire();
+            let bytes = if wire.is_resp() {
+                resp.freeze()
+            } else {
+                // A browser's session: its RESP3 replies become events of its format.
+                let mut events = BytesMut::with_capacity(resp.len() * 2);
+                crate::protocol::web::translate(&mut events, wire, &resp, self.web_op);
+                events.freeze()
+            };
             self.client.outbox.push_reply(bytes, &self.broker.settings);
         }
+    }
+
+    /// Waits for what a [`Flow::Wait`] named: the blocked read's waiter or deadline, the
+    /// end of a CLIENT PAUSE, the cluster bus's confirmation. The caller also watches
+    /// for the client going away and for shutdown, then calls [`Session::rerun`].
+    pub async fn ready(&self, wait: Wait) {
+        match (wait, self.blocked_on()) {
+            (Wait::Keys, Some((waiter, deadline))) => match deadline {
+                Some(d) => {
+                    tokio::select! {
+                        _ = waiter.woken() => {}
+                        _ = tokio::time::sleep_until(d.into()) => {}
+                    }
+                }
+                None => waiter.woken().await,
+            },
+            (Wait::Keys, None) => {}
+            (Wait::Pause, _) => self.broker.pause.wait().await,
+            (Wait::Bus, _) => {
+                if let Some(bus) = self.broker.cluster.bus() {
+                    // Bounded: a bus that went down meanwhile does not hold the client.
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), bus.nats().flush()).await;
+                }
+            }
+        }
+    }
+
+    /// Goes on with a request that waited, once [`Session::ready`] returned: a paused
+    /// command or a subscribe runs again; a blocked read was served by a writer (or
+    /// timed out) and only finishes.
+    pub fn rerun(&mut self, wait: Wait, args: &[Bytes], wire_len: usize) -> Flow {
+        match wait {
+            Wait::Pause => self.execute(args, wire_len),
+            Wait::Bus => {
+                self.bus_ready = true;
+                self.execute(args, wire_len)
+            }
+            Wait::Keys => self.resume(),
+        }
+    }
+
+    /// Hands the replies gathered so far to the outbox, once the writes they acknowledge
+    /// are in the append-only file (written by this call when nobody else is writing), and
+    /// under `appendfsync always` synced (the AOF writer syncs everything that arrived
+    /// meanwhile with one fsync, so a pipeline or many connections share it).
+    pub async fn send_replies(&mut self) {
+        if let Some(offset) = self.durable_wait.take() {
+            let broker = self.broker.clone();
+            // Group commit under always: while other connections are still executing the
+            // batches they read (they will want an fsync in a moment), let them get here
+            // first (yielding, so those on this worker run too), for at most 200 µs; then
+            // one fsync covers them all, as Redis's one fsync per event-loop round does.
+            if broker.aof.others_executing() {
+                let until = std::time::Instant::now() + std::time::Duration::from_micros(200);
+                while broker.aof.others_executing() && std::time::Instant::now() < until {
+                    tokio::task::yield_now().await;
+                }
+            }
+            if !broker.aof.write_inline(offset) {
+                // A client killed meanwhile (CLIENT KILL, output limits) stops waiting: its
+                // replies will not be sent anyway.
+                let gone = self.outbox().gone.clone();
+                tokio::select! {
+                    _ = broker.aof.durable(offset) => {}
+                    _ = gone.cancelled() => {}
+                }
+            }
+        }
+        self.flush();
     }
 
     /// Runs one request. `wire_len` is its size on the wire (CLIENT LIST `qbuf`).

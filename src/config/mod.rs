@@ -198,6 +198,44 @@ pub const DIRECTIVES: &[Directive] = &[
         false,
         "HOST:PORT to serve Prometheus metrics on at GET /metrics (empty: off)",
     ),
+    d(
+        "http-port",
+        "0",
+        false,
+        "TCP port of the HTTP listener: SSE, WebSocket, HTTP publish, /metrics and the dashboard (0: off)",
+    ),
+    Directive {
+        name: "http-bind",
+        default: "",
+        mutable: false,
+        multi: true,
+        help: "addresses the HTTP listener binds (empty: the same as bind)",
+    },
+    d(
+        "http-tls",
+        "no",
+        false,
+        "serve HTTPS on http-port with tls-cert-file and tls-key-file",
+    ),
+    Directive {
+        name: "http-cors-origins",
+        default: "",
+        mutable: true,
+        multi: true,
+        help: "origins browsers may call the HTTP API from (e.g. https://app.example.com); empty: none, * allows any",
+    },
+    d(
+        "http-max-body-size",
+        "8mb",
+        true,
+        "largest HTTP request body and WebSocket message accepted",
+    ),
+    d(
+        "http-sse-keepalive",
+        "15",
+        true,
+        "seconds between keep-alive comments on an idle SSE stream (0: none)",
+    ),
     // Accepted so that redis.conf files, tools and test runners that read or set them keep
     // working; fanout keeps no keys, so they have nothing to act on.
     Directive {
@@ -702,6 +740,19 @@ impl Settings {
                 }
                 v
             }
+            "http-port" => {
+                let n = parse_u64(value)?;
+                if n > 65535 {
+                    return Err("argument must be between 0 and 65535 inclusive".into());
+                }
+                n.to_string()
+            }
+            "http-bind" | "http-cors-origins" => value.split_ascii_whitespace().collect::<Vec<_>>().join(" "),
+            "http-tls" => if parse_yes_no(value)? { "yes" } else { "no" }.to_string(),
+            "http-max-body-size" => parse_memory(value)
+                .ok_or("argument must be a memory value")?
+                .to_string(),
+            "http-sse-keepalive" => parse_u64(value)?.to_string(),
             "metrics-addr" => {
                 let v = value.trim();
                 if !v.is_empty() && !valid_addr(v) {

@@ -5,7 +5,7 @@
 //! null is `_` or `$-1`, a push is `>N` or `*N`. Writers append to a `BytesMut`; they
 //! never allocate per element beyond the buffer's own growth.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 
 /// The protocol a connection speaks, chosen with HELLO. Every connection starts in RESP2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,23 +17,6 @@ pub enum Proto {
 impl Proto {
     pub fn from_u8(v: u8) -> Proto {
         if v == 3 {
-            Proto::Resp3
-        } else {
-            Proto::Resp2
-        }
-    }
-
-    /// Index for per-protocol caches (`[Option<Bytes>; 2]`).
-    pub fn index(self) -> usize {
-        match self {
-            Proto::Resp2 => 0,
-            Proto::Resp3 => 1,
-        }
-    }
-
-    /// The inverse of [`Proto::index`].
-    pub fn from_index(i: usize) -> Proto {
-        if i == 1 {
             Proto::Resp3
         } else {
             Proto::Resp2
@@ -201,21 +184,6 @@ impl<'a> Encoder<'a> {
     }
 }
 
-/// Encodes one pub/sub delivery frame, sized exactly so it is a single allocation.
-///
-/// `kind` is `message`, `smessage` or `pmessage`; `pattern` is given for `pmessage`.
-/// The result is shared by every subscriber that speaks `proto`.
-pub fn message_frame(proto: Proto, kind: &[u8], pattern: Option<&[u8]>, channel: &[u8], payload: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(message_frame_len(kind, pattern, channel, payload));
-    encode_message(&mut out, proto, kind, pattern, channel, payload);
-    out.freeze()
-}
-
-/// An upper bound on a message frame's size, for sizing buffers.
-pub fn message_frame_len(kind: &[u8], pattern: Option<&[u8]>, channel: &[u8], payload: &[u8]) -> usize {
-    16 + 3 * 16 + kind.len() + channel.len() + payload.len() + pattern.map_or(0, |p| p.len())
-}
-
 /// Appends a pub/sub message frame (`message`, `pmessage` or `smessage`) to `out`.
 pub fn encode_message(
     out: &mut BytesMut,
@@ -295,11 +263,25 @@ mod tests {
     #[test]
     fn message_frames_in_both_protocols() {
         assert_eq!(
-            &message_frame(Proto::Resp2, b"message", None, b"ch1", b"hello")[..],
+            &enc(Proto::Resp2, |e| encode_message(
+                e.out,
+                Proto::Resp2,
+                b"message",
+                None,
+                b"ch1",
+                b"hello"
+            ))[..],
             b"*3\r\n$7\r\nmessage\r\n$3\r\nch1\r\n$5\r\nhello\r\n"
         );
         assert_eq!(
-            &message_frame(Proto::Resp3, b"pmessage", Some(b"c*"), b"ch1", b"")[..],
+            &enc(Proto::Resp3, |e| encode_message(
+                e.out,
+                Proto::Resp3,
+                b"pmessage",
+                Some(b"c*"),
+                b"ch1",
+                b""
+            ))[..],
             b">4\r\n$8\r\npmessage\r\n$2\r\nc*\r\n$3\r\nch1\r\n$0\r\n\r\n"
         );
     }

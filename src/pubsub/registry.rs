@@ -19,7 +19,7 @@ use super::patterns::PatternIndex;
 use super::run::{Batch, Run};
 use crate::client::outbox::{Outbox, Pushed};
 use crate::config::Settings;
-use crate::protocol::reply::{encode_message, message_frame, message_frame_len, Proto};
+use crate::protocol::wire::{encode_message, message_frame, message_len, Wire};
 use crate::stats::Stats;
 
 /// The connections subscribed to one channel or pattern, in subscription order.
@@ -50,20 +50,20 @@ pub struct Registry {
     stats: Arc<Stats>,
 }
 
-/// One frame per protocol, encoded on first use and shared by every subscriber that
-/// speaks it: a publish to 1,000 subscribers encodes at most twice.
+/// One frame per format, encoded on first use and shared by every subscriber that
+/// reads it: a publish to 1,000 subscribers encodes once per format in use.
 struct Frames<'a> {
     kind: &'a [u8],
     pattern: Option<&'a [u8]>,
     channel: &'a [u8],
     payload: &'a [u8],
-    encoded: [Option<Bytes>; 2],
+    encoded: [Option<Bytes>; Wire::COUNT],
 }
 
 impl Frames<'_> {
-    fn get(&mut self, proto: Proto) -> &Bytes {
+    fn get(&mut self, wire: Wire) -> &Bytes {
         let (kind, pattern, channel, payload) = (self.kind, self.pattern, self.channel, self.payload);
-        self.encoded[proto.index()].get_or_insert_with(|| message_frame(proto, kind, pattern, channel, payload))
+        self.encoded[wire.index()].get_or_insert_with(|| message_frame(wire, kind, pattern, channel, payload))
     }
 }
 
@@ -189,7 +189,7 @@ impl Registry {
                     pattern: None,
                     channel,
                     payload,
-                    encoded: [None, None],
+                    encoded: Default::default(),
                 };
                 delivered += self.deliver(&subs, &mut frames, publisher, to_self, &mut batch.wakes);
                 batch.last = (subs.len() > 1).then(|| (ns, subs.clone()));
@@ -206,7 +206,7 @@ impl Registry {
                     pattern: Some(pattern),
                     channel,
                     payload,
-                    encoded: [None, None],
+                    encoded: Default::default(),
                 };
                 delivered += self.deliver(subs, &mut frames, publisher, to_self, &mut batch.wakes);
             });
@@ -231,21 +231,21 @@ impl Registry {
             publisher,
             ns,
             subs: subs.clone(),
-            bytes: [None, None],
+            bytes: Default::default(),
             messages: 1,
             receivers: 0,
             refused: Vec::new(),
         });
-        let frame_len = message_frame_len(kind, None, channel, payload);
+        let frame_len = message_len(kind, None, channel, payload);
         for sub in subs.iter() {
-            let proto = sub.proto();
-            let buf = run.bytes[proto.index()].get_or_insert_with(|| {
+            let wire = sub.wire();
+            let buf = run.bytes[wire.index()].get_or_insert_with(|| {
                 // Room for a few more messages like this one before the buffer grows.
                 let mut b = BytesMut::with_capacity(frame_len.saturating_mul(4).min(frame_len + 64 * 1024));
-                encode_message(&mut b, proto, kind, None, channel, payload);
+                encode_message(&mut b, wire, kind, None, channel, payload);
                 b
             });
-            let pushed = sub.push_pending(publisher, proto, buf.len(), &self.settings);
+            let pushed = sub.push_pending(publisher, wire, buf.len(), &self.settings);
             if self.tally(&pushed) {
                 run.receivers += 1;
             } else if matches!(pushed, Pushed::Dropped | Pushed::DroppedAfterDropping(_)) {
@@ -267,12 +267,15 @@ impl Registry {
     ) -> usize {
         let mut delivered = 0;
         for sub in subs {
-            let frame = frames.get(sub.proto());
             if sub.id == publisher {
-                to_self.push(frame.clone());
+                // The publisher's copy joins its own replies, which are RESP (a web
+                // session's replies are turned into its format with them).
+                let wire = if sub.wire().is_resp() { sub.wire() } else { Wire::Resp3 };
+                to_self.push(frames.get(wire).clone());
                 delivered += 1;
                 continue;
             }
+            let frame = frames.get(sub.wire());
             if self.tally(&sub.push_message(frame, &self.settings, wakes)) {
                 delivered += 1;
             }

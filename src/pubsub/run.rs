@@ -27,7 +27,7 @@ use bytes::BytesMut;
 
 use super::registry::{Namespace, Subscribers};
 use crate::client::Outbox;
-use crate::protocol::reply::{encode_message, Proto};
+use crate::protocol::wire::{encode_message, Wire};
 
 /// A run stops growing at this size, so that its first messages are not held back for
 /// long and a subscriber's share of memory stays in proportion to what it is sent.
@@ -50,8 +50,8 @@ pub(super) struct Run {
     pub publisher: u64,
     pub ns: Namespace,
     pub subs: Subscribers,
-    /// The run's messages, encoded for each protocol its subscribers speak.
-    pub bytes: [Option<BytesMut>; 2],
+    /// The run's messages, encoded for each format its subscribers read.
+    pub bytes: [Option<BytesMut>; Wire::COUNT],
     pub messages: u32,
     /// Subscribers holding a place in their queue: what each PUBLISH of the run returns.
     pub receivers: usize,
@@ -85,7 +85,7 @@ impl Run {
     pub(super) fn append(&mut self, kind: &[u8], channel: &[u8], payload: &[u8]) {
         for (i, b) in self.bytes.iter_mut().enumerate() {
             if let Some(b) = b {
-                encode_message(b, Proto::from_index(i), kind, None, channel, payload);
+                encode_message(b, Wire::from_index(i), kind, None, channel, payload);
             }
         }
         self.messages += 1;

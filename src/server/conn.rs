@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::broker::Broker;
 use crate::client::outbox::Take;
 use crate::client::{ClientHandle, Outbox};
-use crate::commands::{Flow, Session, Wait};
+use crate::commands::{Flow, Session};
 use crate::protocol::request::{Limits, RequestParser};
 use crate::stats::Stats;
 
@@ -126,7 +126,7 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
             biased;
             _ = outbox.gone.cancelled() => return,
             _ = shutdown.cancelled() => {
-                send_replies(session).await;
+                session.send_replies().await;
                 outbox.close_after_flush();
                 return;
             }
@@ -134,7 +134,7 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
             // Polled (a waiter registered, a lock taken) only where a reload can matter.
             _ = handle.recheck.notified(), if cluster && !session.shard_channels.is_empty() => {
                 session.drop_moved_shard_channels();
-                send_replies(session).await;
+                session.send_replies().await;
                 continue;
             }
         }
@@ -145,7 +145,7 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
         match rd.try_read_buf(&mut buf) {
             Ok(0) => {
                 // The peer is done sending; what we owe it still goes out.
-                send_replies(session).await;
+                session.send_replies().await;
                 outbox.close_after_flush();
                 return;
             }
@@ -177,52 +177,21 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
                         // what it waits for happened; the rest of the pipeline waits in
                         // `buf`. A waiting connection is not executing (group commit).
                         executing.done();
-                        send_replies(session).await;
-                        let blocked_on = session.blocked_on();
-                        let ready = async {
-                            match (wait, blocked_on) {
-                                (Wait::Keys, Some((waiter, deadline))) => match deadline {
-                                    Some(d) => {
-                                        tokio::select! {
-                                            _ = waiter.woken() => {}
-                                            _ = tokio::time::sleep_until(d.into()) => {}
-                                        }
-                                    }
-                                    None => waiter.woken().await,
-                                },
-                                (Wait::Keys, None) => {}
-                                (Wait::Pause, _) => broker.pause.wait().await,
-                                (Wait::Bus, _) => {
-                                    if let Some(bus) = broker.cluster.bus() {
-                                        // Bounded: a bus that went down meanwhile does not hold the client.
-                                        let _ =
-                                            tokio::time::timeout(std::time::Duration::from_secs(2), bus.nats().flush())
-                                                .await;
-                                    }
-                                }
-                            }
-                        };
+                        session.send_replies().await;
                         tokio::select! {
                             _ = outbox.gone.cancelled() => return,
                             _ = shutdown.cancelled() => {
                                 outbox.close_after_flush();
                                 return;
                             }
-                            _ = ready => {}
+                            _ = session.ready(wait) => {}
                         }
-                        flow = match wait {
-                            Wait::Pause => session.execute(&req.args, req.wire_len),
-                            Wait::Bus => {
-                                session.bus_ready = true;
-                                session.execute(&req.args, req.wire_len)
-                            }
-                            Wait::Keys => session.resume(),
-                        };
+                        flow = session.rerun(wait, &req.args, req.wire_len);
                     }
                     match flow {
                         Flow::Continue | Flow::Wait(_) => {}
                         Flow::CloseAfterReply => {
-                            send_replies(session).await;
+                            session.send_replies().await;
                             outbox.close_after_flush();
                             return;
                         }
@@ -239,7 +208,7 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
                     let mut msg = b"ERR ".to_vec();
                     msg.extend_from_slice(&e.message_bytes());
                     session.protocol_error(&msg);
-                    send_replies(session).await;
+                    session.send_replies().await;
                     outbox.close_after_flush();
                     tracing::debug!(client = session.id(), error = %e, "protocol error");
                     return;
@@ -247,7 +216,7 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
             }
         }
         executing.done();
-        send_replies(session).await;
+        session.send_replies().await;
         if buf.len() as u64 > settings.query_buffer_limit.load(Relaxed) {
             tracing::warn!(client = session.id(), addr = %session.client.peer, "Closing client that reached max query buffer length");
             Stats::add(&broker.stats.qbuf_limit_disconnections, 1);
@@ -258,36 +227,6 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
             buf = BytesMut::new();
         }
     }
-}
-
-/// Hands the replies gathered so far to the outbox, once the writes they acknowledge
-/// are in the append-only file (written by this call when nobody else is writing), and
-/// under `appendfsync always` synced (the AOF writer syncs everything that arrived
-/// meanwhile with one fsync, so a pipeline or many connections share it).
-async fn send_replies(session: &mut Session) {
-    if let Some(offset) = session.durable_wait.take() {
-        let broker = session.broker.clone();
-        // Group commit under always: while other connections are still executing the
-        // batches they read (they will want an fsync in a moment), let them get here
-        // first (yielding, so those on this worker run too), for at most 200 µs; then
-        // one fsync covers them all, as Redis's one fsync per event-loop round does.
-        if broker.aof.others_executing() {
-            let until = std::time::Instant::now() + std::time::Duration::from_micros(200);
-            while broker.aof.others_executing() && std::time::Instant::now() < until {
-                tokio::task::yield_now().await;
-            }
-        }
-        if !broker.aof.write_inline(offset) {
-            // A client killed meanwhile (CLIENT KILL, output limits) stops waiting: its
-            // replies will not be sent anyway.
-            let gone = session.outbox().gone.clone();
-            tokio::select! {
-                _ = broker.aof.durable(offset) => {}
-                _ = gone.cancelled() => {}
-            }
-        }
-    }
-    session.flush();
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(
