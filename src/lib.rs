@@ -14,6 +14,8 @@
 //! Modules, from the top down (each uses only those below it; CI checks for cycles):
 //!
 //! * [`server`]: the listener, the connection tasks, periodic checks and shutdown.
+//! * [`web`]: the HTTP listener: Server-Sent Events, WebSocket, HTTP publish, the
+//!   dashboard and `/metrics`, each request a client like a RESP connection.
 //! * [`commands`]: `Session`, dispatch in Redis's order, one file per command family.
 //! * [`metrics`]: Prometheus metrics read from the counters at scrape time.
 //! * [`broker`]: `Broker`, what the connections share.
@@ -49,6 +51,7 @@ pub mod spec;
 pub mod stats;
 pub mod stream;
 pub mod sync;
+pub mod web;
 
 /// The Redis version fanout reports (HELLO, INFO). Clients read it to pick features;
 /// fanout follows Redis 7.2's pub/sub behaviour, so it reports a 7.2 version.

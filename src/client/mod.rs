@@ -10,6 +10,7 @@ pub mod monitors;
 pub mod outbox;
 pub mod pause;
 pub mod table;
+pub mod writer;
 
 pub use outbox::Outbox;
 pub use table::{ClientHandle, ClientTable};

@@ -1,4 +1,5 @@
-//! Prometheus metrics, served at `GET /metrics` on `metrics-addr` (off by default).
+//! Prometheus metrics, served at `GET /metrics` on `metrics-addr` (off by default) and
+//! on the HTTP listener (see `web`).
 //!
 //! Nothing here sits on a hot path. The counters are the plain atomics of
 //! [`Stats`](crate::stats::Stats), bumped where things happen; the gauges (clients,
@@ -6,10 +7,7 @@
 //! Both are read only when a scrape arrives, by [`BrokerCollector`], a
 //! `prometheus-client` collector that the crate calls on every encode.
 //!
-//! * [`http`]: the small HTTP/1 responder (bounded in time, size and connections).
 //! * [`commands`]: per-command call counters, indexed by position in the command table.
-
-pub mod http;
 
 use crate::sync::LockExt;
 use std::fmt;
@@ -25,6 +23,13 @@ use prometheus_client::registry::Registry;
 use crate::broker::Broker;
 use crate::pubsub::Namespace;
 use crate::stats::Stats;
+
+/// `Content-Type` of the Prometheus text format, served unless the client asks for
+/// OpenMetrics.
+pub const PROMETHEUS_TEXT: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+/// `Content-Type` of OpenMetrics, served when the `Accept` header names it (as
+/// Prometheus's own scraper does).
+pub const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// A registry whose only member reads `broker` at each scrape.
 pub fn registry(broker: Arc<Broker>) -> Registry {

@@ -267,24 +267,28 @@ pub fn value_json(out: &mut BytesMut, v: &Value) {
     }
 }
 
+/// A JSON object whose fields `body` writes (a trailing comma is dropped).
+pub fn object(out: &mut BytesMut, body: impl FnOnce(&mut BytesMut)) {
+    out.put_u8(b'{');
+    body(out);
+    if out.last() == Some(&b',') {
+        out.truncate(out.len() - 1);
+    }
+    out.put_u8(b'}');
+}
+
 /// Writes `body` as one event of `wire` (SSE `event: <kind>` or a typed WebSocket JSON
 /// object): `body` writes the object's fields after `{"type":...,` (WebSocket) or `{`.
 pub fn event(out: &mut BytesMut, wire: Wire, kind: &str, body: impl FnOnce(&mut BytesMut)) {
-    let object = |b: &mut BytesMut, typed: bool| {
-        b.put_u8(b'{');
-        if typed {
-            json_field(b, "type", kind.as_bytes());
-            b.put_u8(b',');
-        }
-        body(b);
-        if b.last() == Some(&b',') {
-            b.truncate(b.len() - 1);
-        }
-        b.put_u8(b'}');
-    };
     match wire {
-        Wire::WebSocket => ws_json(out, |b| object(b, true)),
-        _ => sse_event(out, None, kind, |b| object(b, false)),
+        Wire::WebSocket => ws_json(out, |b| {
+            object(b, |b| {
+                json_field(b, "type", kind.as_bytes());
+                b.put_u8(b',');
+                body(b);
+            })
+        }),
+        _ => sse_event(out, None, kind, |b| object(b, body)),
     }
 }
 

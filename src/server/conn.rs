@@ -8,14 +8,13 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use bytes::BytesMut;
+use tokio::io::AsyncWrite;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::broker::Broker;
-use crate::client::outbox::Take;
 use crate::client::{ClientHandle, Outbox};
 use crate::commands::{Flow, Session};
 use crate::protocol::request::{Limits, RequestParser};
@@ -23,14 +22,6 @@ use crate::stats::Stats;
 
 use super::transport::{Accepted, ReadHalf};
 
-/// The writer takes at most this much from the outbox per round, so the bytes it holds
-/// in flight (still counted as the client's output) stay bounded.
-const MAX_TAKE: usize = 64 * 1024;
-/// Frames smaller than this are copied into one buffer and sent with one write; larger
-/// ones are written straight from their shared `Bytes`.
-const COALESCE_BELOW: usize = 16 * 1024;
-/// Flush the coalescing buffer when it reaches this size.
-const FLUSH_AT: usize = 64 * 1024;
 /// First read size of a connection. Most connections send a few small commands (a
 /// SUBSCRIBE, then nothing), so they start small; a read that fills the buffer doubles
 /// the next one, up to [`MAX_READ_CHUNK`], for publishers that pipeline.
@@ -73,7 +64,7 @@ pub async fn serve<R: ReadHalf, W: AsyncWrite + Unpin + Send + 'static>(
     Stats::add(&broker.stats.connections_received, 1);
     tracing::debug!("accepted");
 
-    tracker.spawn(write_loop(outbox.clone(), wr, broker.stats.clone(), hard_stop).in_current_span());
+    tracker.spawn(crate::client::writer::drain(outbox.clone(), wr, broker.stats.clone(), hard_stop).in_current_span());
 
     let mut guard = Cleanup(Session::new(broker.clone(), client));
     read_loop(&mut guard.0, rd, &shutdown).await;
@@ -227,83 +218,4 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
             buf = BytesMut::new();
         }
     }
-}
-
-async fn write_loop<W: AsyncWrite + Unpin>(
-    outbox: Arc<Outbox>,
-    mut wr: W,
-    stats: Arc<Stats>,
-    hard_stop: CancellationToken,
-) {
-    let mut batch: Vec<Bytes> = Vec::new();
-    let mut buf: Vec<u8> = Vec::new();
-    loop {
-        match outbox.take(&mut batch, MAX_TAKE) {
-            Take::Idle => {
-                // An idle connection keeps no write buffer and no batch.
-                buf = Vec::new();
-                batch = Vec::new();
-                tokio::select! {
-                    _ = outbox.wait() => {}
-                    _ = outbox.gone.cancelled() => return,
-                    _ = hard_stop.cancelled() => return,
-                }
-            }
-            Take::Close => {
-                let _ = wr.shutdown().await;
-                outbox.set_gone();
-                return;
-            }
-            Take::Write(counted) => {
-                let result = tokio::select! {
-                    r = write_batch(&mut wr, &batch, &mut buf) => r,
-                    _ = outbox.gone.cancelled() => return,
-                    _ = hard_stop.cancelled() => return,
-                };
-                batch.clear();
-                match result {
-                    Ok(sent) => {
-                        outbox.written(counted);
-                        Stats::add(&stats.net_output_bytes, sent as u64);
-                    }
-                    Err(_) => {
-                        outbox.kill();
-                        return;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Writes a batch of frames with as few syscalls as it can: small frames are copied
-/// into one buffer (a memcpy is far cheaper than a syscall), large ones go out as they are.
-async fn write_batch<W: AsyncWrite + Unpin>(wr: &mut W, batch: &[Bytes], buf: &mut Vec<u8>) -> std::io::Result<usize> {
-    let mut sent = 0;
-    for frame in batch {
-        if frame.len() >= COALESCE_BELOW {
-            if !buf.is_empty() {
-                wr.write_all(buf).await?;
-                sent += buf.len();
-                buf.clear();
-            }
-            wr.write_all(frame).await?;
-            sent += frame.len();
-        } else {
-            buf.extend_from_slice(frame);
-            if buf.len() >= FLUSH_AT {
-                wr.write_all(buf).await?;
-                sent += buf.len();
-                buf.clear();
-            }
-        }
-    }
-    if !buf.is_empty() {
-        wr.write_all(buf).await?;
-        sent += buf.len();
-        buf.clear();
-    }
-    // A no-op on sockets; TLS may still hold encrypted bytes that did not fit the socket.
-    wr.flush().await?;
-    Ok(sent)
 }

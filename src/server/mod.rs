@@ -36,6 +36,9 @@ pub struct Server {
     listeners: Vec<Listener>,
     /// The `metrics-addr` listener, when metrics are on.
     metrics: Option<TcpListener>,
+    /// The `http-port` listeners (SSE, WebSocket, HTTP publish, dashboard).
+    http: Vec<TcpListener>,
+    http_tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: CancellationToken,
 }
 
@@ -53,10 +56,10 @@ fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-/// Binds every `bind` address on `port`.
-fn listen_all(settings: &Settings, port: u16, backlog: i32) -> io::Result<Vec<TcpListener>> {
+/// Binds every address of `binds` (`bind`'s syntax) on `port`.
+fn listen_all(binds: Vec<String>, port: u16, backlog: i32) -> io::Result<Vec<TcpListener>> {
     let mut listeners: Vec<TcpListener> = Vec::new();
-    for host in settings.binds() {
+    for host in binds {
         // Redis accepts a leading `-` meaning "skip if unavailable".
         let (optional, host) = match host.strip_prefix('-') {
             Some(h) => (true, h.to_string()),
@@ -102,12 +105,12 @@ impl Server {
             None
         };
         let listeners = if port != 0 || tls_port == 0 {
-            listen_all(&settings, port, backlog)?
+            listen_all(settings.binds(), port, backlog)?
         } else {
             Vec::new()
         };
         let tls_listeners = match &tls {
-            Some(_) => listen_all(&settings, tls_port, backlog)?,
+            Some(_) => listen_all(settings.binds(), tls_port, backlog)?,
             None => Vec::new(),
         };
         let metrics = match settings.get("metrics-addr").filter(|a| !a.is_empty()) {
@@ -117,6 +120,23 @@ impl Server {
                     .map_err(|e| io::Error::new(e.kind(), format!("could not bind metrics-addr {addr}: {e}")))?,
             ),
             None => None,
+        };
+        let http_port: u16 = settings.get("http-port").and_then(|p| p.parse().ok()).unwrap_or(0);
+        let http = if http_port == 0 {
+            Vec::new()
+        } else {
+            let binds = settings.get("http-bind").filter(|b| !b.is_empty()).map_or_else(
+                || settings.binds(),
+                |b| b.split_ascii_whitespace().map(str::to_string).collect(),
+            );
+            listen_all(binds, http_port, backlog)?
+        };
+        let http_tls = if settings.get("http-tls").as_deref() == Some("yes") {
+            let ctx =
+                tls::TlsContext::for_http(&settings).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            Some(ctx.acceptor())
+        } else {
+            None
         };
         let mut listeners: Vec<Listener> = listeners.into_iter().map(Listener::Tcp).collect();
         if let Some(ctx) = &tls {
@@ -150,6 +170,8 @@ impl Server {
             broker,
             listeners,
             metrics,
+            http,
+            http_tls,
             shutdown: CancellationToken::new(),
         })
     }
@@ -167,6 +189,11 @@ impl Server {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The HTTP listener's addresses (empty when `http-port` is 0).
+    pub fn http_addrs(&self) -> Vec<SocketAddr> {
+        self.http.iter().filter_map(|l| l.local_addr().ok()).collect()
     }
 
     /// Where `GET /metrics` is served, when `metrics-addr` is set.
@@ -213,12 +240,42 @@ impl Server {
                 tracing::warn!("cluster-enabled yes without cluster-bus: PUBLISH reaches this node's subscribers only, and other nodes' failures go unseen");
             }
         }
+        let web = crate::web::Web {
+            broker: self.broker.clone(),
+            metrics: Arc::new(crate::metrics::registry(self.broker.clone())),
+            tracker: tracker.clone(),
+        };
         if let Some(listener) = self.metrics {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!("serving Prometheus metrics at http://{addr}/metrics");
             }
-            let registry = crate::metrics::registry(self.broker.clone());
-            tokio::spawn(crate::metrics::http::serve(listener, registry, accept_stop.clone()));
+            tokio::spawn(crate::web::serve(
+                listener,
+                None,
+                crate::web::metrics_router(web.clone()),
+                self.broker.clone(),
+                false,
+                accept_stop.clone(),
+                self.shutdown.clone(),
+                tracker.clone(),
+            ));
+        }
+        let router = crate::web::router(web);
+        for listener in self.http {
+            if let Ok(addr) = listener.local_addr() {
+                let scheme = if self.http_tls.is_some() { "https" } else { "http" };
+                tracing::info!("serving SSE, WebSocket, HTTP publish and the dashboard at {scheme}://{addr}/");
+            }
+            tokio::spawn(crate::web::serve(
+                listener,
+                self.http_tls.clone(),
+                router.clone(),
+                self.broker.clone(),
+                true,
+                accept_stop.clone(),
+                self.shutdown.clone(),
+                tracker.clone(),
+            ));
         }
         // SIGTERM (through `stop`) and SHUTDOWN take the same path.
         tokio::select! {
@@ -287,7 +344,7 @@ async fn accept_loop(
         } else if broker.settings.protected_mode.load(Relaxed) && broker.acl.default_nopass() && !conn.is_local() {
             tracing::warn!(addr = %conn.peer(), "refused a non-loopback client: protected mode is on and no password is set");
             broker.clients.release_slot();
-            Some(DENIED)
+            Some(DENIED.as_slice())
         } else {
             None
         };
@@ -370,8 +427,9 @@ impl Conn {
     }
 }
 
-/// Redis's protected-mode refusal, word for word, so operators find the same advice.
-const DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+/// Redis's protected-mode refusal as a RESP error line.
+static DENIED: std::sync::LazyLock<Vec<u8>> =
+    std::sync::LazyLock::new(|| format!("-{}\r\n", crate::commands::errors::PROTECTED_MODE).into_bytes());
 
 impl Listener {
     fn tcp_addr(&self) -> Option<SocketAddr> {

@@ -72,9 +72,29 @@ impl TlsContext {
     /// Builds the TLS configuration from the `tls-*` directives. The error names the
     /// directive and file at fault.
     pub fn from_settings(settings: &Settings) -> Result<Arc<TlsContext>, String> {
+        Self::build(settings, false)
+    }
+
+    /// The HTTPS listener's context: the same certificate, offered with ALPN (HTTP/2,
+    /// HTTP/1.1), and no client certificates asked for: browsers authenticate with
+    /// ACL passwords, as RESP clients do after the handshake.
+    pub fn for_http(settings: &Settings) -> Result<Arc<TlsContext>, String> {
+        Self::build(settings, true)
+    }
+
+    /// The acceptor, for listeners served outside this module (HTTP).
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.acceptor.clone()
+    }
+
+    fn build(settings: &Settings, http: bool) -> Result<Arc<TlsContext>, String> {
         let get = |name: &str| settings.get(name).unwrap_or_default();
         let (cert_file, key_file, ca_file) = (get("tls-cert-file"), get("tls-key-file"), get("tls-ca-cert-file"));
-        let auth = AuthClients::parse(&get("tls-auth-clients")).unwrap_or(AuthClients::Yes);
+        let auth = if http {
+            AuthClients::No
+        } else {
+            AuthClients::parse(&get("tls-auth-clients")).unwrap_or(AuthClients::Yes)
+        };
         if cert_file.is_empty() || key_file.is_empty() {
             return Err("TLS needs tls-cert-file and tls-key-file".into());
         }
@@ -111,9 +131,12 @@ impl TlsContext {
                     .map_err(|e| format!("tls-ca-cert-file '{ca_file}': {e}"))?,
             )
         };
-        let config = builder
+        let mut config = builder
             .with_single_cert(certs, key)
             .map_err(|e| format!("tls-cert-file '{cert_file}' / tls-key-file '{key_file}': {e}"))?;
+        if http {
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        }
         Ok(Arc::new(TlsContext {
             acceptor: TlsAcceptor::from(Arc::new(config)),
         }))
