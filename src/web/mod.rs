@@ -323,7 +323,6 @@ pub async fn open(web: &Web, peer: &Peer, headers: &HeaderMap, wire: Wire, name:
     let broker = &web.broker;
     let id = broker.next_client_id.fetch_add(1, Relaxed);
     let outbox = Arc::new(Outbox::new(id));
-    outbox.set_wire(wire);
     let client = Arc::new(ClientHandle::new(
         outbox,
         peer.addr.to_string(),
@@ -355,6 +354,8 @@ pub async fn open(web: &Web, peer: &Peer, headers: &HeaderMap, wire: Wire, name:
         }
         None => {}
     }
+    // Only now: AUTH's reply was read back as RESP.
+    session.outbox().set_wire(wire);
     Ok(session)
 }
 
