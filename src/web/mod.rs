@@ -390,9 +390,9 @@ fn credentials(headers: &HeaderMap) -> Result<Option<(Option<Bytes>, Bytes)>, Ap
 }
 
 /// Runs one command as the session's client, waiting as its connection would (CLIENT
-/// PAUSE, a blocked read, the cluster bus) and for the append-only file to take its
-/// writes; returns everything the session sent (RESP3), its reply first.
-pub async fn call(session: &mut Session, args: &[Bytes]) -> Bytes {
+/// PAUSE, a blocked read, the cluster bus's confirmation); its replies stay in
+/// `session.out`. `None` when the client went away or the server stopped meanwhile.
+pub async fn run(session: &mut Session, args: &[Bytes]) -> Option<Flow> {
     let wire_len = args.iter().map(|a| a.len() + 16).sum();
     let mut flow = session.execute(args, wire_len);
     while let Flow::Wait(wait) = flow {
@@ -401,11 +401,18 @@ pub async fn call(session: &mut Session, args: &[Bytes]) -> Bytes {
         let shutdown = session.broker.shutdown.clone();
         tokio::select! {
             _ = session.ready(wait) => {}
-            _ = gone.cancelled() => break,
-            _ = shutdown.cancelled() => break,
+            _ = gone.cancelled() => return None,
+            _ = shutdown.cancelled() => return None,
         }
         flow = session.rerun(wait, args, wire_len);
     }
+    Some(flow)
+}
+
+/// [`run`], then once the append-only file has its writes, everything the session sent
+/// (RESP3), its reply first.
+pub async fn call(session: &mut Session, args: &[Bytes]) -> Bytes {
+    run(session, args).await;
     session.send_replies().await;
     take_all(session.outbox())
 }

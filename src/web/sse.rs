@@ -27,7 +27,6 @@ use futures_util::stream;
 use super::{call, open, percent_decode, query_pairs, reply_of, ApiError, Peer, Web, WebSession};
 use crate::client::outbox::Take;
 use crate::client::writer::MAX_TAKE;
-use crate::commands::Flow;
 use crate::protocol::value::Value;
 use crate::protocol::web::{json_field, object, sse_event};
 use crate::protocol::wire::Wire;
@@ -110,11 +109,11 @@ pub async fn channels(
 /// Runs a subscribe; a refusal (ACL, cluster routing, limits) is the request's error.
 /// The confirmations reach the outbox (as events) only when it succeeded.
 async fn subscribe(session: &mut WebSession, args: &[Bytes]) -> Result<(), ApiError> {
-    let wire_len = args.iter().map(|a| a.len() + 16).sum();
-    let mut flow = session.execute(args, wire_len);
-    while let Flow::Wait(wait) = flow {
-        session.ready(wait).await;
-        flow = session.rerun(wait, args, wire_len);
+    if super::run(session, args).await.is_none() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ERR the server is shutting down",
+        ));
     }
     match crate::protocol::value::parse_all(&session.out).first() {
         Some(Value::Error(e)) => Err(ApiError::from_redis(e)),

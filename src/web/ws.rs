@@ -305,17 +305,9 @@ async fn request(session: &mut WebSession, json: &[u8], raw: Option<Bytes>) {
         args.extend(names);
     }
     session.web_op = Some(op);
-    let wire_len = args.iter().map(|a| a.len() + 16).sum();
-    let mut flow = session.execute(&args, wire_len);
-    while let Flow::Wait(wait) = flow {
-        session.send_replies().await;
-        let gone = session.outbox().gone.clone();
-        tokio::select! {
-            _ = session.ready(wait) => {}
-            _ = gone.cancelled() => return,
-        }
-        flow = session.rerun(wait, &args, wire_len);
-    }
+    let Some(flow) = super::run(session, &args).await else {
+        return;
+    };
     session.send_replies().await;
     session.web_op = None;
     match flow {
