@@ -112,38 +112,44 @@ impl Session {
             .webhooks
             .info(name)
             .ok_or_else(|| Error::NoSuchWebhook(name.clone()))?;
+        // The fields are gathered first so the map's length is theirs, whatever is added.
+        enum F {
+            Text(Vec<u8>),
+            Int(i64),
+        }
+        let n = |v: u64| F::Int(v.min(i64::MAX as u64) as i64);
+        let fields = [
+            ("name", F::Text(i.name.to_vec())),
+            ("url", F::Text(i.url.into_bytes())),
+            ("pattern", F::Text(i.pattern.to_vec())),
+            ("retries", n(i.retries as u64)),
+            ("timeout", n(i.timeout_ms)),
+            ("maxqueue", n(i.maxqueue)),
+            ("policy", F::Text(i.policy.name().into())),
+            ("deadletter", F::Text(i.deadletter.to_vec())),
+            ("has-secret", F::Int(i.has_secret as i64)),
+            ("state", F::Text(i.state.into_bytes())),
+            ("queued-bytes", n(i.queued_bytes)),
+            ("queued-messages", n(i.queued_messages)),
+            ("in-flight", n(i.in_flight)),
+            ("delivered", n(i.delivered)),
+            ("failed", n(i.failed)),
+            ("retried", n(i.retried)),
+            ("dropped", n(i.dropped)),
+            ("dead-lettered", n(i.dead_lettered)),
+            ("last-error", F::Text(i.last_error.into_bytes())),
+            ("last-status", n(i.last_status)),
+            ("last-delivery-ms-ago", F::Int(i.last_delivery_ms_ago)),
+        ];
         let mut e = self.reply();
-        e.map(20);
-        let text = |e: &mut crate::protocol::reply::Encoder<'_>, k: &str, v: &[u8]| {
+        e.map(fields.len());
+        for (k, v) in fields {
             e.bulk(k.as_bytes());
-            e.bulk(v);
-        };
-        text(&mut e, "name", &i.name);
-        text(&mut e, "url", i.url.as_bytes());
-        text(&mut e, "pattern", &i.pattern);
-        let int = |e: &mut crate::protocol::reply::Encoder<'_>, k: &str, v: i64| {
-            e.bulk(k.as_bytes());
-            e.integer(v);
-        };
-        let n = |v: u64| v.min(i64::MAX as u64) as i64;
-        int(&mut e, "retries", i.retries as i64);
-        int(&mut e, "timeout", n(i.timeout_ms));
-        int(&mut e, "maxqueue", n(i.maxqueue));
-        text(&mut e, "policy", i.policy.name().as_bytes());
-        text(&mut e, "deadletter", &i.deadletter);
-        int(&mut e, "has-secret", i.has_secret as i64);
-        text(&mut e, "state", i.state.as_bytes());
-        int(&mut e, "queued-bytes", n(i.queued_bytes));
-        int(&mut e, "queued-messages", n(i.queued_messages));
-        int(&mut e, "in-flight", n(i.in_flight));
-        int(&mut e, "delivered", n(i.delivered));
-        int(&mut e, "failed", n(i.failed));
-        int(&mut e, "retried", n(i.retried));
-        int(&mut e, "dropped", n(i.dropped));
-        int(&mut e, "dead-lettered", n(i.dead_lettered));
-        text(&mut e, "last-error", i.last_error.as_bytes());
-        int(&mut e, "last-status", n(i.last_status));
-        int(&mut e, "last-delivery-ms-ago", i.last_delivery_ms_ago);
+            match v {
+                F::Text(t) => e.bulk(&t),
+                F::Int(v) => e.integer(v),
+            }
+        }
         Ok(())
     }
 }
