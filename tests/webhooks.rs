@@ -231,6 +231,23 @@ async fn retries_after_500s_then_delivers_once() {
     assert_eq!(i["last-error"], "HTTP status 500");
     r.silent(Duration::from_millis(200)).await;
     assert_eq!(r.hits.load(SeqCst), 3);
+    // The same figures as Prometheus metrics, labelled by webhook.
+    let m = fanout::metrics::render(&fanout::metrics::registry(_s.broker.clone()), false);
+    assert!(m.contains("fanout_webhook_delivered_total{webhook=\"h\"} 1"), "{m}");
+    assert!(m.contains("fanout_webhook_retried_total{webhook=\"h\"} 2"), "{m}");
+    assert!(m.contains("fanout_webhook_queued_bytes{webhook=\"h\"} 0"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyspace_notifications_reach_a_webhook() {
+    let (_s, mut con) = server().await;
+    let mut r = receiver(Behave::Ok).await;
+    q(&mut con, &["CONFIG", "SET", "notify-keyspace-events", "Et"]).await;
+    q(&mut con, &["WEBHOOK", "ADD", "ev", &r.url, "__keyevent@0__:*"]).await;
+    q(&mut con, &["XADD", "orders", "*", "f", "v"]).await;
+    let g = r.next().await;
+    assert_eq!(header(&g, "x-fanout-channel"), "__keyevent@0__:xadd");
+    assert_eq!(&g.body[..], b"orders");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -78,6 +78,8 @@ impl Session {
                 broker: Arc::downgrade(&self.broker),
             }));
         }
+        // Outside the keyspace lock: the first ADD loads the system's root certificates.
+        self.broker.webhooks.prepare().map_err(Error::WebhookStart)?;
         let id = self.broker.next_client_id.fetch_add(1, Relaxed);
         let journal = def.to_args();
         // Under the keyspace lock: the AOF rewrite reads the webhooks there too, so this
@@ -218,7 +220,9 @@ fn valid_url(url: &[u8]) -> Option<String> {
 }
 
 /// The dead-letter path: XADD through an internal session (full rights, in no client
-/// list), as the AOF's replay session runs commands, but journaled like a client's.
+/// list), as the AOF's replay session runs commands, but journaled like a client's. It
+/// runs the command directly (no ACL or `maxmemory` check: the server itself writes), with
+/// `MAXLEN ~` so the stream stays bounded.
 struct DeadLetters {
     broker: Weak<Broker>,
 }
@@ -229,9 +233,12 @@ impl DeadLetter for DeadLetters {
         let mut s = Session::for_replay(broker.clone());
         // Not a replay: the entry is journaled and the XADD takes no replay-only options.
         s.replaying = false;
-        let mut args = Vec::with_capacity(3 + fields.len());
+        let mut args = Vec::with_capacity(6 + fields.len());
         args.push(Bytes::from_static(b"XADD"));
         args.push(Bytes::copy_from_slice(key));
+        args.push(Bytes::from_static(b"MAXLEN"));
+        args.push(Bytes::from_static(b"~"));
+        args.push(Bytes::from(crate::webhook::DEADLETTER_MAXLEN.to_string()));
         args.push(Bytes::from_static(b"*"));
         args.extend(fields);
         s.run(spec::of(Cmd::Xadd), &args);

@@ -19,7 +19,14 @@
 //! arrive out of order (and a retried one after its successors). A receiver that needs
 //! order has the channel and can sequence by payload; one-at-a-time delivery would let a
 //! single slow or failing message (RETRIES with backoff up to 30 s) hold back everything
-//! behind it and overflow the queue, which is worse for the common case.
+//! behind it and overflow the queue, which is worse for the common case. The task works
+//! batch by batch (up to 64 KiB of frames): the next batch is taken once every message of
+//! the current one is delivered or given up, which keeps the byte accounting exact (the
+//! outbox counts a batch until it is marked written) at the cost of some head-of-line
+//! waiting at batch ends.
+//!
+//! The dead-letter stream is capped (`MAXLEN ~` [`DEADLETTER_MAXLEN`]) so a receiver that
+//! stays down cannot grow the keyspace without bound.
 //!
 //! Locks: the webhook table's lock is taken after the keyspace lock when both are held
 //! (WEBHOOK ADD journals under the keyspace lock; the AOF rewrite reads the definitions
@@ -43,6 +50,8 @@ use crate::protocol::wire::Wire;
 use crate::pubsub::Registry;
 use crate::sync::LockExt;
 
+/// Entries a dead-letter stream keeps (about: the trim is `~`).
+pub const DEADLETTER_MAXLEN: u64 = 100_000;
 /// POSTs of one webhook in flight at once.
 pub const MAX_IN_FLIGHT: usize = 8;
 /// What the drain task takes from the outbox at once (at least one frame).
@@ -210,6 +219,12 @@ impl Webhooks {
 
     pub fn has_dead_letter(&self) -> bool {
         self.shared.sink.get().is_some()
+    }
+
+    /// Makes the HTTP client if it is not made yet (it loads the system's root
+    /// certificates: WEBHOOK ADD calls this before it takes the keyspace lock).
+    pub fn prepare(&self) -> Result<(), String> {
+        self.client().map(|_| ())
     }
 
     /// The one HTTP client (its connection pool is shared by every webhook), made on
