@@ -546,3 +546,19 @@ async fn webhooks_persist_in_the_aof_and_its_rewrite() {
     r1.silent(Duration::from_millis(300)).await;
     r2.silent(Duration::from_millis(10)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_eight_posts_in_flight() {
+    let (_s, mut con) = server().await;
+    let stuck = receiver(Behave::Hang).await;
+    q(&mut con, &["WEBHOOK", "ADD", "h", &stuck.url, "c", "TIMEOUT", "60000"]).await;
+    for i in 0..20 {
+        q(&mut con, &["PUBLISH", "c", &i.to_string()]).await;
+    }
+    let i = wait_info(&mut con, "h", WAIT, "8 in flight", |i| num(i, "in-flight") == 8).await;
+    assert!(num(&i, "queued-bytes") > 0);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(stuck.hits.load(SeqCst), 8);
+    assert_eq!(num(&info(&mut con, "h").await, "in-flight"), 8);
+    q(&mut con, &["WEBHOOK", "DEL", "h"]).await;
+}

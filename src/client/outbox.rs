@@ -129,6 +129,14 @@ pub enum Take {
     Close,
 }
 
+/// What [`Outbox::take_frame`] found.
+pub enum TakeFrame {
+    /// A frame and its cost (to give back to [`Outbox::written`]).
+    Frame(Bytes, usize),
+    Idle,
+    Close,
+}
+
 pub struct Outbox {
     pub id: u64,
     /// The [`Wire`] messages are queued in.
@@ -499,6 +507,37 @@ impl Outbox {
         Take::Write(taken)
     }
 
+    /// Moves the first queued frame out, with its cost, for a consumer that finishes
+    /// frames one at a time and out of order (a webhook's concurrent deliveries): it hands
+    /// each cost back to [`Outbox::written`] when that frame is done with, so the frame
+    /// counts towards the limit until then.
+    pub fn take_frame(&self) -> TakeFrame {
+        let mut q = self.queue.locked();
+        if !matches!(
+            q.frames.front(),
+            Some(Frame {
+                body: Body::Ready(_),
+                ..
+            })
+        ) {
+            let closed = q.frames.is_empty() && q.state == State::Closing && q.in_flight == 0;
+            return if closed { TakeFrame::Close } else { TakeFrame::Idle };
+        }
+        let Some(Frame {
+            body: Body::Ready(bytes),
+            cost,
+            ..
+        }) = q.frames.pop_front()
+        else {
+            return TakeFrame::Idle;
+        };
+        q.in_flight += cost;
+        if q.frames.is_empty() && q.frames.capacity() > 256 {
+            q.frames = VecDeque::new();
+        }
+        TakeFrame::Frame(bytes, cost)
+    }
+
     /// The writer has handed `n` taken bytes to the kernel.
     pub fn written(&self, n: usize) {
         let mut q = self.queue.locked();
@@ -610,6 +649,27 @@ mod tests {
         assert_eq!(o.dropped.load(Relaxed), 3);
         o.set_hard_limit(None);
         assert_eq!(o.push_message(&f, &s, &mut Vec::new()), Pushed::Queued);
+    }
+
+    #[test]
+    fn frames_taken_one_by_one_count_until_written() {
+        let s = settings("pubsub 0 0 0", "disconnect");
+        let o = Arc::new(Outbox::new(1));
+        let f = Bytes::from(vec![b'x'; 10]);
+        o.push_message(&f, &s, &mut Vec::new());
+        o.push_message(&f, &s, &mut Vec::new());
+        let TakeFrame::Frame(a, cost) = o.take_frame() else {
+            panic!("queued")
+        };
+        assert_eq!((a.len(), cost), (10, 10 + FRAME_OVERHEAD));
+        assert!(matches!(o.take_frame(), TakeFrame::Frame(..)));
+        assert!(matches!(o.take_frame(), TakeFrame::Idle));
+        assert_eq!(o.usage(), (2 * cost, 0));
+        o.written(cost);
+        o.close_after_flush();
+        assert!(matches!(o.take_frame(), TakeFrame::Idle), "one still in flight");
+        o.written(cost);
+        assert!(matches!(o.take_frame(), TakeFrame::Close));
     }
 
     #[test]

@@ -5,9 +5,9 @@
 //! [`Wire::Record`] format, subscribed to its pattern in the registry, so a publish
 //! queues the same shared record frame for it as for every other subscriber (encoded once,
 //! never awaited), under a byte limit of its own (MAXQUEUE) and its own overflow policy.
-//! A tokio task per webhook drains that outbox: it takes a batch of frames, reads the
+//! A tokio task per webhook drains that outbox: it takes frames one by one, reads the
 //! records back ([`crate::protocol::web::records`]), POSTs each message, and only then
-//! marks the batch written, so queued bytes count until a message is delivered or given
+//! marks its frame written, so queued bytes count until a message is delivered or given
 //! up, and a slow receiver makes its queue fill and overflow as a slow socket would.
 //!
 //! Each message is one POST (body = the payload) retried on a non-2xx status, a connection
@@ -19,11 +19,7 @@
 //! arrive out of order (and a retried one after its successors). A receiver that needs
 //! order has the channel and can sequence by payload; one-at-a-time delivery would let a
 //! single slow or failing message (RETRIES with backoff up to 30 s) hold back everything
-//! behind it and overflow the queue, which is worse for the common case. The task works
-//! batch by batch (up to 64 KiB of frames): the next batch is taken once every message of
-//! the current one is delivered or given up, which keeps the byte accounting exact (the
-//! outbox counts a batch until it is marked written) at the cost of some head-of-line
-//! waiting at batch ends.
+//! behind it and overflow the queue, which is worse for the common case.
 //!
 //! The dead-letter stream is capped (`MAXLEN ~` [`DEADLETTER_MAXLEN`]) so a receiver that
 //! stays down cannot grow the keyspace without bound.
@@ -38,14 +34,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::outbox::{Outbox, Take};
+use crate::client::outbox::{Outbox, TakeFrame};
 use crate::config::OverflowPolicy;
 use crate::protocol::web::{records, Record};
+
 use crate::protocol::wire::Wire;
 use crate::pubsub::Registry;
 use crate::sync::LockExt;
@@ -54,8 +51,6 @@ use crate::sync::LockExt;
 pub const DEADLETTER_MAXLEN: u64 = 100_000;
 /// POSTs of one webhook in flight at once.
 pub const MAX_IN_FLIGHT: usize = 8;
-/// What the drain task takes from the outbox at once (at least one frame).
-const BATCH_BYTES: usize = 64 * 1024;
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// A receiver's response body is read (for connection reuse) up to this much, then dropped.
@@ -383,33 +378,42 @@ impl Hook {
 }
 
 /// The delivery task of one webhook: drains its outbox until the webhook is deleted,
-/// replaced or suspended, or the server stops.
+/// replaced or suspended, or the server stops. Frames are taken one at a time, up to
+/// [`MAX_IN_FLIGHT`] being delivered at once; each counts against MAXQUEUE until it is
+/// delivered or given up ([`Outbox::written`]), so a slow receiver fills the queue.
 async fn drain(hook: Arc<Hook>, shared: Arc<Shared>, client: reqwest::Client) {
     let outbox = hook.outbox.clone();
-    let mut batch = Vec::new();
+    let mut running = FuturesUnordered::new();
+    let mut closing = false;
     loop {
-        match outbox.take(&mut batch, BATCH_BYTES) {
-            Take::Write(n) => {
-                let recs: Vec<Record> = batch.drain(..).flat_map(|f| records(&f)).collect();
-                let work =
-                    stream::iter(recs).for_each_concurrent(MAX_IN_FLIGHT, |r| deliver(&hook, &shared, &client, r));
-                tokio::select! {
-                    _ = work => {}
-                    _ = hook.stop.cancelled() => return,
-                    // Overflow under the disconnect policy: the in-flight POSTs are
-                    // abandoned with the queue.
-                    _ = outbox.gone.cancelled() => break,
+        while running.len() < MAX_IN_FLIGHT && !closing {
+            match outbox.take_frame() {
+                TakeFrame::Frame(frame, cost) => {
+                    let (hook, shared, client) = (hook.clone(), shared.clone(), client.clone());
+                    running.push(async move {
+                        // One message per frame for a pattern subscriber; a frame with
+                        // several (a run) has them delivered in order.
+                        for rec in records(&frame) {
+                            deliver(&hook, &shared, &client, rec).await;
+                        }
+                        cost
+                    });
                 }
-                outbox.written(n);
+                TakeFrame::Idle => break,
+                TakeFrame::Close => closing = true,
             }
-            Take::Idle => {
-                tokio::select! {
-                    _ = outbox.wait() => {}
-                    _ = hook.stop.cancelled() => return,
-                    _ = outbox.gone.cancelled() => break,
-                }
-            }
-            Take::Close => break,
+        }
+        if closing && running.is_empty() {
+            break;
+        }
+        let room = running.len() < MAX_IN_FLIGHT && !closing;
+        tokio::select! {
+            Some(cost) = running.next(), if !running.is_empty() => outbox.written(cost),
+            _ = outbox.wait(), if room => {}
+            _ = hook.stop.cancelled() => return,
+            // Overflow under the disconnect policy: the in-flight POSTs are abandoned
+            // with the queue.
+            _ = outbox.gone.cancelled() => break,
         }
     }
     if hook.stop.is_cancelled() {
