@@ -34,7 +34,10 @@ pub struct Broker {
     /// Users and their permissions.
     pub acl: crate::acl::Acl,
     pub stats: Arc<Stats>,
-    pub registry: Registry,
+    /// Shared with the webhooks, which subscribe and unsubscribe from their own tasks.
+    pub registry: Arc<Registry>,
+    /// WEBHOOK: push subscriptions delivering over HTTP.
+    pub webhooks: Arc<crate::webhook::Webhooks>,
     pub clients: ClientTable,
     pub next_client_id: AtomicU64,
     pub started: Instant,
@@ -82,8 +85,15 @@ impl Broker {
             settings.clone(),
             watches.clone(),
         )));
+        let registry = Arc::new(Registry::new(settings.clone(), stats.clone()));
+        let webhooks = Arc::new(crate::webhook::Webhooks::new(registry.clone()));
+        let aof = crate::persistence::Aof::new(keyspace.clone(), settings.clone());
+        // The AOF rewrite writes the webhooks after the keyspace, read at its snapshot.
+        let defs = webhooks.clone();
+        aof.set_rewrite_extra(Box::new(move || defs.definitions()));
         Arc::new(Broker {
-            registry: Registry::new(settings.clone(), stats.clone()),
+            registry,
+            webhooks,
             acl: crate::acl::Acl::new(settings.clone()),
             stats,
             clients: ClientTable::default(),
@@ -104,7 +114,7 @@ impl Broker {
             peak_rss: AtomicU64::new(0),
             used_memory: AtomicU64::new(0),
             dataset_bytes: AtomicU64::new(0),
-            aof: crate::persistence::Aof::new(keyspace.clone(), settings.clone()),
+            aof,
             cluster,
             settings,
         })

@@ -19,6 +19,8 @@
 //! * [`commands`]: `Session`, dispatch in Redis's order, one file per command family.
 //! * [`metrics`]: Prometheus metrics read from the counters at scrape time.
 //! * [`broker`]: `Broker`, what the connections share.
+//! * [`webhook`]: WEBHOOK's delivery engine: a subscriber outbox per webhook, drained
+//!   by a task that POSTs each message, retries, and dead-letters.
 //! * [`cluster`]: Redis Cluster for clients from a static topology file (slots, MOVED),
 //!   and the NATS bus that carries PUBLISH between nodes.
 //! * [`pubsub`]: the subscription registry, the pattern index, publish runs.
@@ -52,6 +54,7 @@ pub mod stats;
 pub mod stream;
 pub mod sync;
 pub mod web;
+pub mod webhook;
 
 /// The Redis version fanout reports (HELLO, INFO). Clients read it to pick features;
 /// fanout follows Redis 7.2's pub/sub behaviour, so it reports a 7.2 version.

@@ -16,7 +16,7 @@
 
 use crate::sync::LockExt;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,9 @@ use crate::protocol::wire::Wire;
 
 /// Per-connection policy override meaning "use the server's `pubsub-overflow-policy`".
 const POLICY_DEFAULT: u8 = u8::MAX;
+
+/// Hard-limit override meaning "use the `client-output-buffer-limit` class".
+const NO_HARD_LIMIT: usize = usize::MAX;
 
 /// Rough cost of one queued frame beyond its bytes, counted like Redis's reply-list nodes
 /// so that many tiny messages still add up towards the limit.
@@ -126,6 +129,14 @@ pub enum Take {
     Close,
 }
 
+/// What [`Outbox::take_frame`] found.
+pub enum TakeFrame {
+    /// A frame and its cost (to give back to [`Outbox::written`]).
+    Frame(Bytes, usize),
+    Idle,
+    Close,
+}
+
 pub struct Outbox {
     pub id: u64,
     /// The [`Wire`] messages are queued in.
@@ -133,6 +144,9 @@ pub struct Outbox {
     /// Set while the connection has any subscription: selects the `pubsub` limit class.
     pubsub_mode: AtomicBool,
     policy: AtomicU8,
+    /// A hard limit of this outbox's own (a webhook's MAXQUEUE), in place of its
+    /// `client-output-buffer-limit` class; [`NO_HARD_LIMIT`] when the class applies.
+    hard_limit: AtomicUsize,
     queue: Mutex<Queue>,
     writer_wake: Notify,
     /// Cancelled when the connection must stop now: killed, over its limit, or its
@@ -164,6 +178,7 @@ impl Outbox {
             wire: AtomicU8::new(Wire::Resp2 as u8),
             pubsub_mode: AtomicBool::new(false),
             policy: AtomicU8::new(POLICY_DEFAULT),
+            hard_limit: AtomicUsize::new(NO_HARD_LIMIT),
             queue: Mutex::new(Queue {
                 frames: VecDeque::new(),
                 bytes: 0,
@@ -215,7 +230,24 @@ impl Outbox {
         self.policy.store(p.map_or(POLICY_DEFAULT, |p| p as u8), Relaxed);
     }
 
+    /// Gives this outbox a hard limit of its own in bytes, used instead of its
+    /// `client-output-buffer-limit` class (no soft limit then); `None` goes back to the
+    /// class. Webhooks use it: their queue has a size of its own (MAXQUEUE), whatever
+    /// the server's client limits say.
+    pub fn set_hard_limit(&self, bytes: Option<usize>) {
+        self.hard_limit
+            .store(bytes.map_or(NO_HARD_LIMIT, |b| b.min(NO_HARD_LIMIT - 1)), Relaxed);
+    }
+
     fn limit(&self, settings: &Settings) -> Limit {
+        let own = self.hard_limit.load(Relaxed);
+        if own != NO_HARD_LIMIT {
+            return Limit {
+                hard: own,
+                soft: 0,
+                soft_secs: 0,
+            };
+        }
         let class = if self.pubsub_mode.load(Relaxed) {
             &settings.obuf_pubsub
         } else {
@@ -475,6 +507,37 @@ impl Outbox {
         Take::Write(taken)
     }
 
+    /// Moves the first queued frame out, with its cost, for a consumer that finishes
+    /// frames one at a time and out of order (a webhook's concurrent deliveries): it hands
+    /// each cost back to [`Outbox::written`] when that frame is done with, so the frame
+    /// counts towards the limit until then.
+    pub fn take_frame(&self) -> TakeFrame {
+        let mut q = self.queue.locked();
+        if !matches!(
+            q.frames.front(),
+            Some(Frame {
+                body: Body::Ready(_),
+                ..
+            })
+        ) {
+            let closed = q.frames.is_empty() && q.state == State::Closing && q.in_flight == 0;
+            return if closed { TakeFrame::Close } else { TakeFrame::Idle };
+        }
+        let Some(Frame {
+            body: Body::Ready(bytes),
+            cost,
+            ..
+        }) = q.frames.pop_front()
+        else {
+            return TakeFrame::Idle;
+        };
+        q.in_flight += cost;
+        if q.frames.is_empty() && q.frames.capacity() > 256 {
+            q.frames = VecDeque::new();
+        }
+        TakeFrame::Frame(bytes, cost)
+    }
+
     /// The writer has handed `n` taken bytes to the kernel.
     pub fn written(&self, n: usize) {
         let mut q = self.queue.locked();
@@ -570,6 +633,43 @@ mod tests {
         assert_eq!(n, 8);
         assert!(o.gone.is_cancelled());
         assert_eq!(o.usage(), (0, 0));
+    }
+
+    #[test]
+    fn an_own_hard_limit_replaces_the_class() {
+        // The class would allow far more; the outbox's own limit wins.
+        let s = settings("pubsub 100000 0 0", "drop-newest");
+        let o = Arc::new(Outbox::new(1));
+        o.set_pubsub_mode(true);
+        o.set_hard_limit(Some(300));
+        let f = Bytes::from(vec![b'x'; 100]);
+        for _ in 0..5 {
+            o.push_message(&f, &s, &mut Vec::new());
+        }
+        assert_eq!(o.dropped.load(Relaxed), 3);
+        o.set_hard_limit(None);
+        assert_eq!(o.push_message(&f, &s, &mut Vec::new()), Pushed::Queued);
+    }
+
+    #[test]
+    fn frames_taken_one_by_one_count_until_written() {
+        let s = settings("pubsub 0 0 0", "disconnect");
+        let o = Arc::new(Outbox::new(1));
+        let f = Bytes::from(vec![b'x'; 10]);
+        o.push_message(&f, &s, &mut Vec::new());
+        o.push_message(&f, &s, &mut Vec::new());
+        let TakeFrame::Frame(a, cost) = o.take_frame() else {
+            panic!("queued")
+        };
+        assert_eq!((a.len(), cost), (10, 10 + FRAME_OVERHEAD));
+        assert!(matches!(o.take_frame(), TakeFrame::Frame(..)));
+        assert!(matches!(o.take_frame(), TakeFrame::Idle));
+        assert_eq!(o.usage(), (2 * cost, 0));
+        o.written(cost);
+        o.close_after_flush();
+        assert!(matches!(o.take_frame(), TakeFrame::Idle), "one still in flight");
+        o.written(cost);
+        assert!(matches!(o.take_frame(), TakeFrame::Close));
     }
 
     #[test]

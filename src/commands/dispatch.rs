@@ -483,6 +483,9 @@ impl Session {
             | Cmd::ClusterSlaves
             | Cmd::ClusterSlots
             | Cmd::ClusterReload => self.cluster(spec.cmd, args),
+            Cmd::WebhookAdd | Cmd::WebhookDel | Cmd::WebhookList | Cmd::WebhookInfo | Cmd::WebhookHelp => {
+                self.webhook(spec.cmd, args)
+            }
             // Containers reach here only without their subcommand, which their arity
             // refuses first; Redis's reply for a container it cannot run is this.
             Cmd::Pubsub
@@ -495,7 +498,8 @@ impl Session {
             | Cmd::Memory
             | Cmd::Object
             | Cmd::Xgroup
-            | Cmd::Xinfo => {
+            | Cmd::Xinfo
+            | Cmd::Webhook => {
                 self.fail(Error::WrongArity(spec.name));
                 Flow::Continue
             }

@@ -159,6 +159,16 @@ pub enum Error {
     XsetidMaxDeletedAboveId,
     XsetidTooSmall,
     XsetidBelowMaxDeleted,
+    // Webhooks.
+    /// `no such webhook '<name>'`.
+    NoSuchWebhook(Bytes),
+    /// A URL that is not http:// or https:// with a host.
+    WebhookUrl(Bytes),
+    /// A WEBHOOK ADD option out of range: the option and what it takes.
+    WebhookOption(&'static str, &'static str),
+    WebhookEmptyName,
+    /// The webhook could not be started: why.
+    WebhookStart(String),
 }
 
 impl Error {
@@ -307,6 +317,21 @@ impl Error {
             Error::XsetidMaxDeletedAboveId => "ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id",
             Error::XsetidTooSmall => "ERR The ID specified in XSETID is smaller than the target stream top item",
             Error::XsetidBelowMaxDeleted => "ERR The ID specified in XSETID is smaller than current max_deleted_entry_id",
+            Error::NoSuchWebhook(name) => {
+                let mut t = b"ERR no such webhook '".to_vec();
+                t.extend_from_slice(c_str(&name[..name.len().min(128)]));
+                t.push(b'\'');
+                return t;
+            }
+            Error::WebhookUrl(url) => {
+                let mut t = b"ERR invalid webhook URL '".to_vec();
+                t.extend_from_slice(c_str(&url[..url.len().min(256)]));
+                t.extend_from_slice(b"': it must be an http:// or https:// URL with a host");
+                return t;
+            }
+            Error::WebhookOption(opt, what) => return format!("ERR invalid {opt} value: it must be {what}").into_bytes(),
+            Error::WebhookEmptyName => "ERR the webhook name must not be empty",
+            Error::WebhookStart(why) => return format!("ERR can't start the webhook: {why}").into_bytes(),
             Error::ExecAbortBecause(why) => {
                 // Redis's `execCommandAbort`: the refusal's text without its `ERR `.
                 let text = why.text();

@@ -12,7 +12,7 @@
 //!   `server` (COMMAND, CONFIG), `info`, `operator` (MONITOR, SHUTDOWN, SLOWLOG,
 //!   LATENCY, MEMORY...), `acl`, `keys` (generic key commands), `streams` (entries and
 //!   reads), `groups` (consumer groups, XINFO), `cluster` (CLUSTER, READONLY, READWRITE,
-//!   ASKING).
+//!   ASKING), `webhook` (WEBHOOK, and the dead-letter XADD its deliveries use).
 //! * `persistence`: replaying the append-only file, BGREWRITEAOF, DEBUG LOADAOF.
 //! * [`keyspace`]: the keyspace lock around a command or an EXEC, and what a write leaves
 //!   to do (serving blocked readers, keyspace notifications); [`blocking`]: a blocked
@@ -35,6 +35,7 @@ mod pubsub;
 mod server;
 mod streams;
 mod transactions;
+mod webhook;
 
 use crate::sync::LockExt;
 use std::collections::HashSet;

@@ -212,6 +212,10 @@ impl Session {
                 kv("pubsub_delivered_messages", &Stats::get(&st.messages_delivered));
                 kv("pubsub_dropped_messages", &Stats::get(&st.messages_dropped));
                 kv("auth_failures", &Stats::get(&st.auth_failures));
+                let (delivered, failed) = b.webhooks.totals();
+                kv("webhooks", &b.webhooks.len());
+                kv("webhook_deliveries", &delivered);
+                kv("webhook_failures", &failed);
             }
             "replication" => {
                 kv("role", &"master");

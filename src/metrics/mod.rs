@@ -96,6 +96,59 @@ fn family<'a>(
     Ok(())
 }
 
+/// One family per webhook figure, labelled `webhook="<name>"`.
+fn webhooks(e: &mut DescriptorEncoder, hooks: &[crate::webhook::Info]) -> fmt::Result {
+    let names: Vec<String> = hooks
+        .iter()
+        .map(|h| String::from_utf8_lossy(&h.name).into_owned())
+        .collect();
+    type Figure = fn(&crate::webhook::Info) -> u64;
+    let figures: [(&str, &str, MetricType, Figure); 6] = [
+        (
+            "fanout_webhook_delivered",
+            "Messages a webhook's receiver accepted (2xx)",
+            MetricType::Counter,
+            |h| h.delivered,
+        ),
+        (
+            "fanout_webhook_failed",
+            "Messages a webhook gave up on after its retries",
+            MetricType::Counter,
+            |h| h.failed,
+        ),
+        (
+            "fanout_webhook_retried",
+            "Webhook delivery attempts beyond each message's first",
+            MetricType::Counter,
+            |h| h.retried,
+        ),
+        (
+            "fanout_webhook_dropped",
+            "Messages a webhook's queue dropped on overflow (MAXQUEUE)",
+            MetricType::Counter,
+            |h| h.dropped,
+        ),
+        (
+            "fanout_webhook_dead_lettered",
+            "Messages added to a webhook's dead-letter stream",
+            MetricType::Counter,
+            |h| h.dead_lettered,
+        ),
+        (
+            "fanout_webhook_queued_bytes",
+            "Bytes a webhook holds queued or in flight",
+            MetricType::Gauge,
+            |h| h.queued_bytes,
+        ),
+    ];
+    for (name, help, kind, get) in figures {
+        // Counters get their `_total` from the encoder, as the others here.
+        let values = names.iter().zip(hooks).map(|(n, h)| (n.as_str(), get(h)));
+        family(e, name, help, kind, "webhook", values)?;
+    }
+    Ok(())
+}
+
 impl Collector for BrokerCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
         let b = &self.broker;
@@ -205,6 +258,7 @@ impl Collector for BrokerCollector {
             "Keys removed because their TTL passed",
             expired,
         )?;
+        webhooks(&mut e, &b.webhooks.infos())?;
         // The append-only file (INFO persistence, Redis's names after `fanout_`).
         let aof = &b.aof.stats;
         let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);

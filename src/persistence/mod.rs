@@ -275,7 +275,13 @@ pub struct Aof {
     /// The running AOF's shared part and its writer thread (what a connection needs
     /// on every batch of replies, outside `running`'s lock).
     active: Mutex<Option<(Arc<Shared>, std::thread::Thread)>>,
+    /// Commands a rewrite writes after the keyspace (the webhooks' definitions), read
+    /// under the keyspace lock at the snapshot. Set once by a higher layer.
+    rewrite_extra: std::sync::OnceLock<RewriteExtra>,
 }
+
+/// See [`Aof::set_rewrite_extra`].
+pub type RewriteExtra = Box<dyn Fn() -> Vec<Vec<bytes::Bytes>> + Send + Sync>;
 
 struct Running {
     shared: Arc<Shared>,
@@ -293,7 +299,16 @@ impl Aof {
             running: Mutex::new(None),
             active: Mutex::new(None),
             executing: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            rewrite_extra: std::sync::OnceLock::new(),
         }
+    }
+
+    /// What a rewrite writes into the new base after the keyspace: server state kept in
+    /// the AOF as commands (WEBHOOK ADD). Called under the keyspace lock, at the same
+    /// point as the snapshot, so the base and the new incr file split it as they split
+    /// the data. Only the first call counts.
+    pub fn set_rewrite_extra(&self, f: RewriteExtra) {
+        let _ = self.rewrite_extra.set(f);
     }
 
     pub fn is_on(&self) -> bool {
@@ -467,7 +482,8 @@ impl Aof {
         // keyspace's history: what came before is in the base, what follows in the incr.
         let (snapshot, rotation) = {
             let mut ks = self.keyspace.lock();
-            (rewrite::Snapshot::take(&ks), ks.journal.rotate())
+            let extra = self.rewrite_extra.get().map(|f| f()).unwrap_or_default();
+            (rewrite::Snapshot::take(&ks, extra), ks.journal.rotate())
         };
         run.writer.thread().unpark();
         let handle = std::thread::Builder::new()

@@ -18,18 +18,20 @@ use crate::keyspace::{Keyspace, Slot, Value};
 use crate::stream::{Id, Stream};
 use crate::sync::LockExt;
 
-/// The keyspace at one instant: per database, its keys.
+/// The keyspace at one instant: per database, its keys; then commands for server state
+/// kept in the AOF (WEBHOOK ADD), written after the keys.
 pub struct Snapshot {
     dbs: Vec<(usize, Vec<Slot>)>,
+    extra: Vec<Vec<bytes::Bytes>>,
 }
 
 impl Snapshot {
-    pub fn take(ks: &Keyspace) -> Snapshot {
+    pub fn take(ks: &Keyspace, extra: Vec<Vec<bytes::Bytes>>) -> Snapshot {
         let dbs = (0..ks.databases())
             .filter(|&d| !ks.db(d).is_empty())
             .map(|d| (d, ks.db(d).iter().cloned().collect()))
             .collect();
-        Snapshot { dbs }
+        Snapshot { dbs, extra }
     }
 
     /// The commands that rebuild the snapshot, written to `out`. Gives up (Interrupted)
@@ -53,6 +55,10 @@ impl Snapshot {
                     }
                 }
             }
+        }
+        for cmd in &self.extra {
+            let args: Vec<&[u8]> = cmd.iter().map(|a| &a[..]).collect();
+            put(&mut buf, &args);
         }
         out.write_all(&buf)
     }

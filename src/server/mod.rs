@@ -286,6 +286,8 @@ impl Server {
         tracing::info!("shutting down: no longer accepting, draining connections");
         accept_stop.cancel();
         self.shutdown.cancel();
+        // Webhook deliveries end now: shutdown never waits on a receiver.
+        self.broker.webhooks.shutdown();
         tracker.close();
         let grace = Duration::from_secs(self.broker.settings.shutdown_timeout.load(Relaxed));
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {

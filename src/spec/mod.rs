@@ -204,6 +204,8 @@ pub enum Redact {
     AclSetuser,
     /// CONFIG SET: the values of sensitive directives.
     ConfigSet,
+    /// WEBHOOK ADD: the value after `SECRET`.
+    WebhookSecret,
 }
 
 /// Directives whose CONFIG SET values are secrets (Redis's `SENSITIVE_CONFIG`).
@@ -262,6 +264,16 @@ impl Spec {
                 }
             }
             Redact::AclSetuser => out[2..].fill(REDACTED),
+            Redact::WebhookSecret => {
+                // Options start after name, url and pattern; a value is never a keyword.
+                let mut i = 5;
+                while i + 1 < out.len() {
+                    if out[i].eq_ignore_ascii_case(b"SECRET") {
+                        out[i + 1] = REDACTED;
+                    }
+                    i += 2;
+                }
+            }
             Redact::ConfigSet => {
                 for pair in out[2..].chunks_mut(2) {
                     if let [name, value] = pair {
@@ -466,6 +478,8 @@ commands! {
     ClusterMyshardid, ClusterNodes, ClusterReplicas, ClusterReplicate, ClusterReset, ClusterSaveconfig,
     ClusterSetConfigEpoch, ClusterSetslot, ClusterShards, ClusterSlaves, ClusterSlots, ClusterReload,
     Readonly, Readwrite, Asking,
+    // webhooks
+    Webhook, WebhookAdd, WebhookDel, WebhookList, WebhookInfo, WebhookHelp,
 }
 
 const fn arg(name: &'static str, kind: &'static str, optional: bool, multiple: bool) -> Arg {
@@ -633,6 +647,7 @@ mod pubsub;
 mod server;
 mod streams;
 mod transactions;
+mod webhook;
 
 /// The families' tables.
 static FAMILIES: &[&[Spec]] = &[
@@ -644,6 +659,7 @@ static FAMILIES: &[&[Spec]] = &[
     keyspace::COMMANDS,
     streams::COMMANDS,
     cluster::COMMANDS,
+    webhook::COMMANDS,
 ];
 
 /// Top-level commands by the first letter of their name (`a`..`z`), so a lookup compares
@@ -890,6 +906,24 @@ mod tests {
             ["CONFIG", "SET", "maxclients", "5", "REQUIREPASS", "(redacted)"]
         );
         assert_eq!(show(b"ping", None, &["PING", "x"]), ["PING", "x"]);
+        assert_eq!(
+            show(
+                b"webhook",
+                Some(b"add"),
+                &["WEBHOOK", "ADD", "h", "http://x/", "*", "RETRIES", "1", "secret", "s3"]
+            ),
+            [
+                "WEBHOOK",
+                "ADD",
+                "h",
+                "http://x/",
+                "*",
+                "RETRIES",
+                "1",
+                "secret",
+                "(redacted)"
+            ]
+        );
     }
 
     /// The cluster rows as Redis 7.2 has them: flags, ACL categories derived from the flags
