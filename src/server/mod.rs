@@ -282,6 +282,10 @@ impl Server {
             _ = stop => {}
             _ = self.broker.shutdown.cancelled() => {}
         }
+        // What SHUTDOWN cancels, `stop` cancels too: SSE streams, stream followers and
+        // WebSocket connections end on it (they would otherwise hold their connection
+        // until the drain's timeout cuts it).
+        self.broker.shutdown.cancel();
 
         tracing::info!("shutting down: no longer accepting, draining connections");
         accept_stop.cancel();
