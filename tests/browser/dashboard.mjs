@@ -252,8 +252,13 @@ async function main() {
   });
   await step('the tail\'s SSE client appears in the client table', () =>
     page.locator('#clients tbody tr', { hasText: 'fanout-http' }).filter({ hasText: 'sse' }).first().waitFor());
-  // Let one more poll land so the rate cards have two samples.
-  await page.waitForTimeout(1200);
+  // Some steady traffic for the screenshot (nonzero rates, ordinary payloads on top of the
+  // test's odd ones), spread over more than one poll so the rate cards have two samples.
+  for (let i = 1; i <= 16; i++) {
+    await pub.send(['PUBLISH', 'news.live', JSON.stringify({ order: 1000 + i, status: 'shipped' })], (b) => b.startsWith(':'));
+    await page.waitForTimeout(100);
+  }
+  await page.waitForTimeout(1100);
   await page.screenshot({ path: path.join(shots, 'dashboard.png') });
 
   // Phone-sized: the page must not scroll sideways (the tables scroll in their boxes).
