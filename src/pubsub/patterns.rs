@@ -102,6 +102,21 @@ impl PatternIndex {
         }
     }
 
+    /// Up to `limit` distinct patterns with their subscriber counts, in byte order (so a
+    /// capped list is the same prefix each time), and how many patterns there are. No
+    /// Redis command lists patterns; the dashboard reads them here. The lock is held
+    /// while the names are copied, never while they are sorted.
+    pub fn counts(&self, limit: usize) -> (Vec<(Bytes, usize)>, usize) {
+        let mut all: Vec<(Bytes, usize)> = {
+            let t = self.table.read_locked();
+            t.subscribers.iter().map(|(p, s)| (p.clone(), s.len())).collect()
+        };
+        let total = all.len();
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        all.truncate(limit);
+        (all, total)
+    }
+
     /// Does any pattern match `channel`?
     pub fn any_match(&self, channel: &[u8]) -> bool {
         let mut hit = false;
@@ -182,5 +197,23 @@ mod tests {
             matches_of(&idx, b"news.sports.x"),
             vec![b"*".to_vec(), b"*.x".to_vec(), b"n?ws.*".to_vec()]
         );
+    }
+
+    #[test]
+    fn counts_are_sorted_and_capped() {
+        let idx = PatternIndex::default();
+        let a = Arc::new(Outbox::new(1));
+        let b = Arc::new(Outbox::new(2));
+        for p in [&b"z*"[..], b"a*", b"m?"] {
+            idx.subscribe(p, &a);
+        }
+        idx.subscribe(b"m?", &b);
+        let (list, total) = idx.counts(2);
+        assert_eq!(total, 3);
+        assert_eq!(
+            list,
+            vec![(Bytes::from_static(b"a*"), 1), (Bytes::from_static(b"m?"), 2)]
+        );
+        assert_eq!(idx.counts(0), (vec![], 3));
     }
 }

@@ -13,10 +13,11 @@
 //!   authentication and the error mapping.
 //! * [`sse`]: `GET /v1/sse` and `GET /v1/streams/<key>/sse` (replay, then follow).
 //! * [`ws`]: `GET /v1/ws`, the JSON protocol over WebSocket.
-//! * [`api`]: `POST /v1/publish/<channel>`, `POST /v1/streams/<key>`, `GET /v1/stats`,
-//!   `/metrics`.
+//! * [`api`]: `POST /v1/publish/<channel>`, `POST /v1/streams/<key>`, `/metrics`.
+//! * [`dashboard`]: `GET /v1/stats`, the dashboard page (`/`) and the SSE demo (`/demo`).
 
 pub mod api;
+pub mod dashboard;
 pub mod sse;
 pub mod ws;
 
@@ -81,6 +82,13 @@ pub fn router(web: Web) -> Router {
         .route("/v1/ws", get(ws::upgrade))
         .route("/v1/publish/{*channel}", post(api::publish))
         .route("/metrics", get(api::metrics))
+        .route("/v1/stats", get(dashboard::stats))
+        // The page and its files hold no data: served without credentials (still behind
+        // protected mode, below); the page's own /v1/stats requests are what log in.
+        .route("/", get(dashboard::index))
+        .route("/app.js", get(dashboard::app_js))
+        .route("/style.css", get(dashboard::style_css))
+        .route("/demo", get(dashboard::demo))
         .fallback(not_found)
         .layer(cors)
         .layer(axum::middleware::from_fn_with_state(web.clone(), protected_mode))
