@@ -516,6 +516,9 @@ async fn sse_client_is_listed_with_its_subscriptions_and_removed_when_dropped() 
     assert_eq!(field(&line, "sub"), "2", "{line}");
     assert_eq!(field(&line, "psub"), "1", "{line}");
     assert!(field(&line, "flags").contains('P'), "{line}");
+    // /metrics on the same listener counts it by kind.
+    let metrics = reqwest::get(srv.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("fanout_web_clients{kind=\"sse\"} 1"), "{metrics}");
 
     drop(sse);
     until("the SSE client leaves CLIENT LIST", Duration::from_secs(5), || async {

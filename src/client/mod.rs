@@ -12,5 +12,9 @@ pub mod pause;
 pub mod table;
 pub mod writer;
 
+/// The `lib-name` CLIENT LIST shows for the HTTP listener's clients (SSE, WebSocket,
+/// HTTP requests); their client name says which.
+pub const WEB_LIB_NAME: &[u8] = b"fanout-http";
+
 pub use outbox::Outbox;
 pub use table::{ClientHandle, ClientTable};

@@ -157,9 +157,16 @@ impl Collector for BrokerCollector {
 
         let clients = b.clients.all();
         let (mut sub, mut psub, mut ssub, mut pubsub_clients, mut queued) = (0, 0, 0, 0, 0);
+        // The HTTP listener's clients, by what they are (their client name).
+        let mut web = [("sse", 0u64), ("sse-stream", 0), ("websocket", 0), ("http", 0)];
         for c in &clients {
             queued += c.outbox.usage().0 as u64;
             let i = c.info.locked();
+            if i.lib_name.as_deref() == Some(crate::client::WEB_LIB_NAME) {
+                if let Some(k) = web.iter_mut().find(|(k, _)| i.name.as_deref() == Some(k.as_bytes())) {
+                    k.1 += 1;
+                }
+            }
             sub += i.sub as u64;
             psub += i.psub as u64;
             ssub += i.ssub as u64;
@@ -381,6 +388,14 @@ impl Collector for BrokerCollector {
             "fanout_messages_dropped",
             "Messages discarded for subscribers over their output buffer limit (drop-newest and drop-oldest policies)",
             get(&st.messages_dropped),
+        )?;
+        family(
+            &mut e,
+            "fanout_web_clients",
+            "Clients of the HTTP listener open now, by kind (SSE subscribers, stream followers, WebSocket connections, requests in progress)",
+            MetricType::Gauge,
+            "kind",
+            web,
         )?;
         family(
             &mut e,

@@ -342,7 +342,7 @@ pub async fn open(web: &Web, peer: &Peer, headers: &HeaderMap, wire: Wire, name:
     {
         let mut info = client.info.lock().unwrap_or_else(|e| e.into_inner());
         info.name = Some(Bytes::copy_from_slice(name.as_bytes()));
-        info.lib_name = Some(Bytes::from_static(b"fanout-http"));
+        info.lib_name = Some(Bytes::from_static(crate::client::WEB_LIB_NAME));
     }
     broker.clients.insert(client.clone());
     let mut session = WebSession(Session::new(broker.clone(), client));
