@@ -503,6 +503,32 @@ async fn next_message(rx: &mut tokio::sync::mpsc::UnboundedReceiver<redis::PushI
 // ---------------------------------------------------------------------------------------
 // 3. CLIENT LIST.
 
+/// An SSE subscribe that is not a connection's first request is streamed by hyper
+/// (chunked) rather than by the connection itself: the same events either way.
+#[tokio::test]
+async fn sse_on_a_kept_alive_connection_streams_through_hyper() {
+    let srv = start(&[]).await;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+    let first = http.get(srv.url("/nope")).send().await.unwrap();
+    assert_eq!(first.status(), 404);
+    first.bytes().await.unwrap();
+    let resp = tokio::time::timeout(T, http.get(srv.url("/v1/sse?channel=kept")).send())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["transfer-encoding"], "chunked", "{:?}", resp.headers());
+    let mut sse = Sse::from(resp);
+    assert_eq!(sse.next().await.unwrap().event, "subscribe");
+    let mut con = srv.redis().await;
+    assert_eq!(publish(&mut con, b"kept", b"via hyper").await, 1);
+    let ev = sse.next().await.unwrap();
+    assert_eq!(
+        (ev.event.as_str(), ev.json()["data"].as_str()),
+        ("message", Some("via hyper"))
+    );
+}
+
 #[tokio::test]
 async fn sse_client_is_listed_with_its_subscriptions_and_removed_when_dropped() {
     let srv = start(&[]).await;
@@ -1187,8 +1213,11 @@ struct SlowSse {
     /// Its address as the server sees it (CLIENT LIST `addr=`).
     addr: String,
     raw: Vec<u8>,
-    /// Where the chunked body's next chunk starts in `raw`.
+    /// Where the body's next bytes (or next chunk) start in `raw`.
     at: usize,
+    /// The body is chunked (served by hyper) rather than delimited by the connection's
+    /// end (an HTTP/1 SSE stream written by the connection itself).
+    chunked: bool,
     /// The body ended with its last chunk.
     done: bool,
     parser: SseParser,
@@ -1213,6 +1242,7 @@ impl SlowSse {
             addr,
             raw: Vec::new(),
             at: 0,
+            chunked: false,
             done: false,
             parser: SseParser::default(),
         };
@@ -1229,8 +1259,15 @@ impl SlowSse {
             };
             let head = String::from_utf8_lossy(&self.raw[..end]).to_ascii_lowercase();
             assert!(head.starts_with("http/1.1 200"), "{head}");
-            assert!(head.contains("transfer-encoding: chunked"), "{head}");
+            self.chunked = head.contains("transfer-encoding: chunked");
+            assert!(self.chunked || head.contains("connection: close"), "{head}");
             self.at = end + 4;
+        }
+        if !self.chunked {
+            let body = self.raw[self.at..].to_vec();
+            self.at = self.raw.len();
+            self.parser.push(&body);
+            return;
         }
         while !self.done {
             let rest = &self.raw[self.at..];

@@ -84,6 +84,8 @@ struct Queue {
     /// The soft limit seen by the last push, so the writer can reset the timer when
     /// usage falls below it without consulting the settings.
     soft: usize,
+    /// `dropped` as last announced to a browser (see [`Outbox::take`]).
+    announced: u64,
 }
 
 /// What a push did with the frame.
@@ -186,6 +188,7 @@ impl Outbox {
                 state: State::Open,
                 soft_since: None,
                 soft: 0,
+                announced: 0,
             }),
             writer_wake: Notify::new(),
             gone: CancellationToken::new(),
@@ -479,9 +482,28 @@ impl Outbox {
     }
 
     /// Moves queued frames into `batch` (up to about `max_bytes`) for the writer.
+    ///
+    /// A browser (SSE, WebSocket) is told in band when messages were dropped for it: a
+    /// `dropped` event goes first, where the gap is (drop-oldest removes from the front;
+    /// drop-newest refused what came after the last message taken). RESP has no such
+    /// message: Redis clients see only the `dropped=` count in CLIENT LIST.
     pub fn take(&self, batch: &mut Vec<Bytes>, max_bytes: usize) -> Take {
         let mut q = self.queue.locked();
         let mut taken = 0usize;
+        let mut announced = false;
+        let wire = self.wire();
+        if matches!(wire, Wire::Sse | Wire::WebSocket) {
+            let dropped = self.dropped.load(Relaxed);
+            if dropped > q.announced {
+                batch.push(crate::protocol::web::dropped_notice(
+                    wire,
+                    dropped - q.announced,
+                    dropped,
+                ));
+                q.announced = dropped;
+                announced = true;
+            }
+        }
         while let Some(f) = q.frames.front() {
             if matches!(f.body, Body::Pending { .. }) || taken >= max_bytes {
                 break;
@@ -492,7 +514,7 @@ impl Outbox {
                 batch.push(bytes);
             }
         }
-        if taken == 0 {
+        if taken == 0 && !announced {
             return if q.frames.is_empty() && q.state == State::Closing && q.in_flight == 0 {
                 Take::Close
             } else {

@@ -292,6 +292,16 @@ pub fn event(out: &mut BytesMut, wire: Wire, kind: &str, body: impl FnOnce(&mut 
     }
 }
 
+/// The `dropped` event a browser gets where messages were dropped for it under a drop
+/// policy: `{"dropped": <since the last notice>, "total": <since it connected>}`.
+pub fn dropped_notice(wire: Wire, dropped: u64, total: u64) -> Bytes {
+    let mut out = BytesMut::with_capacity(64);
+    event(&mut out, wire, "dropped", |b| {
+        b.put_slice(format!("\"dropped\":{dropped},\"total\":{total}").as_bytes())
+    });
+    out.freeze()
+}
+
 /// Turns a web session's RESP3 output into `wire` events: pushed messages as messages,
 /// subscribe confirmations as `subscribe` (etc.) events with the count, errors as
 /// `error` events with Redis's text, any other reply as a `reply` event. `op` names the

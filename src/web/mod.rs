@@ -11,6 +11,8 @@
 //!
 //! * this file: the accept loop (TLS, connection limits, shutdown), the router,
 //!   authentication and the error mapping.
+//! * [`h1`]: the front of each connection: an HTTP/1 SSE subscribe leaves hyper once
+//!   answered and streams from the RESP writer (memory and CPU of a RESP subscriber).
 //! * [`sse`]: `GET /v1/sse` and `GET /v1/streams/<key>/sse` (replay, then follow).
 //! * [`ws`]: `GET /v1/ws`, the JSON protocol over WebSocket.
 //! * [`api`]: `POST /v1/publish/<channel>`, `POST /v1/streams/<key>`, `/metrics`.
@@ -18,6 +20,7 @@
 
 pub mod api;
 pub mod dashboard;
+pub mod h1;
 pub mod sse;
 pub mod ws;
 
@@ -222,6 +225,10 @@ async fn serve_connection<S>(stream: S, peer: Peer, router: Router, drain: Cance
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let stream = match h1::front(stream, peer, &router, MAX_REQUEST_HEAD, HANDSHAKE_TIMEOUT).await {
+        h1::Front::Done => return,
+        h1::Front::Hyper(stream) => stream,
+    };
     let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(peer);
         router.clone().oneshot(req.map(axum::body::Body::new))

@@ -13,7 +13,7 @@
 //! reconnects sends `Last-Event-ID` and resumes right after the last entry it got.
 
 use std::convert::Infallible;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -47,16 +47,6 @@ fn event_stream(body: Body) -> Response {
         body,
     )
         .into_response()
-}
-
-fn keepalive(web: &Web) -> Option<Duration> {
-    let secs: u64 = web
-        .broker
-        .settings
-        .get("http-sse-keepalive")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(15);
-    (secs > 0).then(|| Duration::from_secs(secs))
 }
 
 /// `GET /v1/sse`.
@@ -93,18 +83,58 @@ pub async fn channels(
         subscribe(&mut session, &args).await?;
     }
     session.flush();
-    let sse = Sse {
-        session,
-        keepalive: keepalive(&web),
-        dropped: 0,
-        frames: Vec::new(),
-        started: false,
-    };
-    Ok(event_stream(Body::from_stream(stream::unfold(
-        sse,
-        |mut s| async move { s.next().await.map(|chunk| (Ok::<_, Infallible>(chunk), s)) },
-    ))))
+    // Whoever comes first serves the stream: the HTTP/1 connection itself (it takes the
+    // subscriber from the response's extension, see `super::h1`), or hyper polling the body
+    // (HTTP/2, or a request after others on a kept-alive connection).
+    let slot = Takeover(Arc::new(Mutex::new(Some(session))));
+    let keepalive = keepalive(&web);
+    let from_body = slot.clone();
+    let body = stream::unfold(None, move |state: Option<Sse>| {
+        let from_body = from_body.clone();
+        async move {
+            let mut sse = match state {
+                Some(s) => s,
+                None => Sse {
+                    session: from_body.take()?,
+                    keepalive,
+                    frames: Vec::new(),
+                    started: false,
+                },
+            };
+            sse.next().await.map(|chunk| (Ok::<_, Infallible>(chunk), Some(sse)))
+        }
+    });
+    let mut response = event_stream(Body::from_stream(body));
+    response.extensions_mut().insert(slot);
+    Ok(response)
 }
+
+/// An SSE subscriber not yet streaming, for whichever path serves it first.
+#[derive(Clone)]
+pub struct Takeover(Arc<Mutex<Option<WebSession>>>);
+
+impl Takeover {
+    pub fn take(&self) -> Option<WebSession> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// What precedes the events: how long a browser waits before reconnecting.
+pub const PREAMBLE: &[u8] = b"retry: 2000\n\n";
+
+/// Seconds between keep-alive comments (`http-sse-keepalive`), if any.
+pub fn keepalive(web: &Web) -> Option<Duration> {
+    let secs: u64 = web
+        .broker
+        .settings
+        .get("http-sse-keepalive")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15);
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+/// The keep-alive comment.
+pub const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
 /// Runs a subscribe; a refusal (ACL, cluster routing, limits) is the request's error.
 /// The confirmations reach the outbox (as events) only when it succeeded.
@@ -125,8 +155,6 @@ async fn subscribe(session: &mut WebSession, args: &[Bytes]) -> Result<(), ApiEr
 struct Sse {
     session: WebSession,
     keepalive: Option<Duration>,
-    /// Drops already announced.
-    dropped: u64,
     frames: Vec<Bytes>,
     started: bool,
 }
@@ -138,20 +166,10 @@ impl Sse {
         if !self.started {
             self.started = true;
             // How long a browser waits before reconnecting; then the confirmations.
-            return Some(Bytes::from_static(b"retry: 2000\n\n"));
+            return Some(Bytes::from_static(PREAMBLE));
         }
         loop {
             let mut chunk = BytesMut::new();
-            let dropped = outbox.dropped.load(Relaxed);
-            if dropped > self.dropped {
-                // In band, where the gap is: the messages after this line came after it.
-                sse_event(&mut chunk, None, "dropped", |b| {
-                    object(b, |b| {
-                        b.put_slice(format!("\"dropped\":{},\"total\":{dropped}", dropped - self.dropped).as_bytes())
-                    })
-                });
-                self.dropped = dropped;
-            }
             match outbox.take(&mut self.frames, MAX_TAKE) {
                 Take::Write(n) => {
                     for f in self.frames.drain(..) {
@@ -164,7 +182,6 @@ impl Sse {
                     return Some(chunk.freeze());
                 }
                 Take::Close => return None,
-                Take::Idle if !chunk.is_empty() => return Some(chunk.freeze()),
                 Take::Idle => {}
             }
             let idle = async {
@@ -177,7 +194,7 @@ impl Sse {
                 _ = outbox.wait() => {}
                 _ = outbox.gone.cancelled() => return None,
                 _ = shutdown.cancelled() => return None,
-                _ = idle => return Some(Bytes::from_static(b": keep-alive\n\n")),
+                _ = idle => return Some(Bytes::from_static(KEEPALIVE)),
             }
         }
     }
@@ -291,7 +308,7 @@ impl Follow {
 
     async fn next(&mut self) -> Option<Bytes> {
         if let Some(first) = self.first.take() {
-            let mut chunk = BytesMut::from(&b"retry: 2000\n\n"[..]);
+            let mut chunk = BytesMut::from(PREAMBLE);
             chunk.extend_from_slice(&first);
             return Some(chunk.freeze());
         }
@@ -309,7 +326,7 @@ impl Follow {
                     Stats::add(&self.session.broker.stats.net_output_bytes, events.len() as u64);
                     return Some(events);
                 }
-                Ok(_) if self.keepalive.is_some() => return Some(Bytes::from_static(b": keep-alive\n\n")),
+                Ok(_) if self.keepalive.is_some() => return Some(Bytes::from_static(KEEPALIVE)),
                 Ok(_) => continue,
                 Err(e) => {
                     // The key was deleted and recreated as another type, ACL changed...:

@@ -120,6 +120,7 @@ where
         .unwrap_or(8 << 20);
     let mut decoder = Decoder::new(max as usize);
     let mut buf = BytesMut::new();
+    let mut small = [0u8; 512];
     let keepalive = broker
         .settings
         .get("http-sse-keepalive")
@@ -134,7 +135,18 @@ where
                 None => std::future::pending().await,
             }
         };
-        buf.reserve(decoder.bytes_wanted(&buf).clamp(4096, 64 * 1024));
+        // An idle connection holds no read buffer: the next request is read into a small
+        // buffer on the stack; only a frame that arrives in pieces gets a growing one.
+        let read = async {
+            if buf.is_empty() {
+                let n = rd.read(&mut small).await?;
+                buf.extend_from_slice(&small[..n]);
+                Ok(n)
+            } else {
+                buf.reserve(decoder.bytes_wanted(&buf).clamp(4096, 64 * 1024));
+                rd.read_buf(&mut buf).await
+            }
+        };
         tokio::select! {
             _ = outbox.gone.cancelled() => break,
             _ = shutdown.cancelled() => {
@@ -146,7 +158,7 @@ where
                 control(&session, Opcode::Ping, b"");
                 continue;
             }
-            r = rd.read_buf(&mut buf) => match r {
+            r = read => match r {
                 Ok(0) | Err(_) => {
                     outbox.close_after_flush();
                     break;
@@ -183,6 +195,9 @@ where
             if outbox.is_gone() {
                 break 'conn;
             }
+        }
+        if buf.is_empty() {
+            buf = BytesMut::new();
         }
     }
     // The writer sends what is queued (a close frame included), then ends.
