@@ -3,10 +3,12 @@
 //! `GET /v1/sse?channel=a&pattern=news.*&shard=s` subscribes with SUBSCRIBE, PSUBSCRIBE
 //! and SSUBSCRIBE (so ACL and cluster routing apply, and a refusal is an HTTP error
 //! before the stream starts), then streams what the subscriber's outbox receives:
-//! confirmations, then one event per message, already encoded as SSE. The stream reads
-//! the outbox as a RESP connection's writer does, so a browser that reads too slowly
-//! fills its outbox and meets its output limit and overflow policy like any subscriber;
-//! messages dropped under a drop policy are announced in the stream (`event: dropped`).
+//! confirmations, then one event per message, already encoded as SSE. On an HTTP/1
+//! connection the connection's own writer streams it (see [`super::h1`]); otherwise
+//! (HTTP/2, a kept-alive connection's later request) hyper polls it as the response body.
+//! Either way a browser that reads too slowly fills its outbox and meets its output limit
+//! and overflow policy like any subscriber; messages dropped under a drop policy are
+//! announced in the stream (`event: dropped`, from `Outbox::take`).
 //!
 //! `GET /v1/streams/<key>/sse?from=<id>` replays a stream after an ID and follows it
 //! with blocking XREADs; each entry's `id:` is its entry ID, so a browser that
