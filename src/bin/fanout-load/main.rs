@@ -237,15 +237,24 @@ enum Scenario {
     Xmem(XmemArgs),
     /// Global PUBLISH across the nodes of a cluster, subscribers on every node.
     Cluster(ClusterCli),
-    /// S browser-like SSE subscribers (one TCP connection each) on fanout's HTTP port,
-    /// P RESP publishers; `--compare`: against RESP subscribers on the same fanout
-    /// (and redis-server with `--redis-port`), medians and the SSE/RESP ratio.
+    /// S SSE subscribers on fanout's HTTP port, P RESP publishers; --compare: vs RESP
+    ///
+    /// S browser-like SSE subscribers (one TCP connection each, `GET /v1/sse?channel=`)
+    /// on fanout's HTTP port, P RESP publishers; deliveries/s. `--compare`: alternately
+    /// against RESP subscribers on the same fanout (and redis-server with
+    /// `--redis-port`), medians and the SSE/RESP ratio.
     SseFanout(SseFanoutArgs),
-    /// Server memory (RSS and INFO used_memory) per idle subscriber: RESP, SSE or
-    /// WebSocket, each on its own channel; with several kinds, the ratios to RESP.
+    /// Server memory per idle subscriber: RESP, SSE or WebSocket
+    ///
+    /// Server RSS (`--server-pid`) and INFO used_memory per idle subscriber, each on its
+    /// own channel; `--kind all --start-fanout PATH`: a fresh fanout per measurement,
+    /// medians and the ratios sse/resp, ws/resp.
     IdleMemory(IdleMemoryArgs),
-    /// WEBHOOK ADD to a receiver run here (HTTP/1.1 on 127.0.0.1, 200 + keep-alive),
-    /// publishers at full speed: webhook deliveries/s received.
+    /// WEBHOOK ADD to a local receiver, PUBLISH at full speed: webhook deliveries/s
+    ///
+    /// Runs an HTTP/1.1 receiver on 127.0.0.1:0 (200, keep-alive, requests counted),
+    /// sends `WEBHOOK ADD bench http://127.0.0.1:PORT/hook bench*`, publishes at full
+    /// speed; webhook deliveries/s received. Fails (exit 1) on a server without WEBHOOK.
     Webhook(WebhookArgs),
 }
 
