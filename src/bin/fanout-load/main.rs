@@ -60,10 +60,13 @@
 //!   starts a fresh fanout per measurement (kinds alternate), medians and the ratios
 //!   sse/resp and ws/resp.
 //! - `webhook` runs an HTTP/1.1 receiver on 127.0.0.1:0 (200, keep-alive, requests
-//!   counted), sends `WEBHOOK ADD bench http://127.0.0.1:PORT/hook bench*` (plus
-//!   `--webhook-arg` words), publishes to `bench:hook` at full speed: webhook
-//!   deliveries/s received, delivered fraction; WEBHOOK DEL at the end. A server
-//!   without the WEBHOOK command makes it fail with a clear message (exit 1).
+//!   counted), sends `WEBHOOK ADD bench http://127.0.0.1:PORT/hook bench* POLICY
+//!   drop-newest` (`--policy`; plus `--webhook-arg` words), publishes to `bench:hook`
+//!   at full speed: webhook deliveries/s received, delivered fraction, WEBHOOK INFO's
+//!   counters (delivered, dropped, ...); WEBHOOK DEL at the end. drop-newest because
+//!   publishers at full speed outrun any receiver: under the disconnect policy the
+//!   webhook is suspended once its queue passes MAXQUEUE. A server without the WEBHOOK
+//!   command makes it fail with a clear message (exit 1).
 //! - `compare <scenario> ...` alternates a scenario between a fanout and a
 //!   redis-server (`--fanout-port`, `--redis-port`), medians and ratios
 //!   (not the web scenarios above: they run alone).
@@ -253,8 +256,9 @@ enum Scenario {
     /// WEBHOOK ADD to a local receiver, PUBLISH at full speed: webhook deliveries/s
     ///
     /// Runs an HTTP/1.1 receiver on 127.0.0.1:0 (200, keep-alive, requests counted),
-    /// sends `WEBHOOK ADD bench http://127.0.0.1:PORT/hook bench*`, publishes at full
-    /// speed; webhook deliveries/s received. Fails (exit 1) on a server without WEBHOOK.
+    /// sends `WEBHOOK ADD bench http://127.0.0.1:PORT/hook bench* POLICY drop-newest`,
+    /// publishes at full speed; webhook deliveries/s received and WEBHOOK INFO's
+    /// counters. Fails (exit 1) on a server without WEBHOOK.
     Webhook(WebhookArgs),
 }
 
@@ -347,6 +351,11 @@ struct WebhookArgs {
     pipeline: usize,
     #[arg(long, default_value_t = 64)]
     payload: usize,
+    /// `POLICY` for WEBHOOK ADD: what a queue over MAXQUEUE does. drop-newest (the
+    /// default here) keeps the webhook delivering as fast as the receiver takes while
+    /// publishers outrun it; disconnect suspends it; `server` sends no POLICY.
+    #[arg(long, default_value = "drop-newest")]
+    policy: String,
     /// Extra word appended to WEBHOOK ADD (repeatable), e.g.
     /// `--webhook-arg MAXQUEUE --webhook-arg 67108864`.
     #[arg(long, allow_hyphen_values = true)]
@@ -848,6 +857,7 @@ fn base_report(sc: &Scenario, o: &Opts) -> Report {
             r.param("payload", int(a.payload));
             r.param("pattern", Val::Str(a.pattern.clone()));
             r.param("channel", Val::Str(a.channel.clone()));
+            r.param("policy", Val::Str(a.policy.clone()));
         }
     }
     if matches!(sc, Scenario::Cluster(_)) {
@@ -1048,6 +1058,7 @@ async fn run_scenario(sc: &Scenario, o: Opts) -> Result<Report, String> {
                     publishers: a.publishers,
                     pipeline: a.pipeline,
                     payload: a.payload,
+                    policy: (a.policy != "server").then(|| a.policy.clone()),
                     extra: a.webhook_arg.clone(),
                 };
                 web::run_webhook(&o, &args, report).await

@@ -751,8 +751,41 @@ pub struct Webhook {
     pub publishers: usize,
     pub pipeline: usize,
     pub payload: usize,
+    /// `POLICY <p>` for WEBHOOK ADD (None: the server's default).
+    pub policy: Option<String>,
     /// Extra words for WEBHOOK ADD (RETRIES 0, MAXQUEUE n, ...).
     pub extra: Vec<String>,
+}
+
+/// WEBHOOK INFO's counters, as report keys.
+const HOOK_INFO: &[(&str, &str)] = &[
+    ("delivered", "hook_info_delivered"),
+    ("failed", "hook_info_failed"),
+    ("retried", "hook_info_retried"),
+    ("dropped", "hook_info_dropped"),
+    ("dead-lettered", "hook_info_dead_lettered"),
+    ("queued-messages", "hook_info_queued_messages"),
+];
+
+/// WEBHOOK INFO's `state` and counters (a flat list of name/value pairs in RESP2).
+async fn webhook_info(ctl: &mut Ctl, name: &str, report: &mut Report) {
+    let Ok(V::Arr(items)) = ctl.call(&["WEBHOOK", "INFO", name]).await else {
+        return;
+    };
+    for pair in items.chunks(2) {
+        let (V::Str(k), Some(v)) = (&pair[0], pair.get(1)) else {
+            continue;
+        };
+        match v {
+            V::Str(t) if k == b"state" => report.fig("hook_state", Val::Str(String::from_utf8_lossy(t).into_owned())),
+            V::Int(n) => {
+                if let Some((_, key)) = HOOK_INFO.iter().find(|(f, _)| f.as_bytes() == k.as_slice()) {
+                    report.fig(key, Val::Int(*n));
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// One parsed request at the front of `buf`: (bytes it takes, whether the client asked
@@ -932,6 +965,9 @@ pub async fn run_webhook(o: &Opts, a: &Webhook, mut report: Report) -> Result<Re
         url.clone(),
         a.pattern.clone(),
     ];
+    if let Some(p) = &a.policy {
+        add.extend(["POLICY".to_string(), p.clone()]);
+    }
     add.extend(a.extra.iter().cloned());
     match ctl.call(&add).await? {
         V::Err(e) if e.to_ascii_lowercase().contains("unknown command") => {
@@ -943,8 +979,20 @@ pub async fn run_webhook(o: &Opts, a: &Webhook, mut report: Report) -> Result<Re
         V::Err(e) => return Err(format!("WEBHOOK ADD refused: {e}")),
         _ => {}
     }
-    eprintln!("  WEBHOOK ADD {} {url} {} {}", a.name, a.pattern, a.extra.join(" "));
+    eprintln!("  {}", add.join(" "));
     let result = webhook_load(o, a, &rx, probe, &mut report).await;
+    if result.is_ok() {
+        webhook_info(&mut ctl, &a.name, &mut report).await;
+        if report
+            .get("hook_state")
+            .is_some_and(|v| !matches!(v, Val::Str(s) if s == "active"))
+        {
+            eprintln!(
+                "  warning: the webhook is no longer active (see hook_state): under the disconnect \
+                 policy a queue over MAXQUEUE suspends it; the default --policy drop-newest keeps it"
+            );
+        }
+    }
     let del = ctl.call(&["WEBHOOK", "DEL", &a.name]).await;
     result?;
     if let Ok(V::Err(e)) = del {
