@@ -44,8 +44,32 @@
 //!   nodes or all on the first; publishes/s, deliveries/s over every node,
 //!   delivered fraction; with `--bus-ports` the bytes the nodes exchange per
 //!   PUBLISH (from `ss -tin`). Runs alone, not under `compare`.
+//! - `sse-fanout` S browser-like SSE subscribers (default 1000, each its own TCP
+//!   connection doing `GET /v1/sse?channel=bench` on fanout's `--http-port`), P RESP
+//!   publishers (`--publishers`, `--pipeline`, 64 B payload) as in `fanout`; every
+//!   subscriber's `event: subscribe` arrives before publishing starts; deliveries are
+//!   the `event: message` lines read (through hyper's chunked framing, a marker split
+//!   across two reads counted once). `--compare`: SSE subscribers, RESP subscribers on
+//!   the same fanout (the `fanout` code path) and, with `--redis-port`, RESP
+//!   subscribers on redis-server, alternately `--runs` times; medians and the ratios
+//!   sse/resp, sse/redis, resp/redis.
+//! - `idle-memory` N idle subscribers (default 1000, `idle:{i}` each) of one
+//!   `--kind` (resp, sse: `GET /v1/sse`, ws: `GET /v1/ws` + a masked
+//!   `{"op":"subscribe"}` frame); server RSS (`--server-pid`) and INFO `used_memory`
+//!   before and after, bytes per connection. `--kind all --start-fanout PATH --runs 3`
+//!   starts a fresh fanout per measurement (kinds alternate), medians and the ratios
+//!   sse/resp and ws/resp.
+//! - `webhook` runs an HTTP/1.1 receiver on 127.0.0.1:0 (200, keep-alive, requests
+//!   counted), sends `WEBHOOK ADD bench http://127.0.0.1:PORT/hook bench* POLICY
+//!   drop-newest` (`--policy`; plus `--webhook-arg` words), publishes to `bench:hook`
+//!   at full speed: webhook deliveries/s received, delivered fraction, WEBHOOK INFO's
+//!   counters (delivered, dropped, ...); WEBHOOK DEL at the end. drop-newest because
+//!   publishers at full speed outrun any receiver: under the disconnect policy the
+//!   webhook is suspended once its queue passes MAXQUEUE. A server without the WEBHOOK
+//!   command makes it fail with a clear message (exit 1).
 //! - `compare <scenario> ...` alternates a scenario between a fanout and a
-//!   redis-server (`--fanout-port`, `--redis-port`), medians and ratios.
+//!   redis-server (`--fanout-port`, `--redis-port`), medians and ratios
+//!   (not the web scenarios above: they run alone).
 //!
 //! `--server-pid PID` adds server CPU microseconds per delivered message,
 //! CPU % and RSS (from /proc/PID/stat and /proc/PID/status).
@@ -66,6 +90,13 @@
 //! fanout-load compare fanout --subscribers 100 --pipeline 32 --fanout-port 7300 \
 //!     --redis-port 7302 --start-fanout target/release/fanout \
 //!     --start-redis /usr/bin/redis-server --runs 3
+//! fanout --port 7300 --http-port 7380 &
+//! fanout-load sse-fanout --port 7300 --http-port 7380 --server-pid $! \
+//!     --subscribers 1000 --publishers 4 --pipeline 32 --compare --runs 3 \
+//!     --redis-port 7302 --redis-pid <redis pid>
+//! fanout-load idle-memory --kind all --conns 1000 --port 7310 --http-port 7390 \
+//!     --start-fanout target/release/fanout --runs 3
+//! fanout-load webhook --port 7300 --publishers 1 --pipeline 32 --duration 10
 //! ```
 
 mod cluster;
@@ -78,6 +109,7 @@ mod restart;
 mod scenarios;
 mod streams;
 mod sys;
+mod web;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -86,13 +118,22 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::net::{Pick, SubSpec, Target};
 use crate::report::{Report, Val};
-use crate::scenarios::{Opts, Plan};
+use crate::scenarios::{Opts, Plan, Subscribers};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "fanout-load",
     version,
-    about = "Pub/sub load generator for Redis-protocol servers"
+    about = "Pub/sub load generator for Redis-protocol servers",
+    after_help = "Web scenarios (fanout's HTTP listener, `--http-port` of the server):\n  \
+        sse-fanout   S SSE subscribers (GET /v1/sse?channel=bench, one TCP connection each), P RESP\n               \
+        publishers; deliveries/s. --compare: vs RESP subscribers on the same fanout and\n               \
+        redis-server (--redis-port), medians and the ratio sse/resp.\n  \
+        idle-memory  RSS and INFO used_memory per idle subscriber, --kind resp|sse|ws|all;\n               \
+        --kind all --start-fanout PATH: a fresh fanout each, ratios sse/resp, ws/resp.\n  \
+        webhook      WEBHOOK ADD to a local HTTP receiver, PUBLISH at full speed; webhook\n               \
+        deliveries/s received (fails clearly on a server without WEBHOOK).\n\
+        See `fanout-load <scenario> --help` for each scenario's options."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -199,6 +240,126 @@ enum Scenario {
     Xmem(XmemArgs),
     /// Global PUBLISH across the nodes of a cluster, subscribers on every node.
     Cluster(ClusterCli),
+    /// S SSE subscribers on fanout's HTTP port, P RESP publishers; --compare: vs RESP
+    ///
+    /// S browser-like SSE subscribers (one TCP connection each, `GET /v1/sse?channel=`)
+    /// on fanout's HTTP port, P RESP publishers; deliveries/s. `--compare`: alternately
+    /// against RESP subscribers on the same fanout (and redis-server with
+    /// `--redis-port`), medians and the SSE/RESP ratio.
+    SseFanout(SseFanoutArgs),
+    /// Server memory per idle subscriber: RESP, SSE or WebSocket
+    ///
+    /// Server RSS (`--server-pid`) and INFO used_memory per idle subscriber, each on its
+    /// own channel; `--kind all --start-fanout PATH`: a fresh fanout per measurement,
+    /// medians and the ratios sse/resp, ws/resp.
+    IdleMemory(IdleMemoryArgs),
+    /// WEBHOOK ADD to a local receiver, PUBLISH at full speed: webhook deliveries/s
+    ///
+    /// Runs an HTTP/1.1 receiver on 127.0.0.1:0 (200, keep-alive, requests counted),
+    /// sends `WEBHOOK ADD bench http://127.0.0.1:PORT/hook bench* POLICY drop-newest`,
+    /// publishes at full speed; webhook deliveries/s received and WEBHOOK INFO's
+    /// counters. Fails (exit 1) on a server without WEBHOOK.
+    Webhook(WebhookArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct SseFanoutArgs {
+    /// fanout's HTTP port (`--http-port` of the server); `--port` is its RESP port,
+    /// where the publishers (and, under --compare, the RESP subscribers) connect.
+    #[arg(long)]
+    http_port: u16,
+    /// SSE subscriber connections, each `GET /v1/sse?channel=<channel>`.
+    #[arg(long, default_value_t = 1000)]
+    subscribers: usize,
+    /// Publisher connections (RESP PUBLISH).
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// PUBLISH requests in flight per publisher (one write per batch).
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
+    #[arg(long, default_value = "bench")]
+    channel: String,
+    /// Alternate SSE subscribers, RESP subscribers on the same fanout and (with
+    /// --redis-port) RESP subscribers on redis-server; medians and ratios.
+    #[arg(long)]
+    compare: bool,
+    /// Runs per side under --compare.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// A redis-server for context under --compare (RESP subscribers).
+    #[arg(long)]
+    redis_port: Option<u16>,
+    /// Its PID (CPU per delivery and RSS); --server-pid is fanout's.
+    #[arg(long)]
+    redis_pid: Option<u32>,
+    /// Pause between runs under --compare, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pause: f64,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum IdleKind {
+    Resp,
+    Sse,
+    Ws,
+    /// resp, sse and ws alternately (needs --start-fanout: a fresh server each).
+    All,
+}
+
+#[derive(Args, Debug, Clone)]
+struct IdleMemoryArgs {
+    /// Subscriber kind.
+    #[arg(long, value_enum, default_value_t = IdleKind::Resp)]
+    kind: IdleKind,
+    /// Idle subscribers, subscriber i on channel `idle:{i}`.
+    #[arg(long, default_value_t = 1000)]
+    conns: usize,
+    /// fanout's HTTP port (for sse and ws).
+    #[arg(long)]
+    http_port: Option<u16>,
+    /// Start this fanout (`--port <port> --http-port <http-port>`) afresh for each
+    /// measurement and stop it after (its PID is then the server PID).
+    #[arg(long)]
+    start_fanout: Option<PathBuf>,
+    /// Extra argument for the started fanout (repeatable).
+    #[arg(long, allow_hyphen_values = true)]
+    fanout_arg: Vec<String>,
+    /// Measurements per kind (kinds alternate within each run).
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Wait before each memory reading, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    settle: f64,
+}
+
+#[derive(Args, Debug, Clone)]
+struct WebhookArgs {
+    /// The webhook's name (WEBHOOK DEL'd before and after).
+    #[arg(long, default_value = "bench")]
+    name: String,
+    /// Its pattern.
+    #[arg(long, default_value = "bench*")]
+    pattern: String,
+    /// The channel published to (must match --pattern).
+    #[arg(long, default_value = "bench:hook")]
+    channel: String,
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    #[arg(long, default_value_t = 32)]
+    pipeline: usize,
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// `POLICY` for WEBHOOK ADD: what a queue over MAXQUEUE does. drop-newest (the
+    /// default here) keeps the webhook delivering as fast as the receiver takes while
+    /// publishers outrun it; disconnect suspends it; `server` sends no POLICY.
+    #[arg(long, default_value = "drop-newest")]
+    policy: String,
+    /// Extra word appended to WEBHOOK ADD (repeatable), e.g.
+    /// `--webhook-arg MAXQUEUE --webhook-arg 67108864`.
+    #[arg(long, allow_hyphen_values = true)]
+    webhook_arg: Vec<String>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -454,6 +615,9 @@ impl Scenario {
             Scenario::Xwake(_) => "xwake",
             Scenario::Xmem(_) => "xmem",
             Scenario::Cluster(_) => "cluster",
+            Scenario::SseFanout(_) => "sse-fanout",
+            Scenario::IdleMemory(_) => "idle-memory",
+            Scenario::Webhook(_) => "webhook",
         }
     }
 
@@ -478,6 +642,9 @@ impl Scenario {
             Scenario::Xwake(a) => a.readers + 2,
             Scenario::Xmem(_) => 3,
             Scenario::Cluster(a) => a.subscribers * a.nodes.split(',').count() + a.publishers + 4,
+            Scenario::SseFanout(a) => a.subscribers + a.publishers + 2,
+            Scenario::IdleMemory(a) => a.conns + 2,
+            Scenario::Webhook(a) => a.publishers + 64,
         }) as u64
     }
 
@@ -550,6 +717,41 @@ impl Scenario {
                     return Err("--nodes names no node".into());
                 }
                 Ok(())
+            }
+            Scenario::SseFanout(a) => {
+                pos(a.subscribers, "--subscribers")?;
+                pos(a.publishers, "--publishers")?;
+                pos(a.pipeline, "--pipeline")?;
+                pos(a.runs, "--runs")?;
+                secs(a.pause, "--pause")?;
+                if !a
+                    .channel
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+                {
+                    return Err("--channel: letters, digits and -_.: only (it goes in a URL and JSON as is)".into());
+                }
+                Ok(())
+            }
+            Scenario::IdleMemory(a) => {
+                pos(a.conns, "--conns")?;
+                pos(a.runs, "--runs")?;
+                secs(a.settle, "--settle")?;
+                if a.kind != IdleKind::Resp && a.http_port.is_none() {
+                    return Err("--kind sse, ws and all need --http-port".into());
+                }
+                if a.kind == IdleKind::All && a.start_fanout.is_none() {
+                    return Err(
+                        "--kind all needs --start-fanout: memory freed by one kind's connections is reused \
+                         by the next, so each kind needs a fresh server"
+                            .into(),
+                    );
+                }
+                Ok(())
+            }
+            Scenario::Webhook(a) => {
+                pos(a.publishers, "--publishers")?;
+                pos(a.pipeline, "--pipeline")
             }
         }
     }
@@ -638,12 +840,31 @@ fn base_report(sc: &Scenario, o: &Opts) -> Report {
             r.param("payload", int(a.payload));
             r.param("messages", a.messages.map_or(Val::Null, |n| Val::Int(n as i64)));
         }
+        Scenario::SseFanout(a) => {
+            r.param("http_port", Val::Int(a.http_port as i64));
+            r.param("subscribers", int(a.subscribers));
+            r.param("publishers", int(a.publishers));
+            r.param("payload", int(a.payload));
+            r.param("pipeline", int(a.pipeline));
+        }
+        Scenario::IdleMemory(a) => {
+            r.param("http_port", a.http_port.map_or(Val::Null, |p| Val::Int(p as i64)));
+            r.param("conns", int(a.conns));
+        }
+        Scenario::Webhook(a) => {
+            r.param("publishers", int(a.publishers));
+            r.param("pipeline", int(a.pipeline));
+            r.param("payload", int(a.payload));
+            r.param("pattern", Val::Str(a.pattern.clone()));
+            r.param("channel", Val::Str(a.channel.clone()));
+            r.param("policy", Val::Str(a.policy.clone()));
+        }
     }
     if matches!(sc, Scenario::Cluster(_)) {
         // Its own list of nodes; the global --port is not used.
         r.entries.retain(|e| e.key != "port");
     }
-    if !matches!(sc, Scenario::Conns(_) | Scenario::Xmem(_)) {
+    if !matches!(sc, Scenario::Conns(_) | Scenario::Xmem(_) | Scenario::IdleMemory(_)) {
         r.param("duration_s", Val::Float(o.duration.as_secs_f64(), 3));
         r.param("warmup_s", Val::Float(o.warmup.as_secs_f64(), 3));
     }
@@ -689,7 +910,7 @@ async fn run_scenario(sc: &Scenario, o: Opts) -> Result<Report, String> {
                 let sub = if a.spublish { ssubscribe_one } else { subscribe_one };
                 let plan = Plan {
                     report,
-                    subs: (0..a.subscribers).map(|_| sub(&a.channel)).collect(),
+                    subs: Subscribers::Resp((0..a.subscribers).map(|_| sub(&a.channel)).collect()),
                     sub_bufsize: 64 * 1024,
                     fan: a.subscribers as u64,
                     pick: Pick::Fixed(a.channel.clone().into_bytes()),
@@ -704,7 +925,7 @@ async fn run_scenario(sc: &Scenario, o: Opts) -> Result<Report, String> {
             Scenario::Channels(a) => {
                 let plan = Plan {
                     report,
-                    subs: (0..a.channels).map(|i| subscribe_one(&format!("ch:{i}"))).collect(),
+                    subs: Subscribers::Resp((0..a.channels).map(|i| subscribe_one(&format!("ch:{i}"))).collect()),
                     sub_bufsize: 8 * 1024,
                     fan: 1,
                     pick: Pick::Random {
@@ -734,7 +955,7 @@ async fn run_scenario(sc: &Scenario, o: Opts) -> Result<Report, String> {
                     .collect();
                 let plan = Plan {
                     report,
-                    subs,
+                    subs: Subscribers::Resp(subs),
                     sub_bufsize: 64 * 1024,
                     fan: 1,
                     pick: Pick::Random {
@@ -753,7 +974,7 @@ async fn run_scenario(sc: &Scenario, o: Opts) -> Result<Report, String> {
             Scenario::Slowsub(a) => {
                 let plan = Plan {
                     report,
-                    subs: (0..a.fast).map(|_| subscribe_one(&a.channel)).collect(),
+                    subs: Subscribers::Resp((0..a.fast).map(|_| subscribe_one(&a.channel)).collect()),
                     sub_bufsize: 64 * 1024,
                     fan: a.fast as u64,
                     pick: Pick::Fixed(a.channel.clone().into_bytes()),
@@ -829,11 +1050,104 @@ async fn run_scenario(sc: &Scenario, o: Opts) -> Result<Report, String> {
                 };
                 cluster::run_cluster(&o, args, report).await
             }
+            Scenario::Webhook(a) => {
+                let args = web::Webhook {
+                    name: a.name.clone(),
+                    pattern: a.pattern.clone(),
+                    channel: a.channel.clone(),
+                    publishers: a.publishers,
+                    pipeline: a.pipeline,
+                    payload: a.payload,
+                    policy: (a.policy != "server").then(|| a.policy.clone()),
+                    extra: a.webhook_arg.clone(),
+                };
+                web::run_webhook(&o, &args, report).await
+            }
+            Scenario::SseFanout(_) | Scenario::IdleMemory(_) => {
+                Err("sse-fanout and idle-memory print their own tables (run_web)".into())
+            }
         }
     };
     tokio::time::timeout(budget, fut)
         .await
         .map_err(|_| format!("run exceeded its overall deadline of {budget:?}"))?
+}
+
+/// `sse-fanout` and `idle-memory`: several sides or kinds in one invocation, each run
+/// bounded as `run_scenario` bounds one.
+async fn run_web(sc: &Scenario, o: Opts) -> Result<String, String> {
+    let one = o.setup_timeout * 2 + o.warmup + o.duration + o.grace + Duration::from_secs(30);
+    let host = o.target.host.clone();
+    let http = |port: u16| Target {
+        host: host.clone(),
+        port,
+        connect_timeout: o.target.connect_timeout,
+    };
+    if let Some(pid) = o.server_pid {
+        if !sys::Probe::server(pid).exists() {
+            return Err(format!("--server-pid {pid}: no such process"));
+        }
+        sys::warn_server_nofile(pid, sc.connections() + 32);
+    }
+    let base = |side: &str| {
+        let mut r = base_report(sc, &o);
+        r.param("side", Val::Str(side.to_string()));
+        r
+    };
+    match sc {
+        Scenario::SseFanout(a) => {
+            net::ping(&o.target).await?;
+            let args = web::SseFanout {
+                http: http(a.http_port),
+                subscribers: a.subscribers,
+                publishers: a.publishers,
+                payload: a.payload,
+                pipeline: a.pipeline,
+                channel: a.channel.clone(),
+                compare: a.compare,
+                runs: a.runs,
+                redis: a.redis_port.map(|p| (http(p), a.redis_pid)),
+                pause: secs(a.pause, "--pause")?,
+            };
+            if let Some(p) = a.redis_port {
+                net::ping(&http(p)).await?;
+            }
+            let sides = if a.compare {
+                a.runs as u32 * (2 + a.redis_port.is_some() as u32)
+            } else {
+                1
+            };
+            let budget = (one + args.pause) * sides;
+            tokio::time::timeout(budget, web::run_sse_fanout(&o, &args, base))
+                .await
+                .map_err(|_| format!("run exceeded its overall deadline of {budget:?}"))?
+        }
+        Scenario::IdleMemory(a) => {
+            let kinds = match a.kind {
+                IdleKind::Resp => vec![web::Via::Resp],
+                IdleKind::Sse => vec![web::Via::Sse],
+                IdleKind::Ws => vec![web::Via::Ws],
+                IdleKind::All => vec![web::Via::Resp, web::Via::Sse, web::Via::Ws],
+            };
+            if a.start_fanout.is_none() {
+                net::ping(&o.target).await?;
+            }
+            let nk = kinds.len();
+            let args = web::IdleMemory {
+                runs: a.runs,
+                kinds,
+                conns: a.conns,
+                http: a.http_port.map(http),
+                start: a.start_fanout.clone().map(|p| (p, a.fanout_arg.clone())),
+                settle: secs(a.settle, "--settle")?,
+            };
+            let budget = (one + args.settle * 2 + Duration::from_secs(10)) * (a.runs * nk) as u32;
+            tokio::time::timeout(budget, web::run_idle_memory(&o, &args, base))
+                .await
+                .map_err(|_| format!("run exceeded its overall deadline of {budget:?}"))?
+        }
+        _ => Err("not a web scenario".into()),
+    }
 }
 
 fn secs(v: f64, what: &str) -> Result<Duration, String> {
@@ -846,7 +1160,7 @@ fn secs(v: f64, what: &str) -> Result<Duration, String> {
 
 fn opts(c: &Common, sc: &Scenario) -> Result<Opts, String> {
     let duration = secs(c.duration.unwrap_or(sc.default_duration()), "--duration")?;
-    if duration.is_zero() && !matches!(sc, Scenario::Conns(_) | Scenario::Xmem(_)) {
+    if duration.is_zero() && !matches!(sc, Scenario::Conns(_) | Scenario::Xmem(_) | Scenario::IdleMemory(_)) {
         return Err("--duration must be > 0".into());
     }
     Ok(Opts {
@@ -886,6 +1200,10 @@ async fn real_main(cli: Cli) -> Result<(), String> {
             let o = opts(&cli.common, &sc)?;
             sys::ensure_nofile(sc.connections() + 64)?;
             eprintln!("fanout-load {} against {}:{}", sc.name(), o.target.host, o.target.port);
+            if matches!(sc, Scenario::SseFanout(_) | Scenario::IdleMemory(_)) {
+                print!("{}", run_web(&sc, o).await?);
+                return Ok(());
+            }
             let r = run_scenario(&sc, o).await?;
             print!("{}", r.table());
             println!("{}", r.json());
@@ -897,6 +1215,16 @@ async fn real_main(cli: Cli) -> Result<(), String> {
             if matches!(sc, Scenario::Cluster(_)) {
                 return Err(
                     "cluster runs alone (`fanout-load cluster --nodes ...`); alternate the clusters from the shell"
+                        .into(),
+                );
+            }
+            if matches!(
+                sc,
+                Scenario::SseFanout(_) | Scenario::IdleMemory(_) | Scenario::Webhook(_)
+            ) {
+                return Err(
+                    "sse-fanout, idle-memory and webhook measure fanout's web side and run alone \
+                     (`sse-fanout --compare` compares SSE with RESP and redis-server itself)"
                         .into(),
                 );
             }

@@ -197,10 +197,31 @@ pub async fn drain(grace: Duration, target: u64, count: impl Fn() -> u64) -> Dur
     t0.elapsed()
 }
 
+/// The counted subscribers of a throughput run.
+pub enum Subscribers {
+    /// RESP connections, one per spec.
+    Resp(Vec<SubSpec>),
+    /// SSE or WebSocket subscribers on fanout's HTTP port, one per channel.
+    Web {
+        http: Target,
+        via: crate::web::Via,
+        channels: Vec<String>,
+    },
+}
+
+impl Subscribers {
+    fn len(&self) -> usize {
+        match self {
+            Subscribers::Resp(s) => s.len(),
+            Subscribers::Web { channels, .. } => channels.len(),
+        }
+    }
+}
+
 /// A throughput run description.
 pub struct Plan {
     pub report: Report,
-    pub subs: Vec<SubSpec>,
+    pub subs: Subscribers,
     pub sub_bufsize: usize,
     /// Deliveries expected per PUBLISH, over the counted subscribers.
     pub fan: u64,
@@ -246,7 +267,12 @@ pub async fn run_pubsub(o: &Opts, plan: Plan) -> Result<Report, String> {
         slow_conn = Some(s);
     }
 
-    let subs = start_subs(o, subs, sub_bufsize, epoch, |_| CountOnly).await?;
+    let subs = match subs {
+        Subscribers::Resp(specs) => start_subs(o, specs, sub_bufsize, epoch, |_| CountOnly).await?,
+        Subscribers::Web { http, via, channels } => {
+            crate::web::start_web_subs(o, &http, via, channels, sub_bufsize).await?
+        }
+    };
 
     let mut pub_conns = Vec::with_capacity(publishers);
     for _ in 0..publishers {
