@@ -74,14 +74,17 @@ where
     }
     let mut request = request;
     request.extensions_mut().insert(peer);
-    let response = match router.clone().oneshot(request).await {
+    // Boxed, as every large state here: the task keeps its future's largest state for
+    // as long as the stream lasts.
+    let response = match Box::pin(router.clone().oneshot(request)).await {
         Ok(r) => r,
         Err(never) => match never {},
     };
+    drop(buf);
     match response.extensions().get::<Takeover>().and_then(Takeover::take) {
         Some(session) => stream_events(stream, response, session).await,
         None => {
-            let _ = answer(&mut stream, response).await;
+            let _ = Box::pin(answer(&mut stream, response)).await;
         }
     }
     Front::Done

@@ -197,11 +197,14 @@ pub async fn serve(
             let _slot = slot;
             match tls {
                 None => serve_connection(stream, peer, router, drain).await,
-                Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => serve_connection(stream, peer, router, drain).await,
-                    Ok(Err(e)) => tracing::debug!(addr = %peer.addr, "http: TLS handshake failed: {e}"),
-                    Err(_) => tracing::debug!(addr = %peer.addr, "http: TLS handshake timed out"),
-                },
+                // Boxed: the TLS states are large and plain connections should not carry them.
+                Some(acceptor) => {
+                    match Box::pin(tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))).await {
+                        Ok(Ok(stream)) => Box::pin(serve_connection(stream, peer, router, drain)).await,
+                        Ok(Err(e)) => tracing::debug!(addr = %peer.addr, "http: TLS handshake failed: {e}"),
+                        Err(_) => tracing::debug!(addr = %peer.addr, "http: TLS handshake timed out"),
+                    }
+                }
             }
         });
     }
@@ -229,6 +232,15 @@ where
         h1::Front::Done => return,
         h1::Front::Hyper(stream) => stream,
     };
+    // Boxed: hyper's connection state is large, and a task's future is allocated at its
+    // largest for the task's whole life; an SSE stream served by `h1` never needs it.
+    Box::pin(serve_hyper(stream, peer, router, drain)).await
+}
+
+async fn serve_hyper<S>(stream: S, peer: Peer, router: Router, drain: CancellationToken)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(peer);
         router.clone().oneshot(req.map(axum::body::Body::new))
