@@ -188,32 +188,19 @@ where
         broker.stats.clone(),
         hard_stop.clone(),
     ));
-    let keepalive = {
-        let secs: u64 = broker
-            .settings
-            .get("http-sse-keepalive")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(15);
-        (secs > 0).then(|| Duration::from_secs(secs))
-    };
+    let keepalive = super::keepalive(&broker.settings);
     let shutdown = broker.shutdown.clone();
     // A browser sends nothing more; what it does send is read and dropped, in small
     // reads, so an idle stream holds no read buffer.
     let mut sink = [0u8; 64];
     loop {
-        let idle = async {
-            match keepalive {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             _ = outbox.gone.cancelled() => break,
             _ = shutdown.cancelled() => {
                 outbox.close_after_flush();
                 break;
             }
-            _ = idle => {
+            _ = super::idle(keepalive) => {
                 outbox.push_reply(Bytes::from_static(KEEPALIVE), &broker.settings);
             }
             r = rd.read(&mut sink) => match r {

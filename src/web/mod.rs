@@ -506,15 +506,36 @@ pub fn query_pairs(query: Option<&str>) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
+/// The time between keep-alives on an idle stream (`http-sse-keepalive`: SSE comments,
+/// WebSocket pings), if any.
+pub fn keepalive(settings: &crate::config::Settings) -> Option<Duration> {
+    let secs: u64 = settings
+        .get("http-sse-keepalive")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15);
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+/// Resolves once a keep-alive is due (never without keep-alives).
+pub async fn idle(keepalive: Option<Duration>) {
+    match keepalive {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The largest request body or WebSocket message (`http-max-body-size`).
+pub fn max_body(settings: &crate::config::Settings) -> usize {
+    settings
+        .get("http-max-body-size")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8 << 20)
+}
+
 /// The request body, refused past `http-max-body-size` (413) without reading further.
 pub async fn read_body(web: &Web, body: axum::body::Body) -> Result<Bytes, ApiError> {
     use http_body_util::BodyExt;
-    let limit = web
-        .broker
-        .settings
-        .get("http-max-body-size")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(8 << 20);
+    let limit = max_body(&web.broker.settings);
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(

@@ -89,7 +89,7 @@ pub async fn channels(
     // subscriber from the response's extension, see `super::h1`), or hyper polling the body
     // (HTTP/2, or a request after others on a kept-alive connection).
     let slot = Takeover(Arc::new(Mutex::new(Some(session))));
-    let keepalive = keepalive(&web);
+    let keepalive = super::keepalive(&web.broker.settings);
     let from_body = slot.clone();
     let body = stream::unfold(None, move |state: Option<Sse>| {
         let from_body = from_body.clone();
@@ -123,17 +123,6 @@ impl Takeover {
 
 /// What precedes the events: how long a browser waits before reconnecting.
 pub const PREAMBLE: &[u8] = b"retry: 2000\n\n";
-
-/// Seconds between keep-alive comments (`http-sse-keepalive`), if any.
-pub fn keepalive(web: &Web) -> Option<Duration> {
-    let secs: u64 = web
-        .broker
-        .settings
-        .get("http-sse-keepalive")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(15);
-    (secs > 0).then(|| Duration::from_secs(secs))
-}
 
 /// The keep-alive comment.
 pub const KEEPALIVE: &[u8] = b": keep-alive\n\n";
@@ -186,17 +175,11 @@ impl Sse {
                 Take::Close => return None,
                 Take::Idle => {}
             }
-            let idle = async {
-                match self.keepalive {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 _ = outbox.wait() => {}
                 _ = outbox.gone.cancelled() => return None,
                 _ = shutdown.cancelled() => return None,
-                _ = idle => return Some(Bytes::from_static(KEEPALIVE)),
+                _ = super::idle(self.keepalive) => return Some(Bytes::from_static(KEEPALIVE)),
             }
         }
     }
@@ -257,7 +240,7 @@ pub async fn stream(
         session,
         key,
         after,
-        keepalive: keepalive(&web),
+        keepalive: super::keepalive(&web.broker.settings),
         first: None,
     };
     // The first read is not blocking: a bad ID, a wrong type or a refusal is the

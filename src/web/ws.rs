@@ -113,28 +113,12 @@ where
         broker.stats.clone(),
         hard_stop.clone(),
     ));
-    let max: u64 = broker
-        .settings
-        .get("http-max-body-size")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(8 << 20);
-    let mut decoder = Decoder::new(max as usize);
+    let mut decoder = Decoder::new(super::max_body(&broker.settings));
     let mut buf = BytesMut::new();
     let mut small = [0u8; 512];
-    let keepalive = broker
-        .settings
-        .get("http-sse-keepalive")
-        .and_then(|v| v.parse().ok())
-        .filter(|&s: &u64| s > 0)
-        .map(Duration::from_secs);
+    let keepalive = super::keepalive(&broker.settings);
     let shutdown = broker.shutdown.clone();
     'conn: loop {
-        let ping = async {
-            match keepalive {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
-            }
-        };
         // An idle connection holds no read buffer: the next request is read into a small
         // buffer on the stack; only a frame that arrives in pieces gets a growing one.
         let read = async {
@@ -154,7 +138,7 @@ where
                 break;
             }
             // Keeps proxies from closing an idle connection.
-            _ = ping => {
+            _ = super::idle(keepalive) => {
                 control(&session, Opcode::Ping, b"");
                 continue;
             }
