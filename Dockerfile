@@ -12,7 +12,8 @@ USER fanout
 ENV FANOUT_APPENDONLY="yes" FANOUT_DIR="/data"
 VOLUME /data
 WORKDIR /data
-EXPOSE 6379
+# 8080: the HTTP listener (SSE, WebSocket, dashboard) when started with --http-port 8080.
+EXPOSE 6379 8080
 STOPSIGNAL SIGTERM
 # Inside a container, listen on every interface (IPv6 too, if the container has it).
 # The command line overrides this, so `docker run fanout --bind 10.0.0.5` works.
