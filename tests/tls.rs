@@ -674,3 +674,68 @@ async fn slow_tls_subscriber_receives_everything() {
         .unwrap();
     assert!(got == expected, "payload differs");
 }
+
+/// `http-tls yes`: the HTTP listener serves HTTPS with the server's certificate, HTTP/2
+/// by ALPN (so a page may hold many SSE streams), without asking for client certificates
+/// even where the RESP port requires them; an SSE subscriber over it gets a message a
+/// plain RESP client publishes, and an HTTPS publish reaches it too.
+#[tokio::test]
+async fn https_serves_sse_and_publish_over_http2() {
+    let pki = pki();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let port = port.to_string();
+    let srv = start_tls(&pki, &[("http-port", &port), ("http-tls", "yes")]).await;
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&pki.ca).unwrap()).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{port}");
+    let resp = tokio::time::timeout(WAIT, http.get(format!("{base}/v1/sse?channel=secure")).send())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    let mut body = resp.bytes_stream();
+    let mut seen = String::new();
+    let mut next = async || {
+        let chunk = tokio::time::timeout(WAIT, body.next()).await.unwrap().unwrap().unwrap();
+        String::from_utf8(chunk.to_vec()).unwrap()
+    };
+    while !seen.contains("event: subscribe") {
+        seen.push_str(&next().await);
+    }
+    let mut con = redis::Client::open(format!("redis://{}", srv.plain))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let n: i64 = redis::cmd("PUBLISH")
+        .arg("secure")
+        .arg("over resp")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    while !seen.contains("over resp") {
+        seen.push_str(&next().await);
+    }
+    let r = http
+        .post(format!("{base}/v1/publish/secure"))
+        .body("over https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "{\"receivers\":1}\n");
+    while !seen.contains("over https") {
+        seen.push_str(&next().await);
+    }
+    // Plain HTTP on the HTTPS port is refused by the handshake, not served.
+    assert!(reqwest::get(format!("http://127.0.0.1:{port}/")).await.is_err());
+}
