@@ -217,6 +217,9 @@ where
             v.map_or("-".to_string(), |v| {
                 if (is_int && v.fract() == 0.0) || v.abs() >= 10_000.0 {
                     Val::Int(v.round() as i64).human()
+                } else if v != 0.0 && v.abs() < 0.1 {
+                    // e.g. context switches per delivery
+                    format!("{v:.5}")
                 } else {
                     format!("{v:.3}")
                 }

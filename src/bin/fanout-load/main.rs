@@ -12,10 +12,21 @@
 //!   pipeline depth; publish rate, delivered rate, delivered fraction
 //!   (delivered / published*S) and the sum of PUBLISH replies. `--spublish`:
 //!   SSUBSCRIBE + SPUBLISH instead of SUBSCRIBE + PUBLISH.
-//! - `channels` N subscriber connections each on its own channel, publishers
-//!   publish to random channels (pipelined).
-//! - `patterns` N PSUBSCRIBE patterns `bench:{i}:*` spread over a few
-//!   connections; publishes to `bench:{random i}:x` match exactly one.
+//! - `channels` N channels `ch:{i}`, one subscriber each, held by connections of
+//!   `--channels-per-subscriber` channels each (default 1: a connection per
+//!   channel; connection c SUBSCRIBEs to channels c*N..c*N+N-1 in one command);
+//!   publishers publish to a uniformly random channel among all (pipelined), one
+//!   delivery per message.
+//! - `patterns` N PSUBSCRIBE patterns (`--patterns`, default 1000) spread over
+//!   `--pattern-connections` (default 10; alias `--pattern-conns`); publishers pick
+//!   one of K channels (`--pattern-channels`, default 4096) uniformly at random;
+//!   channel j matches pattern j % N and no other. `--pattern-shape`: `prefix`
+//!   (`p<i>.*`, channels `p<i>.x<k>`), `inner` (default: `bench.*.p<i>`,
+//!   `bench.x<k>.p<i>`), `leading` (`*.p<i>`, `x<k>.p<i>`), `infix` (`*:<i>:*`,
+//!   `x<k>:<i>:y`), `class` (`room.[0-9]*.<i>`, `room.<digit>x<k>.<i>`), `miss`
+//!   (inner's patterns, channels `bench.x<k>.q<i>` that match none: no deliveries,
+//!   see `server_cpu_us_per_publish`), `colon` (`bench:<i>:*`, `bench:<i>:x`, the
+//!   shape before issue 15); i = j % N, k = j / N (see shapes.rs).
 //! - `latency`  open-loop publisher at `--rate` msgs/s; each payload carries
 //!   its *intended* send time; p50/p90/p99/p99.9/max in microseconds.
 //! - `conns`    N idle subscribers (`c:{i}`); server RSS per connection,
@@ -71,8 +82,20 @@
 //!   redis-server (`--fanout-port`, `--redis-port`), medians and ratios
 //!   (not the web scenarios above: they run alone).
 //!
-//! `--server-pid PID` adds server CPU microseconds per delivered message,
-//! CPU % and RSS (from /proc/PID/stat and /proc/PID/status).
+//! `--server-pid PID` adds server CPU microseconds per delivered message (and per
+//! PUBLISH), CPU % and RSS (from /proc/PID/stat and /proc/PID/status), and the
+//! server's voluntary and involuntary context switches during the measured window,
+//! per second and per delivered message (`server_vcsw_*`, `server_ivcsw_*`, summed
+//! over its threads' /proc/PID/task/*/status). The same for this tool itself
+//! (`client_cpu_pct`, `client_cpu_us_per_delivered`, `client_vcsw_*`,
+//! `client_ivcsw_*`) in every throughput report; `compare` fills both servers'
+//! PIDs (started ones, or `--fanout-pid`/`--redis-pid`), so its table and JSON show
+//! every figure for both servers.
+//!
+//! `--client-threads N` (alias `--threads`, default 1): this tool's runtime. 1 is
+//! one current-thread runtime for every connection, so the client never takes
+//! more than one core from a server on the same machine; every report names it
+//! (`client_threads`).
 //!
 //! Notes: runs with many connections need `ulimit -n` above the connection
 //! count for this tool (it raises its soft limit to the hard limit itself
@@ -107,11 +130,13 @@ mod report;
 mod resp;
 mod restart;
 mod scenarios;
+mod shapes;
 mod streams;
 mod sys;
 mod web;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -119,6 +144,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::net::{Pick, SubSpec, Target};
 use crate::report::{Report, Val};
 use crate::scenarios::{Opts, Plan, Subscribers};
+use crate::shapes::Shape;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -133,6 +159,13 @@ use crate::scenarios::{Opts, Plan, Subscribers};
         --kind all --start-fanout PATH: a fresh fanout each, ratios sse/resp, ws/resp.\n  \
         webhook      WEBHOOK ADD to a local HTTP receiver, PUBLISH at full speed; webhook\n               \
         deliveries/s received (fails clearly on a server without WEBHOOK).\n\
+        Throughput reports carry, with --server-pid (compare: for both servers), server CPU µs\n\
+        per delivery and per PUBLISH and the server's voluntary/involuntary context switches\n\
+        (all threads) per second and per delivery; the same for this tool (client_*), and\n\
+        client_threads (--client-threads, default 1).\n\
+        Issue 15 workloads: `channels --channels-per-subscriber N`, `patterns --pattern-shape\n\
+        prefix|inner|leading|infix|class|miss|colon --patterns N --pattern-connections M\n\
+        --pattern-channels K`.\n\
         See `fanout-load <scenario> --help` for each scenario's options."
 )]
 struct Cli {
@@ -172,10 +205,18 @@ struct Common {
     /// Connections being opened at the same time during setup.
     #[arg(long, global = true, default_value_t = 256)]
     connect_concurrency: usize,
-    /// Client threads. Default 1: a client that eats the cores the server needs makes
-    /// any server look bad (or good). Raise it only to show the client is not the limit.
-    #[arg(long, global = true, default_value_t = 1)]
-    threads: usize,
+    /// Client (load tool) threads: 1 runs every connection on one current-thread
+    /// runtime; more, a multi-thread runtime with that many workers. Default 1: a
+    /// client that eats the cores the server needs makes any server look bad (or
+    /// good). Raise it only to show the client is not the limit. `--threads` is an
+    /// alias. Every report names it (`client_threads`).
+    #[arg(
+        long = "client-threads",
+        visible_alias = "threads",
+        global = true,
+        default_value_t = 1
+    )]
+    client_threads: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -500,9 +541,15 @@ struct FanoutArgs {
 
 #[derive(Args, Debug, Clone)]
 struct ChannelsArgs {
-    /// Channels, one subscriber connection each.
+    /// Channels, one subscriber each (`ch:{i}`).
     #[arg(long, default_value_t = 10000)]
     channels: usize,
+    /// Channels held by each subscriber connection: connection c SUBSCRIBEs (one
+    /// command) to channels c*N .. c*N+N-1, so ceil(channels / N) connections.
+    /// Publishers pick a uniformly random channel among all for each PUBLISH; one
+    /// delivery per message.
+    #[arg(long, default_value_t = 1)]
+    channels_per_subscriber: usize,
     #[arg(long, default_value_t = 1)]
     publishers: usize,
     #[arg(long, default_value_t = 64)]
@@ -513,12 +560,23 @@ struct ChannelsArgs {
 
 #[derive(Args, Debug, Clone)]
 struct PatternsArgs {
-    /// Patterns `bench:{i}:*`.
+    /// Patterns (of --pattern-shape), pattern i on connection i % pattern-connections.
     #[arg(long, default_value_t = 1000)]
     patterns: usize,
-    /// Subscriber connections the patterns are divided among.
-    #[arg(long, default_value_t = 10)]
+    /// Subscriber connections the patterns are divided among (alias --pattern-conns).
+    #[arg(long = "pattern-connections", visible_alias = "pattern-conns", default_value_t = 10)]
     pattern_conns: usize,
+    /// Channels published to (uniformly at random); channel j matches pattern
+    /// j % patterns only (none under `miss`).
+    #[arg(long, default_value_t = 4096)]
+    pattern_channels: usize,
+    /// Pattern and channel names: prefix `p<i>.*` / `p<i>.x<k>`; inner `bench.*.p<i>`
+    /// / `bench.x<k>.p<i>`; leading `*.p<i>` / `x<k>.p<i>`; infix `*:<i>:*` /
+    /// `x<k>:<i>:y`; class `room.[0-9]*.<i>` / `room.<digit>x<k>.<i>`; miss: inner's
+    /// patterns, channels `bench.x<k>.q<i>` matching none; colon `bench:<i>:*` /
+    /// `bench:<i>:x` (the shape before issue 15). i = j % patterns, k = j / patterns.
+    #[arg(long, value_enum, default_value_t = Shape::Inner)]
+    pattern_shape: Shape,
     #[arg(long, default_value_t = 1)]
     publishers: usize,
     #[arg(long, default_value_t = 64)]
@@ -632,7 +690,7 @@ impl Scenario {
     fn connections(&self) -> u64 {
         (match self {
             Scenario::Fanout(a) => a.subscribers + a.publishers,
-            Scenario::Channels(a) => a.channels + a.publishers,
+            Scenario::Channels(a) => a.channels.div_ceil(a.channels_per_subscriber.max(1)) + a.publishers,
             Scenario::Patterns(a) => a.pattern_conns + a.publishers,
             Scenario::Latency(a) => a.subscribers + 2,
             Scenario::Conns(a) => a.conns + 1,
@@ -663,12 +721,14 @@ impl Scenario {
             }
             Scenario::Channels(a) => {
                 pos(a.channels, "--channels")?;
+                pos(a.channels_per_subscriber, "--channels-per-subscriber")?;
                 pos(a.publishers, "--publishers")?;
                 pos(a.pipeline, "--pipeline")
             }
             Scenario::Patterns(a) => {
                 pos(a.patterns, "--patterns")?;
-                pos(a.pattern_conns, "--pattern-conns")?;
+                pos(a.pattern_conns, "--pattern-connections")?;
+                pos(a.pattern_channels, "--pattern-channels")?;
                 pos(a.publishers, "--publishers")?;
                 pos(a.pipeline, "--pipeline")
             }
@@ -760,6 +820,7 @@ impl Scenario {
 fn base_report(sc: &Scenario, o: &Opts) -> Report {
     let mut r = Report::new(sc.name());
     r.param("port", Val::Int(o.target.port as i64));
+    r.param("client_threads", Val::Int(o.client_threads as i64));
     let int = |v: usize| Val::Int(v as i64);
     match sc {
         Scenario::Fanout(a) => {
@@ -774,13 +835,20 @@ fn base_report(sc: &Scenario, o: &Opts) -> Report {
         }
         Scenario::Channels(a) => {
             r.param("channels", int(a.channels));
+            r.param("channels_per_subscriber", int(a.channels_per_subscriber));
+            r.param(
+                "subscriber_connections",
+                int(a.channels.div_ceil(a.channels_per_subscriber)),
+            );
             r.param("publishers", int(a.publishers));
             r.param("payload", int(a.payload));
             r.param("pipeline", int(a.pipeline));
         }
         Scenario::Patterns(a) => {
+            r.param("pattern_shape", Val::Str(a.pattern_shape.name().into()));
             r.param("patterns", int(a.patterns));
             r.param("pattern_conns", int(a.pattern_conns.min(a.patterns)));
+            r.param("pattern_channels", int(a.pattern_channels));
             r.param("publishers", int(a.publishers));
             r.param("payload", int(a.payload));
             r.param("pipeline", int(a.pipeline));
@@ -923,10 +991,22 @@ async fn run_scenario(sc: &Scenario, o: Opts) -> Result<Report, String> {
                 scenarios::run_pubsub(&o, plan).await
             }
             Scenario::Channels(a) => {
+                let per = a.channels_per_subscriber;
+                let subs = (0..a.channels)
+                    .step_by(per)
+                    .map(|first| {
+                        let mut args = vec!["SUBSCRIBE".to_string()];
+                        args.extend((first..(first + per).min(a.channels)).map(|i| format!("ch:{i}")));
+                        SubSpec {
+                            confirms: args.len() - 1,
+                            cmd: resp::cmd(&args),
+                        }
+                    })
+                    .collect();
                 let plan = Plan {
                     report,
-                    subs: Subscribers::Resp((0..a.channels).map(|i| subscribe_one(&format!("ch:{i}"))).collect()),
-                    sub_bufsize: 8 * 1024,
+                    subs: Subscribers::Resp(subs),
+                    sub_bufsize: if per > 1 { 64 * 1024 } else { 8 * 1024 },
                     fan: 1,
                     pick: Pick::Random {
                         prefix: b"ch:".to_vec(),
@@ -946,7 +1026,7 @@ async fn run_scenario(sc: &Scenario, o: Opts) -> Result<Report, String> {
                 let subs = (0..conns)
                     .map(|c| {
                         let mut args = vec!["PSUBSCRIBE".to_string()];
-                        args.extend((c..a.patterns).step_by(conns).map(|i| format!("bench:{i}:*")));
+                        args.extend((c..a.patterns).step_by(conns).map(|i| a.pattern_shape.pattern(i)));
                         SubSpec {
                             confirms: args.len() - 1,
                             cmd: resp::cmd(&args),
@@ -957,12 +1037,12 @@ async fn run_scenario(sc: &Scenario, o: Opts) -> Result<Report, String> {
                     report,
                     subs: Subscribers::Resp(subs),
                     sub_bufsize: 64 * 1024,
-                    fan: 1,
-                    pick: Pick::Random {
-                        prefix: b"bench:".to_vec(),
-                        suffix: b":x".to_vec(),
-                        n: a.patterns as u64,
-                    },
+                    fan: a.pattern_shape.fan(),
+                    pick: Pick::List(Arc::new(
+                        (0..a.pattern_channels)
+                            .map(|j| a.pattern_shape.channel(j, a.patterns).into_bytes())
+                            .collect(),
+                    )),
                     verb: b"PUBLISH",
                     payload: a.payload,
                     pipeline: a.pipeline,
@@ -1175,6 +1255,7 @@ fn opts(c: &Common, sc: &Scenario) -> Result<Opts, String> {
         grace: secs(c.grace, "--grace")?,
         setup_timeout: secs(c.setup_timeout, "--setup-timeout")?,
         concurrency: c.connect_concurrency.max(1),
+        client_threads: c.client_threads.max(1),
     })
 }
 
@@ -1190,6 +1271,7 @@ async fn real_main(cli: Cli) -> Result<(), String> {
                 fanout: (r.start_fanout, r.fanout_port),
                 redis: (r.start_redis, r.redis_port),
                 host: cli.common.host.clone(),
+                client_threads: cli.common.client_threads.max(1),
             })
             .await?;
             print!("{out}");
@@ -1290,11 +1372,11 @@ async fn real_main(cli: Cli) -> Result<(), String> {
 
 fn main() {
     let cli = Cli::parse();
-    let mut rt = if cli.common.threads <= 1 {
+    let mut rt = if cli.common.client_threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
         let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(cli.common.threads);
+        b.worker_threads(cli.common.client_threads);
         b
     };
     rt.enable_all();

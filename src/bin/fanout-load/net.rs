@@ -272,6 +272,8 @@ pub enum Pick {
     Fixed(Vec<u8>),
     /// `prefix{i}suffix` with i uniformly random in 0..n.
     Random { prefix: Vec<u8>, suffix: Vec<u8>, n: u64 },
+    /// One of these channels, uniformly at random.
+    List(Arc<Vec<Vec<u8>>>),
 }
 
 /// xorshift64*: tiny, allocation-free, good enough to spread channels.
@@ -317,11 +319,21 @@ pub async fn publisher(
     }
     let mut rb = ReadBuf::new(64 * 1024);
     while !stop.load(Relaxed) {
-        if let Pick::Random { prefix, suffix, n } = &pick {
-            batch.clear();
-            for _ in 0..pipeline {
-                let i = rng.below(*n);
-                resp::push_numbered(&mut batch, verb, prefix, i, suffix, &payload);
+        match &pick {
+            Pick::Fixed(_) => {}
+            Pick::Random { prefix, suffix, n } => {
+                batch.clear();
+                for _ in 0..pipeline {
+                    let i = rng.below(*n);
+                    resp::push_numbered(&mut batch, verb, prefix, i, suffix, &payload);
+                }
+            }
+            Pick::List(list) => {
+                batch.clear();
+                for _ in 0..pipeline {
+                    let ch = &list[rng.below(list.len() as u64) as usize];
+                    resp::push_cmd(&mut batch, &[verb, ch.as_slice(), payload.as_slice()]);
+                }
             }
         }
         if let Err(e) = s.write_all(&batch).await {

@@ -23,6 +23,8 @@ pub struct RestartArgs {
     pub fanout: (PathBuf, u16),
     pub redis: (PathBuf, u16),
     pub host: String,
+    /// `--client-threads`, named in the output.
+    pub client_threads: usize,
 }
 
 struct Measure {
@@ -54,12 +56,13 @@ pub async fn run(a: RestartArgs) -> Result<String, String> {
     let (f, fb, frss) = med(&mut results[0]);
     let (r, rb, rrss) = med(&mut results[1]);
     Ok(format!(
-        "restart with {} entries ({} streams, {} B values{}), median of {}:\n  fanout {f:.3} s (AOF {} MB, RSS {} MB)\n  redis  {r:.3} s (AOF {} MB, RSS {} MB)\n  fanout/redis time {:.2}x\n{{\"scenario\":\"restart\",\"entries\":{},\"rewrite\":{},\"fanout_secs\":{f:.4},\"redis_secs\":{r:.4},\"ratio\":{:.3}}}\n",
+        "restart with {} entries ({} streams, {} B values{}), median of {}, client threads {}:\n  fanout {f:.3} s (AOF {} MB, RSS {} MB)\n  redis  {r:.3} s (AOF {} MB, RSS {} MB)\n  fanout/redis time {:.2}x\n{{\"scenario\":\"restart\",\"entries\":{},\"rewrite\":{},\"client_threads\":{},\"fanout_secs\":{f:.4},\"redis_secs\":{r:.4},\"ratio\":{:.3}}}\n",
         a.entries,
         a.streams,
         a.payload,
         if a.rewrite { ", after BGREWRITEAOF" } else { "" },
         a.runs.max(1),
+        a.client_threads,
         fb >> 20,
         frss >> 10,
         rb >> 20,
@@ -67,6 +70,7 @@ pub async fn run(a: RestartArgs) -> Result<String, String> {
         f / r,
         a.entries,
         a.rewrite,
+        a.client_threads,
         f / r
     ))
 }

@@ -26,6 +26,8 @@ pub struct Opts {
     pub setup_timeout: Duration,
     /// Connections being set up at once.
     pub concurrency: usize,
+    /// Worker threads of this tool's runtime (`--client-threads`), for the reports.
+    pub client_threads: usize,
 }
 
 impl Opts {
@@ -130,6 +132,9 @@ pub struct CpuMark {
     pub at: Instant,
     server: Option<u64>,
     me: Option<u64>,
+    /// Context switches (voluntary, involuntary) over all threads.
+    server_cs: Option<(u64, u64)>,
+    me_cs: Option<(u64, u64)>,
 }
 
 impl CpuMark {
@@ -138,6 +143,8 @@ impl CpuMark {
             at: Instant::now(),
             server: server.and_then(|p| p.cpu_us()),
             me: Probe::this_process().cpu_us(),
+            server_cs: server.and_then(|p| p.ctxt_switches()),
+            me_cs: Probe::this_process().ctxt_switches(),
         }
     }
 
@@ -164,6 +171,50 @@ impl CpuMark {
             _ => None,
         };
         r.opt_float("client_cpu_pct", me, 1);
+        let client_cpu = match (self.me, end.me) {
+            (Some(a), Some(b)) if delivered > 0 => Some(b.saturating_sub(a) as f64 / delivered as f64),
+            _ => None,
+        };
+        r.opt_float("client_cpu_us_per_delivered", client_cpu, 3);
+        let secs = wall_us / 1e6;
+        for (who, a, b) in [
+            ("server", self.server_cs, end.server_cs),
+            ("client", self.me_cs, end.me_cs),
+        ] {
+            let d = match (a, b) {
+                (Some(a), Some(b)) => Some((b.0.saturating_sub(a.0) as f64, b.1.saturating_sub(a.1) as f64)),
+                _ => None,
+            };
+            let per = |x: f64| (delivered > 0).then(|| x / delivered as f64);
+            let keys: [&'static str; 4] = if who == "server" {
+                [
+                    "server_vcsw_per_s",
+                    "server_ivcsw_per_s",
+                    "server_vcsw_per_delivered",
+                    "server_ivcsw_per_delivered",
+                ]
+            } else {
+                [
+                    "client_vcsw_per_s",
+                    "client_ivcsw_per_s",
+                    "client_vcsw_per_delivered",
+                    "client_ivcsw_per_delivered",
+                ]
+            };
+            r.opt_float(keys[0], d.map(|d| d.0 / secs), 1);
+            r.opt_float(keys[1], d.map(|d| d.1 / secs), 1);
+            r.opt_float(keys[2], d.and_then(|d| per(d.0)), 6);
+            r.opt_float(keys[3], d.and_then(|d| per(d.1)), 6);
+        }
+    }
+
+    /// Server CPU microseconds per PUBLISH (the `miss` pattern shape delivers nothing).
+    pub fn report_per_publish(&self, end: &CpuMark, published: u64, r: &mut Report) {
+        let server = match (self.server, end.server) {
+            (Some(a), Some(b)) if published > 0 => Some(b.saturating_sub(a) as f64 / published as f64),
+            _ => None,
+        };
+        r.opt_float("server_cpu_us_per_publish", server, 3);
     }
 }
 
@@ -353,6 +404,7 @@ pub async fn run_pubsub(o: &Opts, plan: Plan) -> Result<Report, String> {
     }
     report.int("drain_ms", waited.as_millis() as u64);
     cpu0.report(&cpu1, d1 - d0, &mut report);
+    cpu0.report_per_publish(&cpu1, p1 - p0, &mut report);
     report.opt_int("server_rss_bytes", rss_end);
     report.opt_int("server_rss_max_bytes", probe.map(|_| rss_max.load(Relaxed)));
     if let Some((state, bytes)) = slow_state {

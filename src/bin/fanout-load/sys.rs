@@ -55,6 +55,31 @@ impl Probe {
         Some(ticks * 1_000_000 / clk_tck())
     }
 
+    /// Context switches (voluntary, involuntary) summed over the process's
+    /// threads (`/proc/PID/task/*/status`: a thread's own counters; the
+    /// process-level status file shows the main thread's only). Threads that
+    /// exited are no longer counted.
+    pub fn ctxt_switches(&self) -> Option<(u64, u64)> {
+        let dir = std::fs::read_dir(self.path("task")).ok()?;
+        let (mut vol, mut invol, mut any) = (0u64, 0u64, false);
+        for e in dir.flatten() {
+            let Ok(s) = std::fs::read_to_string(e.path().join("status")) else {
+                continue; // the thread exited meanwhile
+            };
+            let field = |name: &str| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            };
+            if let (Some(v), Some(n)) = (field("voluntary_ctxt_switches:"), field("nonvoluntary_ctxt_switches:")) {
+                vol += v;
+                invol += n;
+                any = true;
+            }
+        }
+        any.then_some((vol, invol))
+    }
+
     /// Resident set size (VmRSS) in bytes.
     pub fn rss_bytes(&self) -> Option<u64> {
         let s = std::fs::read_to_string(self.path("status")).ok()?;
@@ -135,5 +160,9 @@ mod tests {
         assert!(p.cpu_us().is_some());
         assert!(p.rss_bytes().unwrap() > 0);
         assert!(p.nofile().is_some());
+        let (v, n) = p.ctxt_switches().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let (v2, n2) = p.ctxt_switches().unwrap();
+        assert!(v2 + n2 > v + n, "sleeping switches out");
     }
 }
