@@ -9,11 +9,12 @@
 //!   one hash lookup of the channel's first bytes.
 //! * **Anchored suffix** (`*.p7`, `bench.*.p7` under `.p7`): the same from the end.
 //! * **Inner literal** (`*:42:*` under the gram `:42`): a pattern that must contain a
-//!   run of at least 3 literal bytes is filed under one 3- or 4-byte window of it (a
-//!   *gram*, see [`GRAMS`]), and a publish slides 3- and 4-byte windows over the channel,
-//!   one lookup per position (channels are short, and a small bit filter skips most
-//!   positions without hashing). Two lengths, because 3-byte grams alone are too few to
-//!   spread 10,000 `*:<i>:*` patterns thin, and 4-byte ones alone would miss `*:7:*`.
+//!   run of at least 3 literal bytes is filed under one 3-, 4- or 6-byte window of it (a
+//!   *gram*, see [`GRAMS`]), and a publish slides windows of those lengths over the
+//!   channel, one lookup per position (channels are short, and a bit filter skips most
+//!   positions without hashing). Several lengths, because short grams are too few to
+//!   spread 10,000 `*:<i>:*` patterns thin (digits alone make 1,000 3-byte grams, and a
+//!   channel's other digits hit them), while `*:7:*` offers nothing longer than 3 bytes.
 //! * **Fallback**: patterns with no anchored literal and no inner run of 3 bytes (`*`,
 //!   `*a*`, `?[0-9]*`) are tested against every channel, as Redis does.
 //!
@@ -22,13 +23,16 @@
 //! [`glob::matches`] and correctness never depends on the index. Among the keys a pattern
 //! offers (its prefix, its suffix, every gram of its runs) it is filed under the one with
 //! the fewest patterns already filed there, preferring keys of 3 bytes or more, then
-//! anchored ones, then longer grams: `room.[0-9]*.7` goes under `.7`'s suffix rather than the `room.`
-//! every other room pattern shares, and 10,000 `*:<i>:*` spread over the digit grams.
-//! That is a greedy choice made once at PSUBSCRIBE; it is what keeps each bucket small
-//! for every shape of issue 15 without a rebuild. Aho-Corasick over all runs was the
+//! anchored ones, then longer grams. So `room.[0-9]*.42` goes under the suffix `.42`
+//! once another room pattern holds the prefix `room.`, and 10,000 `*:<i>:*` spread over
+//! the digit grams. The choice is greedy and made once, at PSUBSCRIBE: bucket sizes are
+//! known then, how common a literal is among channels is not, so the first few patterns
+//! of a family can take a literal that many channels share (`room.`, `room`) and be
+//! confirmed against all of them; what keeps the rest apart is that later patterns avoid
+//! keys already taken. No rebuild is ever needed. Aho-Corasick over all runs was the
 //! alternative: exact substring search in one pass, but the automaton must be rebuilt
 //! when patterns change, which with 10,000 patterns is too slow per PSUBSCRIBE unless
-//! deferred, and the gram table does the same job with plain hash maps.
+//! deferred and batched, while the gram table is plain hash maps updated in place.
 //!
 //! What a hostile pattern can cost is capped: keys are at most [`MAX_KEY`] bytes (so at
 //! most 32 prefix and 32 suffix lengths are ever probed), only the first [`MAX_RUNS`]
@@ -71,9 +75,11 @@ use crate::client::Outbox;
 use crate::glob;
 
 /// Lengths of the windows (grams) inner literals are filed under, shortest first.
-pub const GRAMS: [usize; 2] = [3, 4];
+pub const GRAMS: [usize; 3] = [3, 4, 6];
 /// Anchored keys shorter than this rank after any gram.
 const SHORT: usize = GRAMS[0];
+// Grams are packed into a u64 under a length byte.
+const _: () = assert!(GRAMS[GRAMS.len() - 1] <= 7);
 /// Longest prefix or suffix key: enough to be selective, and it bounds the number of
 /// distinct lengths a publish probes.
 pub const MAX_KEY: usize = 32;
@@ -195,14 +201,14 @@ impl Anchored {
     }
 }
 
-/// A window of at most 4 bytes as a key: its bytes, and its length
-/// above them so that grams of different lengths never collide.
+/// A window of at most 7 bytes as a key: its bytes, and its length in the top byte so
+/// that grams of different lengths never collide.
 fn gram(window: &[u8]) -> u64 {
     let bytes = window.iter().rev().fold(0u64, |k, &b| k << 8 | u64::from(b));
-    bytes | (window.len() as u64) << 32
+    bytes | (window.len() as u64) << 56
 }
 
-/// One bit per hash of the grams in use (64 Ki bits): a channel position whose bit is
+/// One bit per hash of the grams in use (256 Ki bits, 32 KB): a channel position whose bit is
 /// clear cannot hold a gram of the table, and is skipped without hashing. Bits are not
 /// cleared one by one when grams go; the filter is rebuilt from the table once as many
 /// grams have gone as remain, so stale bits cost a wasted lookup at most.
@@ -213,10 +219,10 @@ struct GramFilter {
 }
 
 impl GramFilter {
-    const WORDS: usize = 1024;
+    const WORDS: usize = 4096;
 
     fn bit(g: u64) -> usize {
-        ((u64::from(g).wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 48) as usize
+        (g.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 46) as usize
     }
 
     fn insert(&mut self, g: u64) {
@@ -342,7 +348,7 @@ impl Table {
 
 /// Where gram `g`'s length is in [`GRAMS`].
 fn gram_len_index(g: u64) -> usize {
-    let len = (g >> 32) as usize;
+    let len = (g >> 56) as usize;
     GRAMS.iter().position(|&n| n == len).unwrap_or(0)
 }
 
