@@ -22,7 +22,7 @@
 //! necessary condition, never a sufficient one, so every candidate is confirmed with
 //! [`glob::matches`] and correctness never depends on the index. Among the keys a pattern
 //! offers (its prefix, its suffix, every gram of its runs) it is filed under the one with
-//! the fewest patterns already filed there, preferring keys of 3 bytes or more, then
+//! the fewest patterns already filed there, preferring keys of 2 bytes or more, then
 //! anchored ones, then longer grams. So `room.[0-9]*.42` goes under the suffix `.42`
 //! once another room pattern holds the prefix `room.`, and 10,000 `*:<i>:*` spread over
 //! the digit grams. The choice is greedy and made once, at PSUBSCRIBE: bucket sizes are
@@ -76,8 +76,12 @@ use crate::glob;
 
 /// Lengths of the windows (grams) inner literals are filed under, shortest first.
 pub const GRAMS: [usize; 3] = [3, 4, 6];
-/// Anchored keys shorter than this rank after any gram.
-const SHORT: usize = GRAMS[0];
+/// Anchored keys shorter than this rank after any gram: a 1-byte prefix matches a
+/// 256th of channels at best. Two bytes anchored at an end (`room.[0-9]*.7` under `.7`)
+/// beat a longer literal that other patterns of the family share (`room`): the first
+/// index version ranked keys under 3 bytes last and confirmed six room patterns on
+/// every room channel.
+const SHORT: usize = 2;
 // Grams are packed into a u64 under a length byte.
 const _: () = assert!(GRAMS[GRAMS.len() - 1] <= 7);
 /// Longest prefix or suffix key: enough to be selective, and it bounds the number of
@@ -624,6 +628,17 @@ mod tests {
         assert!(t.prefixes.map.values().all(|v| v.len() == 1), "prefix buckets");
         assert!(t.suffixes.map.values().all(|v| v.len() == 1), "suffix buckets");
         assert!(t.grams.values().all(|v| v.len() <= 2), "gram buckets");
+        // Only the first room pattern takes a literal every room channel has.
+        let shared = |k: &Key| match k {
+            Key::Prefix(p) => &p[..] == b"room.",
+            Key::Gram(g) => {
+                let len = (g >> 56) as usize;
+                let bytes = &g.to_le_bytes()[..len];
+                b"room.".windows(len).any(|w| w == bytes)
+            }
+            _ => false,
+        };
+        assert_eq!(t.slots.iter().flatten().filter(|e| shared(&e.key)).count(), 1);
         drop(t);
         assert_eq!(ordered(&idx, b"x:57:y"), vec![b"*:57:*".to_vec()]);
         assert_eq!(ordered(&idx, b"room.1a.57"), vec![b"room.[0-9]*.57".to_vec()]);
