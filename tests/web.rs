@@ -1637,3 +1637,36 @@ async fn stopping_the_server_ends_open_sse_streams() {
     let end = follow.end_within(Duration::from_secs(3)).await;
     assert_eq!(end, Some(Ok(())), "the stream follower did not complete");
 }
+
+/// `http-sse-keepalive`: an idle SSE stream gets a keep-alive comment, and an idle
+/// WebSocket a ping frame, every interval (what keeps proxies from closing them).
+#[tokio::test]
+async fn idle_streams_get_keep_alives() {
+    let srv = start(&[("http-sse-keepalive", "1")]).await;
+    let mut s = TcpStream::connect(srv.http).await.unwrap();
+    s.write_all(b"GET /v1/sse?channel=quiet HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 1024];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !String::from_utf8_lossy(&raw).contains("\n: keep-alive\n\n") {
+        assert!(
+            Instant::now() < deadline,
+            "no keep-alive comment in {:?}",
+            String::from_utf8_lossy(&raw)
+        );
+        let n = tokio::time::timeout(T, s.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "the SSE stream ended");
+        raw.extend_from_slice(&buf[..n]);
+    }
+
+    let mut ws = ws_connect(&srv, None).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        assert!(Instant::now() < deadline, "no ping frame on an idle WebSocket");
+        if let Message::Ping(_) = ws_frame(&mut ws).await {
+            break;
+        }
+    }
+}
