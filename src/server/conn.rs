@@ -20,6 +20,7 @@ use crate::commands::{Flow, Session};
 use crate::protocol::request::{Limits, RequestParser};
 use crate::stats::Stats;
 
+use super::arrival::Arrival;
 use super::transport::{Accepted, ReadHalf};
 
 /// First read size of a connection. Most connections send a few small commands (a
@@ -112,7 +113,9 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
     // released when everything read has been parsed.
     let mut buf = BytesMut::new();
     let mut chunk = FIRST_READ_CHUNK;
+    let arrival = Arrival::default();
     loop {
+        let readable = std::pin::pin!(rd.readable());
         tokio::select! {
             biased;
             _ = outbox.gone.cancelled() => return,
@@ -121,7 +124,7 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
                 outbox.close_after_flush();
                 return;
             }
-            r = rd.readable() => if r.is_err() { outbox.kill(); return; },
+            r = arrival.watch(readable) => if r.is_err() { outbox.kill(); return; },
             // Polled (a waiter registered, a lock taken) only where a reload can matter.
             _ = handle.recheck.notified(), if cluster && !session.shard_channels.is_empty() => {
                 session.drop_moved_shard_channels();
@@ -129,6 +132,8 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
                 continue;
             }
         }
+        // Taken here whichever branch woke us; held until the first command ran.
+        let mut ticket = arrival.take();
         if buf.capacity() - buf.len() < chunk / 4 {
             buf.reserve(parser.bytes_wanted().clamp(chunk, MAX_READ_RESERVE));
         }
@@ -155,6 +160,7 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
         // Under `appendfsync always`, connections executing a batch are counted, so that
         // the fsync waits for the batches arriving together (see `send_replies`).
         let mut executing = broker.aof.executing();
+        ticket.wait_turn().await;
         loop {
             let limits = Limits {
                 proto_max_bulk_len: settings.proto_max_bulk_len.load(Relaxed),
@@ -163,6 +169,7 @@ async fn read_loop<R: ReadHalf>(session: &mut Session, rd: R, shutdown: &Cancell
             match parser.next(&mut buf, &limits) {
                 Ok(Some(req)) => {
                     let mut flow = session.execute(&req.args, req.wire_len);
+                    ticket.done();
                     while let Flow::Wait(wait) = flow {
                         // What is queued goes out, then this request runs again once
                         // what it waits for happened; the rest of the pipeline waits in

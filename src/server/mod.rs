@@ -4,6 +4,7 @@
 //! pause, never fatal. Shutdown stops accepting, asks every connection to send what it
 //! has queued and close, waits up to `shutdown-timeout` for that, then drops the rest.
 
+mod arrival;
 pub mod conn;
 pub mod tls;
 pub mod transport;
