@@ -163,6 +163,66 @@ fn publish(c: &mut Criterion) {
         });
     }
     g.finish();
+    pattern_lookup(c);
+}
+
+/// The pattern shapes of issue 15: `(name, pattern i, channel k matching pattern i only)`.
+type Shape = (&'static str, fn(usize) -> String, fn(usize, usize) -> String);
+
+const SHAPES: [Shape; 5] = [
+    ("prefix", |i| format!("p{i}.*"), |i, k| format!("p{i}.x{k}")),
+    (
+        "inner_wildcard",
+        |i| format!("bench.*.p{i}"),
+        |i, k| format!("bench.x{k}.p{i}"),
+    ),
+    ("leading_wildcard", |i| format!("*.p{i}"), |i, k| format!("x{k}.p{i}")),
+    ("literal_between", |i| format!("*:{i}:*"), |i, k| format!("x{k}:{i}:y")),
+    (
+        "class",
+        |i| format!("room.[0-9]*.{i}"),
+        |i, k| format!("room.5z{k}.{i}"),
+    ),
+];
+
+/// Pattern lookup alone (the part of a publish that finds the matching patterns), per
+/// shape and pattern count. `hot` cycles over 256 channels, as a server whose channels
+/// are published again and again; `cold` over 8,192, more than the lookup cache holds,
+/// so every lookup goes through the index. `miss` publishes channels no pattern matches,
+/// with the five shapes' patterns registered together.
+fn pattern_lookup(c: &mut Criterion) {
+    let mut g = c.benchmark_group("patterns_lookup");
+    g.sample_size(20)
+        .warm_up_time(std::time::Duration::from_millis(300))
+        .measurement_time(std::time::Duration::from_millis(1200));
+    let sub = Arc::new(Outbox::new(1));
+    let shapes = SHAPES.iter().map(|&(name, pat, ch)| (name, pat, ch));
+    let miss: Shape = (
+        "miss",
+        |i| (SHAPES[i % SHAPES.len()].1)(i),
+        |_, k| format!("nomatch.{k}"),
+    );
+    for (name, pat, ch) in shapes.chain(std::iter::once(miss)) {
+        for n in [100usize, 1000, 10_000] {
+            let (reg, _) = registry_with(0);
+            for i in 0..n {
+                reg.patterns.subscribe(pat(i).as_bytes(), &sub);
+            }
+            for (temp, distinct) in [("hot", 256usize), ("cold", 8192)] {
+                let channels: Vec<Vec<u8>> = (0..distinct).map(|k| ch(k * 37 % n, k).into_bytes()).collect();
+                let mut k = 0;
+                g.bench_function(BenchmarkId::new(format!("{name}/{temp}"), n), |b| {
+                    b.iter(|| {
+                        k = (k + 1) % channels.len();
+                        let mut found = 0;
+                        reg.patterns.for_each_match(&channels[k], |_, s| found += s.len());
+                        black_box(found)
+                    })
+                });
+            }
+        }
+    }
+    g.finish();
 }
 
 criterion_group!(benches, parse, encode, globs, publish);

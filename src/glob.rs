@@ -97,6 +97,80 @@ pub fn literal_prefix(pattern: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(prefix)
 }
 
+/// The literal runs of a pattern, for the pattern index (see `pubsub::patterns`).
+///
+/// A run is a maximal sequence of literal bytes (`\x` counts as the byte `x`, a lone
+/// trailing `\` as `\`); `*`, `?` and a `[...]` set end it, with set boundaries found
+/// exactly as the matcher finds them. Every non-star token consumes exactly one subject
+/// byte, so for any subject that `matches` the pattern:
+///
+/// * it starts with `prefix` (the first run, when the pattern starts with a literal),
+/// * it ends with `suffix` (the last run, when the pattern ends with a literal),
+/// * it contains every entry of `runs` as a substring.
+///
+/// Client patterns may be huge, so what is kept is capped: `prefix` and each entry of
+/// `runs` are the first `max_len` bytes of their run, `suffix` the last `max_len` bytes,
+/// and only the first `max_runs` runs are listed. A part of a run is still a necessary
+/// condition, so the caps cost selectivity, never correctness.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Literals {
+    pub prefix: Option<Vec<u8>>,
+    pub suffix: Option<Vec<u8>>,
+    pub runs: Vec<Vec<u8>>,
+}
+
+pub fn literals(pattern: &[u8], max_runs: usize, max_len: usize) -> Literals {
+    let mut out = Literals::default();
+    // The current run: its first `max_len` bytes, and a window holding at least its last
+    // `max_len` bytes (trimmed now and then, so a long run costs O(1) per byte).
+    let mut head: Vec<u8> = Vec::new();
+    let mut tail: Vec<u8> = Vec::new();
+    let mut starts_pattern = false;
+    let mut p = 0;
+    let mut close = |head: &mut Vec<u8>, tail: &mut Vec<u8>, starts_pattern: bool, ends_pattern: bool| {
+        if tail.is_empty() {
+            return;
+        }
+        if starts_pattern {
+            out.prefix = Some(head.clone());
+        }
+        if ends_pattern {
+            out.suffix = Some(tail[tail.len().saturating_sub(max_len)..].to_vec());
+        }
+        if out.runs.len() < max_runs {
+            out.runs.push(std::mem::take(head));
+        }
+        head.clear();
+        tail.clear();
+    };
+    while p < pattern.len() {
+        let (literal, next) = match pattern[p] {
+            b'*' | b'?' => (None, p + 1),
+            b'[' => (None, match_set(pattern, p + 1, 0, false).1),
+            b'\\' if p + 1 < pattern.len() => (Some(pattern[p + 1]), p + 2),
+            byte => (Some(byte), p + 1),
+        };
+        match literal {
+            Some(byte) => {
+                if head.is_empty() && tail.is_empty() {
+                    starts_pattern = p == 0;
+                }
+                if head.len() < max_len {
+                    head.push(byte);
+                }
+                tail.push(byte);
+                if tail.len() > 2 * max_len.max(1) {
+                    tail.drain(..tail.len() - max_len);
+                }
+            }
+            None => close(&mut head, &mut tail, starts_pattern, false),
+        }
+        p = next;
+    }
+    close(&mut head, &mut tail, starts_pattern, true);
+    out
+}
+
 fn match_impl(pattern: &[u8], subject: &[u8], nocase: bool) -> bool {
     // Redis's main loop only runs while both sides are non-empty, and an empty side
     // leaves nothing for trailing-star stripping to act on.
@@ -866,5 +940,48 @@ mod tests {
             prop_assert_eq!(matches(&pattern, &other), pattern == other);
             prop_assert_eq!(&*literal_prefix(&pattern), &pattern[..]);
         }
+    }
+    #[test]
+    fn literal_runs_follow_the_matchers_tokens() {
+        let lit = |p: &[u8]| literals(p, 8, 4);
+        let v = |s: &[u8]| s.to_vec();
+        assert_eq!(
+            lit(b"room.[0-9]*.12"),
+            Literals {
+                prefix: Some(v(b"room")),
+                suffix: Some(v(b".12")),
+                runs: vec![v(b"room"), v(b".12")]
+            }
+        );
+        assert_eq!(
+            lit(b"*:1:*"),
+            Literals {
+                prefix: None,
+                suffix: None,
+                runs: vec![v(b":1:")]
+            }
+        );
+        // Escapes are literal, a lone trailing `\` is `\`, the suffix keeps the last bytes.
+        assert_eq!(
+            lit(b"\\*ab?cdefgh\\"),
+            Literals {
+                prefix: Some(v(b"*ab")),
+                suffix: Some(v(b"fgh\\")),
+                runs: vec![v(b"*ab"), v(b"cdef")]
+            }
+        );
+        // `[a-]xy`: the range swallows `]`, so the set runs to the end: no literal at all.
+        assert_eq!(lit(b"[a-]xy"), Literals::default());
+        // `[]]xy`: the first `]` closes an empty set, the second is a literal.
+        assert_eq!(
+            lit(b"[]]xy"),
+            Literals {
+                prefix: None,
+                suffix: Some(v(b"]xy")),
+                runs: vec![v(b"]xy")]
+            }
+        );
+        assert_eq!(lit(b""), Literals::default());
+        assert_eq!(literals(b"a*b*c*d", 2, 4).runs, vec![v(b"a"), v(b"b")]);
     }
 }
