@@ -4,7 +4,8 @@
 //! publishers on other connections) goes through its `Outbox`, so there is one ordered
 //! output path. Publishers append a shared `Bytes` frame and return at once: they never
 //! wait for a subscriber's socket. The connection's writer task takes everything queued
-//! and writes it in as few syscalls as it can.
+//! and writes it in as few syscalls as it can; or, when the writer holds nothing and the
+//! socket takes it without waiting, the publisher writes it itself ([`Outbox::write_or_wake`]).
 //!
 //! The byte count lives here because only here are the bytes known: it is what CLIENT
 //! LIST shows as `omem` and what `client-output-buffer-limit` is checked against.
@@ -27,6 +28,15 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{OverflowPolicy, Settings};
 use crate::protocol::reply::Proto;
 use crate::protocol::wire::Wire;
+
+/// A socket that may be written from any thread without waiting (a non-blocking write).
+pub trait DirectWrite: Send + Sync {
+    fn try_write_vectored(&self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize>;
+}
+
+/// At most this many frames (and bytes) go out in one direct write.
+const DIRECT_MAX_FRAMES: usize = 64;
+const DIRECT_MAX_BYTES: usize = 256 * 1024;
 
 /// Per-connection policy override meaning "use the server's `pubsub-overflow-policy`".
 const POLICY_DEFAULT: u8 = u8::MAX;
@@ -151,6 +161,8 @@ pub struct Outbox {
     hard_limit: AtomicUsize,
     queue: Mutex<Queue>,
     writer_wake: Notify,
+    /// The socket, for [`Outbox::write_or_wake`] (plain TCP connections).
+    direct: std::sync::OnceLock<Arc<dyn DirectWrite>>,
     /// Cancelled when the connection must stop now: killed, over its limit, or its
     /// socket failed. Both the reader and the writer watch it.
     pub gone: CancellationToken,
@@ -191,6 +203,7 @@ impl Outbox {
                 announced: 0,
             }),
             writer_wake: Notify::new(),
+            direct: std::sync::OnceLock::new(),
             gone: CancellationToken::new(),
             gone_flag: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
@@ -289,9 +302,95 @@ impl Outbox {
         pushed
     }
 
+    /// Queues a reply like [`Outbox::push_reply`], then sends it at once if it can
+    /// ([`Outbox::write_or_wake`]). Returns the bytes written now.
+    pub fn push_reply_now(&self, bytes: Bytes, settings: &Settings) -> usize {
+        let len = bytes.len();
+        match self.push(Body::Ready(bytes), len, 0, settings) {
+            (_, true) => self.write_or_wake(),
+            _ => 0,
+        }
+    }
+
     /// Wakes the writer (after [`Outbox::push_message`] said a wake is owed).
     pub fn wake(&self) {
         self.writer_wake.notify_one();
+    }
+
+    /// Lets other threads write to this connection's socket ([`Outbox::write_or_wake`]).
+    pub fn set_direct(&self, d: Arc<dyn DirectWrite>) {
+        let _ = self.direct.set(d);
+    }
+
+    /// What is owed after a push that asked for a wake, done from the calling thread when
+    /// it can: if the writer holds nothing taken, what is queued goes out now with one
+    /// non-blocking write under the queue's lock, and the writer is woken only for what
+    /// the socket did not take. Returns the bytes written.
+    ///
+    /// Why: when every delivery is its own write (few subscribers, no pipelining), waking
+    /// a writer task per delivery costs a task switch and often a thread wake-up, most of
+    /// the cost of the delivery, and the writes come out spread in time, which wakes the
+    /// reading client more often too. Redis writes to its clients from the thread that
+    /// produced the output; so does this. Order holds: the write is from the front of the
+    /// queue, under its lock, only while the writer has nothing in flight, and what is
+    /// left stays first in line.
+    pub fn write_or_wake(&self) -> usize {
+        let Some(direct) = self.direct.get() else {
+            self.wake();
+            return 0;
+        };
+        let mut q = self.queue.locked();
+        if q.in_flight > 0 || q.state != State::Open {
+            drop(q);
+            self.wake();
+            return 0;
+        }
+        let mut slices = [std::io::IoSlice::new(&[]); DIRECT_MAX_FRAMES];
+        let mut n = 0;
+        let mut bytes = 0;
+        for f in q.frames.iter() {
+            let Body::Ready(b) = &f.body else { break };
+            if n == DIRECT_MAX_FRAMES || bytes >= DIRECT_MAX_BYTES {
+                break;
+            }
+            slices[n] = std::io::IoSlice::new(b);
+            n += 1;
+            bytes += b.len();
+        }
+        if n == 0 {
+            // A run's place is first: its completion wakes the writer.
+            return 0;
+        }
+        // WouldBlock, or an error the writer will meet (and close the connection for).
+        let mut written = direct.try_write_vectored(&slices[..n]).unwrap_or(0);
+        let total = written;
+        let mut freed = 0;
+        while written > 0 {
+            let Some(f) = q.frames.front_mut() else { break };
+            let Body::Ready(b) = &mut f.body else { break };
+            if written >= b.len() {
+                written -= b.len();
+                freed += f.cost;
+                q.frames.pop_front();
+            } else {
+                // Part of this frame went out: the rest stays first in line, counted as
+                // what is left of it plus its per-message overhead.
+                bytes::Buf::advance(b, written);
+                f.cost -= written;
+                freed += written;
+                written = 0;
+            }
+        }
+        q.bytes -= freed;
+        if q.bytes < q.soft {
+            q.soft_since = None;
+        }
+        let rest = !q.frames.is_empty();
+        drop(q);
+        if rest {
+            self.wake();
+        }
+        total
     }
 
     /// Holds `publisher`'s place for a run whose first message is `len` bytes (counted
@@ -640,6 +739,95 @@ mod tests {
         s.set("client-output-buffer-limit", limit).unwrap();
         s.set("pubsub-overflow-policy", policy).unwrap();
         s
+    }
+
+    /// A socket that takes at most `room` more bytes, recording them.
+    struct Socket {
+        room: Mutex<usize>,
+        got: Mutex<Vec<u8>>,
+    }
+
+    impl DirectWrite for Socket {
+        fn try_write_vectored(&self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+            let mut room = self.room.lock().unwrap();
+            if *room == 0 {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(*room - n);
+                self.got.lock().unwrap().extend_from_slice(&b[..take]);
+                n += take;
+            }
+            *room -= n;
+            Ok(n)
+        }
+    }
+
+    fn direct(room: usize) -> (Arc<Outbox>, Arc<Socket>) {
+        let o = Arc::new(Outbox::new(1));
+        let sock = Arc::new(Socket {
+            room: Mutex::new(room),
+            got: Mutex::new(Vec::new()),
+        });
+        o.set_direct(sock.clone());
+        (o, sock)
+    }
+
+    #[test]
+    fn an_idle_outbox_is_written_at_once_in_order() {
+        let s = settings("pubsub 0 0 0", "disconnect");
+        let (o, sock) = direct(usize::MAX);
+        let mut wakes = Vec::new();
+        o.push_message(&Bytes::from_static(b"one "), &s, &mut wakes);
+        o.push_message(&Bytes::from_static(b"two "), &s, &mut wakes);
+        assert_eq!(wakes.len(), 1, "one wake owed for the batch");
+        assert_eq!(
+            o.push_reply_now(Bytes::from_static(b"reply"), &s),
+            0,
+            "a wake was already owed"
+        );
+        assert_eq!(o.write_or_wake(), 13);
+        assert_eq!(&sock.got.lock().unwrap()[..], b"one two reply");
+        assert_eq!(o.usage(), (0, 0));
+        assert!(matches!(o.take(&mut Vec::new(), 1 << 20), Take::Idle));
+        assert_eq!(o.push_reply_now(Bytes::from_static(b"+OK"), &s), 3);
+    }
+
+    #[test]
+    fn what_the_socket_did_not_take_stays_first_for_the_writer() {
+        let s = settings("pubsub 0 0 0", "disconnect");
+        let (o, sock) = direct(6);
+        o.push_message(&Bytes::from_static(b"abcd"), &s, &mut Vec::new());
+        o.push_message(&Bytes::from_static(b"efgh"), &s, &mut Vec::new());
+        assert_eq!(o.write_or_wake(), 6);
+        let mut batch = Vec::new();
+        let Take::Write(counted) = o.take(&mut batch, 1 << 20) else {
+            panic!("the rest is queued")
+        };
+        assert_eq!(batch, [Bytes::from_static(b"gh")]);
+        // The partly written frame counts what is left of it plus its overhead.
+        assert_eq!(counted, 2 + FRAME_OVERHEAD);
+        o.written(counted);
+        assert_eq!(o.usage(), (0, 0));
+        assert_eq!(&sock.got.lock().unwrap()[..], b"abcdef");
+    }
+
+    #[test]
+    fn a_busy_writer_keeps_the_socket() {
+        let s = settings("pubsub 0 0 0", "disconnect");
+        let (o, sock) = direct(usize::MAX);
+        o.push_message(&Bytes::from_static(b"first"), &s, &mut Vec::new());
+        let mut batch = Vec::new();
+        let Take::Write(counted) = o.take(&mut batch, 1 << 20) else {
+            panic!("queued")
+        };
+        // The writer holds "first": a direct write now could overtake it.
+        o.push_message(&Bytes::from_static(b"second"), &s, &mut Vec::new());
+        assert_eq!(o.write_or_wake(), 0);
+        assert!(sock.got.lock().unwrap().is_empty());
+        o.written(counted);
+        assert_eq!(o.write_or_wake(), 6);
     }
 
     #[test]

@@ -271,7 +271,6 @@ impl Session {
     /// subscribers is written (Redis, too, writes the publisher first).
     pub fn flush(&mut self) {
         self.wake_bus();
-        self.broker.registry.end_batch(&mut self.batch);
         // Replies that wait for the disk (`appendfsync always`) stay, in order, until
         // the connection has seen the writes synced.
         if !self.out.is_empty() && self.durable_wait.is_none() {
@@ -285,8 +284,20 @@ impl Session {
                 crate::protocol::web::translate(&mut events, wire, &resp, self.web_op);
                 events.freeze()
             };
-            self.client.outbox.push_reply(bytes, &self.broker.settings);
+            if self.batch.has_deliveries() {
+                // A publisher's reply goes first, written now when it can be, then its
+                // subscribers' messages: unpipelined, it sends its next request while
+                // they are written. Other replies go through the writer task, which runs
+                // once this connection waits for its next request again: a request that
+                // arrives meanwhile then takes its place in the arrival order
+                // (`server::arrival`) like any other.
+                let written = self.client.outbox.push_reply_now(bytes, &self.broker.settings);
+                Stats::add(&self.broker.stats.net_output_bytes, written as u64);
+            } else {
+                self.client.outbox.push_reply(bytes, &self.broker.settings);
+            }
         }
+        self.broker.registry.end_batch(&mut self.batch);
     }
 
     /// Waits for what a [`Flow::Wait`] named: the blocked read's waiter or deadline, the
@@ -385,7 +396,6 @@ impl Session {
     /// mode, and leaves the client table.
     pub fn close(&mut self) {
         self.wake_bus();
-        self.broker.registry.end_batch(&mut self.batch);
         self.drop_subscriptions();
         self.release_bus_pins();
         self.unwatch_all();

@@ -45,6 +45,13 @@ pub struct Batch {
     pub(super) run: Option<Box<Run>>,
 }
 
+impl Batch {
+    /// Whether this batch queued messages for subscribers (still to be sent).
+    pub fn has_deliveries(&self) -> bool {
+        !self.wakes.is_empty() || self.run.is_some()
+    }
+}
+
 pub(super) struct Run {
     /// The publishing connection: its pending frames carry its id.
     pub publisher: u64,

@@ -3,7 +3,9 @@
 //!
 //! The two halves run as separate tasks so that a subscriber whose socket is full never
 //! stops its own commands from being read, and so that publishers on other connections
-//! only ever touch the outbox, never the socket.
+//! never wait for its socket: they queue in the outbox, and write to the socket
+//! themselves only when the writer is idle and the socket takes it at once
+//! (`Outbox::write_or_wake`).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -47,12 +49,16 @@ pub async fn serve<R: ReadHalf, W: AsyncWrite + Unpin + Send + 'static>(
     let Accepted {
         rd,
         wr,
+        direct,
         peer,
         local,
         fd,
         unix,
     } = conn;
     let outbox = Arc::new(Outbox::new(id));
+    if let Some(d) = direct {
+        outbox.set_direct(d);
+    }
     let client = Arc::new(ClientHandle::new(
         outbox.clone(),
         peer,

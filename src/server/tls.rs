@@ -216,6 +216,7 @@ impl PendingTls {
                 }),
             },
             wr,
+            direct: None,
             peer: self.peer,
             local: self.local,
             fd: self.fd,

@@ -9,9 +9,13 @@ use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
+
+use crate::client::outbox::DirectWrite;
 use tokio::io::{AsyncWrite, Interest};
 use tokio::net::{tcp, unix, TcpListener, TcpStream, UnixListener, UnixStream};
 
@@ -73,13 +77,49 @@ fn read_until_drained(
 pub struct Accepted<R, W> {
     pub rd: R,
     pub wr: W,
+    /// The socket, for writes from other threads (plain TCP only).
+    pub direct: Option<std::sync::Arc<dyn DirectWrite>>,
     pub peer: String,
     pub local: String,
     pub fd: i64,
     pub unix: bool,
 }
 
-pub type TcpConn = Accepted<tcp::OwnedReadHalf, tcp::OwnedWriteHalf>;
+pub type TcpConn = Accepted<tcp::OwnedReadHalf, SharedTcpWrite>;
+
+/// A TCP connection's write half, shared by its writer task and by the threads that write
+/// to it directly when its outbox is idle (`Outbox::write_or_wake`): both only ever make
+/// non-blocking writes, and the outbox's lock says whose turn it is.
+#[derive(Clone)]
+pub struct SharedTcpWrite(pub std::sync::Arc<tcp::OwnedWriteHalf>);
+
+impl DirectWrite for tcp::OwnedWriteHalf {
+    fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        tcp::OwnedWriteHalf::try_write_vectored(self, bufs)
+    }
+}
+
+impl AsyncWrite for SharedTcpWrite {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let stream: &TcpStream = (*self.0).as_ref();
+        loop {
+            std::task::ready!(stream.poll_write_ready(cx))?;
+            match stream.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let stream: &TcpStream = (*self.0).as_ref();
+        Poll::Ready(socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write))
+    }
+}
 pub type UnixConn = Accepted<unix::OwnedReadHalf, unix::OwnedWriteHalf>;
 
 /// Applies `tcp-keepalive` (seconds; 0 leaves keepalive off).
@@ -98,9 +138,11 @@ pub fn tcp(stream: TcpStream, keepalive_secs: u64) -> TcpConn {
     let _ = stream.set_nodelay(true);
     set_keepalive(&stream, keepalive_secs);
     let (rd, wr) = stream.into_split();
+    let wr = std::sync::Arc::new(wr);
     Accepted {
         rd,
-        wr,
+        direct: Some(wr.clone()),
+        wr: SharedTcpWrite(wr),
         peer,
         local,
         fd,
@@ -116,6 +158,7 @@ pub fn unix(stream: UnixStream, path: &std::path::Path) -> UnixConn {
     Accepted {
         rd,
         wr,
+        direct: None,
         peer: addr.clone(),
         local: addr,
         fd,
