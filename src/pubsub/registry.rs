@@ -22,12 +22,12 @@ use crate::config::Settings;
 use crate::protocol::wire::{encode_message, message_frame, message_len, Wire};
 use crate::stats::Stats;
 
-/// Subscribers a publisher's thread writes to itself at the end of a batch, at most
+/// Subscribers a publisher's thread writes to itself after a single publish, at most
 /// ([`Registry::end_batch`]). Measured (BENCHMARKS.md, issue 15): at 10 unpipelined
 /// subscribers, writing from the publisher's thread, its reply first, cut CPU per delivery
 /// from 5.6 to 3.1 µs (redis-server: 3.1) and context switches 20-fold; at 1,000 one thread
 /// writing them all was slower than both workers' writer tasks (0.93x against 1.6x of
-/// redis-server).
+/// redis-server), and so were pipelined batches to 10 pattern subscribers (0.90x).
 pub const WRITE_NOW_MAX: usize = 16;
 
 /// The connections subscribed to one channel or pattern, in subscription order.
@@ -167,6 +167,7 @@ impl Registry {
         batch: &mut Batch,
     ) -> usize {
         crate::stats::Stats::add(&self.stats.messages_published, 1);
+        batch.publishes += 1;
         let kind: &[u8] = match ns {
             Namespace::Global => b"message",
             Namespace::Shard => b"smessage",
@@ -338,13 +339,18 @@ impl Registry {
     }
 
     /// Ends a publisher's batch of requests: completes its run and sends what it queued
-    /// for its subscribers. Up to [`WRITE_NOW_MAX`] subscribers, this thread writes to
-    /// them itself ([`Outbox::write_or_wake`]), as Redis does, with no task or thread
-    /// woken; past it their writer tasks are woken, so that both workers share the writes.
+    /// for its subscribers. After a single publish to at most [`WRITE_NOW_MAX`]
+    /// subscribers (each delivery its own write, the publisher waiting for its reply),
+    /// this thread writes to them itself ([`Outbox::write_or_wake`]), as Redis does, with
+    /// no task or thread woken. After a pipelined batch, or to more subscribers, their
+    /// writer tasks are woken, so that both workers share the writes while the publisher
+    /// reads on.
     pub fn end_batch(&self, batch: &mut Batch) {
         self.end_run(batch);
         batch.last = None;
-        if batch.wakes.len() <= WRITE_NOW_MAX {
+        let single = batch.publishes <= 1;
+        batch.publishes = 0;
+        if single && batch.wakes.len() <= WRITE_NOW_MAX {
             let mut written = 0;
             for o in batch.wakes.drain(..) {
                 written += o.write_or_wake();

@@ -39,6 +39,8 @@ pub struct Batch {
     /// Subscribers whose writers are owed a wake-up at the end of the batch (see
     /// [`Outbox::push_message`]).
     pub wakes: Vec<Arc<Outbox>>,
+    /// Publishes in this batch so far.
+    pub(super) publishes: u32,
     /// The subscriber set the previous request published to, when it was a publish to
     /// two or more subscribers: a second publish to the same set opens a run.
     pub(super) last: Option<(Namespace, Subscribers)>,
