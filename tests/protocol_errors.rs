@@ -364,6 +364,38 @@ async fn http_requests_are_closed_without_reply() {
     assert!(matches!(r, Frame::Error(_)), "{r:?}");
 }
 
+/// A connection closed in the middle of its batch (here by the HTTP guard, which closes
+/// without a reply) still delivers what it published before: the messages already queued
+/// for subscribers, and a run of publishes to the same subscribers, which holds a place in
+/// each subscriber's queue until it is completed and would otherwise block it for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_before_a_close_mid_batch_are_delivered() {
+    let s = start_server().await;
+    let mut subs = Vec::new();
+    for _ in 0..2 {
+        let mut c = s.raw().await;
+        c.send(&["SUBSCRIBE", "ch"]).await;
+        c.read_frame().await;
+        subs.push(c);
+    }
+    let mut p = s.raw().await;
+    let mut batch = resp_command(&["PUBLISH", "ch", "a"]);
+    batch.extend(resp_command(&["PUBLISH", "ch", "b"]));
+    batch.extend(resp_command(&["PUBLISH", "ch", "c"]));
+    batch.extend_from_slice(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n");
+    p.send_raw(&batch).await;
+    p.expect_eof().await;
+    let mut other = s.raw().await;
+    other.send(&["PUBLISH", "ch", "d"]).await;
+    other.expect(b":2\r\n").await;
+    for c in &mut subs {
+        for payload in ["a", "b", "c", "d"] {
+            let frame = format!("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\n{payload}\r\n");
+            c.expect(frame.as_bytes()).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maxclients_rejects_extra_connections() {
     let s = start_server_with(&[("maxclients", "2")]).await;

@@ -263,12 +263,8 @@ impl Session {
         self.channels.len() + self.patterns.len() + self.shard_channels.len()
     }
 
-    /// Wakes the writers of the subscribers this connection published to, then hands
-    /// the replies gathered so far to the outbox.
-    ///
-    /// The connection's own writer is woken last on purpose: tokio runs the task woken
-    /// last first, so a publisher waiting for its reply gets it before the fan-out to
-    /// subscribers is written (Redis, too, writes the publisher first).
+    /// Hands the replies gathered so far to the outbox, then sends what this connection
+    /// published to its subscribers ([`crate::pubsub::Registry::end_batch`]).
     pub fn flush(&mut self) {
         self.wake_bus();
         // Replies that wait for the disk (`appendfsync always`) stay, in order, until
@@ -396,6 +392,9 @@ impl Session {
     /// mode, and leaves the client table.
     pub fn close(&mut self) {
         self.wake_bus();
+        // What it published before closing mid-batch still goes out (and a run's places in
+        // its subscribers' queues are completed, or they would wait for it for good).
+        self.broker.registry.end_batch(&mut self.batch);
         self.drop_subscriptions();
         self.release_bus_pins();
         self.unwatch_all();
