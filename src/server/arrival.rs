@@ -23,9 +23,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 
-use futures_util::task::AtomicWaker;
+use crate::sync::LockExt;
+
 /// The longest a connection waits for earlier arrivals before running anyway.
 const MAX_WAIT: Duration = Duration::from_micros(200);
 /// Tickets outstanding at most; past it, wake-ups take none (and wait for none) until
@@ -36,14 +38,12 @@ const MAX_OUTSTANDING: u64 = 4096;
 struct Ledger {
     /// The oldest ticket not yet done (every ticket below it is done).
     oldest: u64,
-    next: u64,
-    /// `done[i]` is ticket `oldest + i`.
+    /// `done[i]` is ticket `oldest + i`; the next ticket is `oldest + done.len()`.
     done: VecDeque<bool>,
 }
 
 static LEDGER: Mutex<Ledger> = Mutex::new(Ledger {
     oldest: 0,
-    next: 0,
     done: VecDeque::new(),
 });
 /// `Ledger::oldest`, readable without the lock.
@@ -52,24 +52,17 @@ static OLDEST: AtomicU64 = AtomicU64::new(0);
 static TURNS: Notify = Notify::const_new();
 static WAITING: AtomicUsize = AtomicUsize::new(0);
 
-fn ledger() -> std::sync::MutexGuard<'static, Ledger> {
-    // The ledger is consistent after every statement, so a panic elsewhere leaves it usable.
-    LEDGER.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn issue() -> Option<u64> {
-    let mut l = ledger();
-    if l.next - l.oldest >= MAX_OUTSTANDING {
+    let mut l = LEDGER.locked();
+    if l.done.len() as u64 >= MAX_OUTSTANDING {
         return None;
     }
-    let t = l.next;
-    l.next += 1;
     l.done.push_back(false);
-    Some(t)
+    Some(l.oldest + l.done.len() as u64 - 1)
 }
 
 fn finish(t: u64) {
-    let mut l = ledger();
+    let mut l = LEDGER.locked();
     let Some(i) = t.checked_sub(l.oldest) else { return };
     if let Some(d) = l.done.get_mut(i as usize) {
         *d = true;
@@ -78,9 +71,11 @@ fn finish(t: u64) {
         l.done.pop_front();
         l.oldest += 1;
     }
-    let advanced = OLDEST.swap(l.oldest, Ordering::AcqRel) != l.oldest;
+    // SeqCst here and in `wait_turn`: a waiter counts itself, then reads `OLDEST`; this
+    // stores `OLDEST`, then reads the count. One of the two sees the other.
+    let advanced = OLDEST.swap(l.oldest, Ordering::SeqCst) != l.oldest;
     drop(l);
-    if advanced && WAITING.load(Ordering::Acquire) > 0 {
+    if advanced && WAITING.load(Ordering::SeqCst) > 0 {
         TURNS.notify_waiters();
     }
 }
@@ -98,11 +93,11 @@ impl Ticket {
             return;
         }
         let deadline = tokio::time::Instant::now() + MAX_WAIT;
-        WAITING.fetch_add(1, Ordering::AcqRel);
+        WAITING.fetch_add(1, Ordering::SeqCst);
         loop {
             let mut turn = std::pin::pin!(TURNS.notified());
             turn.as_mut().enable();
-            if OLDEST.load(Ordering::Acquire) >= t || tokio::time::timeout_at(deadline, turn).await.is_err() {
+            if OLDEST.load(Ordering::SeqCst) >= t || tokio::time::timeout_at(deadline, turn).await.is_err() {
                 break;
             }
         }
@@ -213,7 +208,7 @@ mod tests {
     use super::*;
 
     fn is_done(t: u64) -> bool {
-        let l = ledger();
+        let l = LEDGER.locked();
         t < l.oldest || l.done[(t - l.oldest) as usize]
     }
 

@@ -14,10 +14,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
-
-use crate::client::outbox::DirectWrite;
 use tokio::io::{AsyncWrite, Interest};
 use tokio::net::{tcp, unix, TcpListener, TcpStream, UnixListener, UnixStream};
+
+use crate::client::outbox::DirectWrite;
 
 pub trait ReadHalf: Send + Sync + 'static {
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
