@@ -36,14 +36,13 @@ const MAX_READ_RESERVE: usize = 1024 * 1024;
 
 /// Serves one accepted connection until it closes.
 ///
-/// `shutdown` asks the connection to send what it has queued and close; `hard_stop`
-/// (once the shutdown grace period is over) makes its writer give up at once.
+/// `shutdown` asks the connection to send what it has queued and close (once the
+/// shutdown grace period is over, the server kills it: see [`Outbox::kill`]).
 pub async fn serve<R: ReadHalf, W: AsyncWrite + Unpin + Send + 'static>(
     broker: Arc<Broker>,
     id: u64,
     conn: Accepted<R, W>,
     shutdown: CancellationToken,
-    hard_stop: CancellationToken,
     tracker: TaskTracker,
 ) {
     let Accepted {
@@ -71,7 +70,7 @@ pub async fn serve<R: ReadHalf, W: AsyncWrite + Unpin + Send + 'static>(
     Stats::add(&broker.stats.connections_received, 1);
     tracing::debug!("accepted");
 
-    tracker.spawn(crate::client::writer::drain(outbox.clone(), wr, broker.stats.clone(), hard_stop).in_current_span());
+    tracker.spawn(crate::client::writer::drain(outbox.clone(), wr, broker.stats.clone()).in_current_span());
 
     let mut guard = Cleanup(Session::new(broker.clone(), client));
     read_loop(&mut guard.0, rd, &shutdown).await;

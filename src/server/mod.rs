@@ -211,7 +211,6 @@ impl Server {
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         let tracker = TaskTracker::new();
         let accept_stop = CancellationToken::new();
-        let hard_stop = CancellationToken::new();
         let unix_paths: Vec<std::path::PathBuf> = self
             .listeners
             .iter()
@@ -226,7 +225,6 @@ impl Server {
                 self.broker.clone(),
                 accept_stop.clone(),
                 self.shutdown.clone(),
-                hard_stop.clone(),
                 tracker.clone(),
             ));
         }
@@ -297,7 +295,9 @@ impl Server {
         let grace = Duration::from_secs(self.broker.settings.shutdown_timeout.load(Relaxed));
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             tracing::warn!("output still queued after {grace:?}; closing the remaining connections");
-            hard_stop.cancel();
+            for c in self.broker.clients.all() {
+                c.outbox.kill();
+            }
             let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
         }
         for l in &unix_paths {
@@ -326,7 +326,6 @@ async fn accept_loop(
     broker: Arc<Broker>,
     stop: CancellationToken,
     shutdown: CancellationToken,
-    hard_stop: CancellationToken,
     tracker: TaskTracker,
 ) {
     loop {
@@ -361,21 +360,16 @@ async fn accept_loop(
         } else {
             broker.next_client_id.fetch_add(1, Relaxed)
         };
-        // Child tokens: each connection waits on its own node, so connections do not all
+        // A child token: each connection waits on its own node, so connections do not all
         // contend for the server-wide token's lock every time they go idle.
-        let (broker, shutdown, hard_stop, t) = (
-            broker.clone(),
-            shutdown.child_token(),
-            hard_stop.child_token(),
-            tracker.clone(),
-        );
+        let (broker, shutdown, t) = (broker.clone(), shutdown.child_token(), tracker.clone());
         macro_rules! serve {
             ($conn:expr) => {
                 if let Some(line) = refusal {
                     tokio::spawn(transport::refuse($conn.wr, line));
                 } else {
                     let span = tracing::info_span!("conn", client = id, addr = %$conn.peer);
-                    tracker.spawn(conn::serve(broker, id, $conn, shutdown, hard_stop, t).instrument(span));
+                    tracker.spawn(conn::serve(broker, id, $conn, shutdown, t).instrument(span));
                 }
             };
         }
@@ -391,7 +385,7 @@ async fn accept_loop(
                     let span = tracing::info_span!("conn", client = id, addr = %c.peer, tls = true);
                     let serve = async move {
                         match c.handshake(&shutdown).await {
-                            Some(c) => conn::serve(broker, id, c, shutdown, hard_stop, t).await,
+                            Some(c) => conn::serve(broker, id, c, shutdown, t).await,
                             // serve() gives the slot back when a connection ends; this one never started.
                             None => broker.clients.release_slot(),
                         }

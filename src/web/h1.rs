@@ -181,13 +181,7 @@ where
     Stats::add(&broker.stats.net_output_bytes, out.len() as u64);
     drop(out);
     let outbox = session.outbox().clone();
-    let hard_stop = tokio_util::sync::CancellationToken::new();
-    let writer = tokio::spawn(crate::client::writer::drain(
-        outbox.clone(),
-        wr,
-        broker.stats.clone(),
-        hard_stop.clone(),
-    ));
+    let writer = tokio::spawn(crate::client::writer::drain(outbox.clone(), wr, broker.stats.clone()));
     let keepalive = super::keepalive(&broker.settings);
     let shutdown = broker.shutdown.clone();
     // A browser sends nothing more; what it does send is read and dropped, in small
@@ -213,7 +207,8 @@ where
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-    hard_stop.cancel();
+    // Still writing after that: give up (a writer that finished ignores this).
+    outbox.kill();
     drop(session);
 }
 

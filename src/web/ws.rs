@@ -106,13 +106,7 @@ where
     let (mut rd, wr) = tokio::io::split(io);
     let broker = session.broker.clone();
     let outbox = session.outbox().clone();
-    let hard_stop = tokio_util::sync::CancellationToken::new();
-    let writer = tokio::spawn(crate::client::writer::drain(
-        outbox.clone(),
-        wr,
-        broker.stats.clone(),
-        hard_stop.clone(),
-    ));
+    let writer = tokio::spawn(crate::client::writer::drain(outbox.clone(), wr, broker.stats.clone()));
     let mut decoder = Decoder::new(super::max_body(&broker.settings));
     let mut buf = BytesMut::new();
     let mut small = [0u8; 512];
@@ -186,7 +180,8 @@ where
     }
     // The writer sends what is queued (a close frame included), then ends.
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-    hard_stop.cancel();
+    // Still writing after that: give up (a writer that finished ignores this).
+    outbox.kill();
     drop(session);
 }
 
