@@ -314,7 +314,7 @@ impl Session {
                 self.reply().verbatim(report.as_bytes());
             }
             Cmd::MemoryPurge => self.ok(),
-            // Redis's answer with an allocator that keeps no statistics (libc).
+            // Redis's answer with an allocator that keeps no statistics: fanout reports none.
             Cmd::MemoryMallocStats => self.reply().verbatim(b"Stats not supported for the current allocator"),
             _ => self.help(
                 "MEMORY",

@@ -137,7 +137,7 @@ impl Session {
                     "maxmemory_policy",
                     &b.settings.get("maxmemory-policy").unwrap_or_default(),
                 );
-                kv("mem_allocator", &"libc");
+                kv("mem_allocator", crate::stats::ALLOCATOR.get().unwrap_or(&"libc"));
             }
             "persistence" => {
                 // Redis's fields; the rdb ones describe a server that never saves an RDB.

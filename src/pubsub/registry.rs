@@ -49,10 +49,14 @@ pub trait Interest: Send + Sync {
     fn patterns(&self, present: bool);
 }
 
+/// A channel map. foldhash (seeded per process, like the pattern index) rather than
+/// SipHash: hashing the channel is on every publish's path.
+type ChannelMap = DashMap<Bytes, Subscribers, foldhash::fast::RandomState>;
+
 pub struct Registry {
-    channels: DashMap<Bytes, Subscribers>,
+    channels: ChannelMap,
     interest: std::sync::OnceLock<Arc<dyn Interest>>,
-    shard_channels: DashMap<Bytes, Subscribers>,
+    shard_channels: ChannelMap,
     pub patterns: PatternIndex,
     settings: Arc<Settings>,
     stats: Arc<Stats>,
@@ -80,8 +84,8 @@ impl Registry {
         Registry {
             // More shards than cores: subscribing to one channel then rarely waits on a
             // publish to an unrelated channel that happens to share its shard.
-            channels: DashMap::with_shard_amount(64),
-            shard_channels: DashMap::with_shard_amount(64),
+            channels: DashMap::with_hasher_and_shard_amount(Default::default(), 64),
+            shard_channels: DashMap::with_hasher_and_shard_amount(Default::default(), 64),
             interest: std::sync::OnceLock::new(),
             patterns: PatternIndex::default(),
             settings,
@@ -89,7 +93,7 @@ impl Registry {
         }
     }
 
-    fn map(&self, ns: Namespace) -> &DashMap<Bytes, Subscribers> {
+    fn map(&self, ns: Namespace) -> &ChannelMap {
         match ns {
             Namespace::Global => &self.channels,
             Namespace::Shard => &self.shard_channels,

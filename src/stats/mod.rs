@@ -9,6 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 pub use calls::CommandCalls;
 
+/// The memory allocator, as INFO's `mem_allocator` names it: set by the `fanout` binary,
+/// which links jemalloc; anything else embedding the library uses the system's.
+pub static ALLOCATOR: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
 #[derive(Default)]
 pub struct Stats {
     pub connections_received: AtomicU64,
