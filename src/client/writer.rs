@@ -35,10 +35,15 @@ pub async fn drain<W: AsyncWrite + Unpin>(outbox: Arc<Outbox>, mut wr: W, stats:
                 // One waiter, not three: a kill wakes it too, and `take` then says Close.
                 outbox.wait().await;
                 // Let the publishers this worker is about to run add to the queue before
-                // it is written: tokio runs a yielded task after the other ready tasks (or
-                // before the worker parks), as Redis writes its clients before it sleeps.
-                // With many channels per connection, one write then carries several
-                // deliveries instead of one each.
+                // it is written, as Redis writes its clients once per pass of its event
+                // loop. tokio runs a yielded task after the tasks already queued, at its
+                // next poll of the reactor; the second yield lets the publishers that poll
+                // found readable run too. With many channels per connection, one write
+                // then carries several deliveries instead of one each (10,000 channels on
+                // 100 connections, 4 pipelining publishers: 0.63 sends per delivery
+                // without, 0.40 with one yield, 0.37 with two, which also gave 5% more
+                // deliveries in three A/B runs).
+                tokio::task::yield_now().await;
                 tokio::task::yield_now().await;
             }
             Take::Close if outbox.is_gone() => return,
