@@ -16,15 +16,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fanout::config::{self, Settings, DIRECTIVES};
+use fanout::server::Server;
 
 /// jemalloc, as Redis links it. A message's frame is allocated by the publisher's thread
 /// and freed by the writer's, often on the other worker; glibc's malloc then takes the
-/// other thread's arena lock for the free, and with 10 busy subscribers a fifth of the
-/// server's time went to malloc, free and that lock (`perf`). jemalloc cut CPU per
-/// delivery by 10-16% there, at the same RSS per idle connection.
+/// other thread's arena lock for the free, and with 10 busy subscriber connections a
+/// fifth of the server's time went to malloc, free and that lock (`perf`). jemalloc cut
+/// CPU per delivery by 10-16% there, at the same RSS per idle connection.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-use fanout::server::Server;
 
 /// Where the config file comes from: `fanout path.conf`, or `fanout -` for stdin.
 #[derive(Debug, PartialEq)]
