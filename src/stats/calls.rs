@@ -3,11 +3,14 @@
 //! `fanout_command_calls_total{command="..."}`.
 //!
 //! One slot of relaxed atomics per entry of the command table, indexed by its
-//! [`Cmd`](crate::spec::Cmd): no hashing and no string comparison on the hot path.
+//! [`Cmd`](crate::spec::Cmd): no hashing and no string comparison on the hot path. One
+//! row of slots per stripe ([`super::striped`]), so two workers running PUBLISH never
+//! write the same cache line; reads add the rows up.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
 
+use super::striped;
 use crate::spec::{self, Cmd, Spec};
 
 #[derive(Default)]
@@ -61,9 +64,9 @@ impl Histogram {
         self.buckets[Self::index(usec)].fetch_add(1, Relaxed);
     }
 
-    /// The value at each percentile (0-100), as the top of the bucket that holds it.
-    fn percentiles(&self, ps: &[f64]) -> Option<Vec<u64>> {
-        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+    /// The value at each percentile (0-100) of a histogram's `counts`, as the top of the
+    /// bucket that holds it.
+    fn percentiles(counts: &[u64], ps: &[f64]) -> Option<Vec<u64>> {
         let total: u64 = counts.iter().sum();
         if total == 0 {
             return None;
@@ -95,24 +98,49 @@ pub struct CallFigures {
     pub failed: u64,
 }
 
-/// One counter slot per command and subcommand of the command table.
+/// One counter slot per command and subcommand of the command table, per stripe. Each
+/// row is its own allocation, so rows share no cache line (but at their ends).
 pub struct CommandCalls {
-    slots: Box<[Slot]>,
+    rows: Box<[Box<[Slot]>]>,
 }
 
 impl Default for CommandCalls {
     fn default() -> Self {
         CommandCalls {
-            slots: Cmd::ALL.iter().map(|_| Slot::default()).collect(),
+            rows: (0..striped::stripes())
+                .map(|_| Cmd::ALL.iter().map(|_| Slot::default()).collect())
+                .collect(),
         }
     }
 }
 
 impl CommandCalls {
+    /// This thread's slot for `cmd`.
+    fn mine(&self, cmd: Cmd) -> &Slot {
+        &self.rows[striped::slot()][cmd as usize]
+    }
+
+    /// `cmd`'s slot in every row.
+    fn all(&self, cmd: Cmd) -> impl Iterator<Item = &Slot> {
+        self.rows.iter().map(move |r| &r[cmd as usize])
+    }
+
+    /// `cmd`'s latency histogram, all rows added up; `None` if it was never tracked.
+    fn histogram(&self, cmd: Cmd) -> Option<Vec<u64>> {
+        let mut sum: Option<Vec<u64>> = None;
+        for h in self.all(cmd).filter_map(|s| s.histogram.get()) {
+            let sum = sum.get_or_insert_with(|| vec![0; Histogram::BUCKETS]);
+            sum.iter_mut()
+                .zip(h.buckets.iter())
+                .for_each(|(t, b)| *t += b.load(Relaxed));
+        }
+        sum
+    }
+
     /// Counts one call of `spec` that took `usec` microseconds; `track` adds it to the
     /// command's latency histogram (`latency-tracking`).
     pub fn count(&self, spec: &Spec, usec: u64, track: bool) {
-        let s = &self.slots[spec.cmd as usize];
+        let s = self.mine(spec.cmd);
         s.calls.fetch_add(1, Relaxed);
         s.usec.fetch_add(usec, Relaxed);
         if track {
@@ -124,10 +152,7 @@ impl CommandCalls {
     /// (0-100), in microseconds.
     pub fn percentiles(&self, ps: &[f64]) -> Vec<(&'static str, Vec<u64>)> {
         spec::all()
-            .filter_map(|s| {
-                let h = self.slots[s.cmd as usize].histogram.get()?;
-                Some((s.name, h.percentiles(ps)?))
-            })
+            .filter_map(|s| Some((s.name, Histogram::percentiles(&self.histogram(s.cmd)?, ps)?)))
             .collect()
     }
 
@@ -135,8 +160,7 @@ impl CommandCalls {
     /// Redis reports it: (upper bound in microseconds, calls at or under it) at each
     /// power of two of 1,024 ns, listed only where the count grows.
     pub fn distribution(&self, spec: &Spec) -> Option<(u64, Vec<(u64, u64)>)> {
-        let h = self.slots[spec.cmd as usize].histogram.get()?;
-        let counts: Vec<u64> = h.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let counts = self.histogram(spec.cmd)?;
         let total: u64 = counts.iter().sum();
         if total == 0 {
             return None;
@@ -162,31 +186,31 @@ impl CommandCalls {
     }
 
     pub fn rejected(&self, spec: &Spec) {
-        self.slots[spec.cmd as usize].rejected.fetch_add(1, Relaxed);
+        self.mine(spec.cmd).rejected.fetch_add(1, Relaxed);
     }
 
     pub fn failed(&self, spec: &Spec) {
-        self.slots[spec.cmd as usize].failed.fetch_add(1, Relaxed);
+        self.mine(spec.cmd).failed.fetch_add(1, Relaxed);
     }
 
     /// Every command's full name (`publish`, `client|list`) with its figures so far, in
     /// table order.
     pub fn snapshot(&self) -> impl Iterator<Item = (&'static str, CallFigures)> + '_ {
         spec::all().map(|s| {
-            let slot = &self.slots[s.cmd as usize];
-            let f = CallFigures {
-                calls: slot.calls.load(Relaxed),
-                usec: slot.usec.load(Relaxed),
-                rejected: slot.rejected.load(Relaxed),
-                failed: slot.failed.load(Relaxed),
-            };
+            let mut f = CallFigures::default();
+            for slot in self.all(s.cmd) {
+                f.calls += slot.calls.load(Relaxed);
+                f.usec += slot.usec.load(Relaxed);
+                f.rejected += slot.rejected.load(Relaxed);
+                f.failed += slot.failed.load(Relaxed);
+            }
             (s.name, f)
         })
     }
 
     /// CONFIG RESETSTAT.
     pub fn reset(&self) {
-        for s in self.slots.iter() {
+        for s in self.rows.iter().flat_map(|r| r.iter()) {
             for c in [&s.calls, &s.usec, &s.rejected, &s.failed] {
                 c.store(0, Relaxed);
             }

@@ -1,13 +1,16 @@
-//! Server-wide counters. Plain relaxed atomics: they are bumped on hot paths and read
-//! only by INFO, CLIENT LIST and metrics, which need no cross-counter consistency.
+//! Server-wide counters. Striped relaxed atomics ([`striped::Counter`]): they are bumped
+//! on hot paths by every worker and read only by INFO, CLIENT LIST and metrics, which
+//! need no cross-counter consistency.
 
 pub mod calls;
 pub mod latency;
 pub mod slowlog;
+pub mod striped;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 pub use calls::CommandCalls;
+pub use striped::{Count, Counter};
 
 /// The memory allocator, as INFO's `mem_allocator` names it: set by the `fanout` binary,
 /// which links jemalloc; anything else embedding the library uses the system's.
@@ -15,22 +18,22 @@ pub static ALLOCATOR: std::sync::OnceLock<&'static str> = std::sync::OnceLock::n
 
 #[derive(Default)]
 pub struct Stats {
-    pub connections_received: AtomicU64,
-    pub rejected_connections: AtomicU64,
-    pub commands_processed: AtomicU64,
-    pub net_input_bytes: AtomicU64,
-    pub net_output_bytes: AtomicU64,
-    pub error_replies: AtomicU64,
-    pub messages_published: AtomicU64,
-    pub messages_delivered: AtomicU64,
-    pub messages_dropped: AtomicU64,
-    pub obuf_limit_disconnections: AtomicU64,
-    pub qbuf_limit_disconnections: AtomicU64,
-    pub auth_failures: AtomicU64,
+    pub connections_received: Counter,
+    pub rejected_connections: Counter,
+    pub commands_processed: Counter,
+    pub net_input_bytes: Counter,
+    pub net_output_bytes: Counter,
+    pub error_replies: Counter,
+    pub messages_published: Counter,
+    pub messages_delivered: Counter,
+    pub messages_dropped: Counter,
+    pub obuf_limit_disconnections: Counter,
+    pub qbuf_limit_disconnections: Counter,
+    pub auth_failures: Counter,
     /// Clients closed by CLIENT KILL.
-    pub killed_disconnections: AtomicU64,
+    pub killed_disconnections: Counter,
     /// Clients closed by the idle `timeout`.
-    pub timeout_disconnections: AtomicU64,
+    pub timeout_disconnections: Counter,
     pub instantaneous: Instantaneous,
     /// Calls per command, by position in the command table (metrics).
     pub command_calls: CommandCalls,
@@ -39,12 +42,12 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Relaxed);
+    pub fn add(counter: &impl Count, n: u64) {
+        counter.add(n);
     }
 
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Relaxed)
+    pub fn get(counter: &impl Count) -> u64 {
+        counter.get()
     }
 
     /// CONFIG RESETSTAT: zero what Redis zeroes (everything but gauges).
@@ -65,7 +68,7 @@ impl Stats {
             &self.killed_disconnections,
             &self.timeout_disconnections,
         ] {
-            c.store(0, Relaxed);
+            c.reset();
         }
         self.command_calls.reset();
         self.errors.reset();
