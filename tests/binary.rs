@@ -399,3 +399,18 @@ fn json_logs_name_a_client_closed_for_its_output_buffer() {
     assert!(warned, "no JSON warning naming the closed client:\n{err}");
     drop(slow);
 }
+
+/// The binary links jemalloc and says so in INFO, as Redis does; a server embedded from
+/// the library uses the system allocator and reports `libc` (tests/commands.rs' servers).
+#[test]
+fn info_names_the_binary_s_allocator() {
+    let port = free_port();
+    let mut cmd = fanout();
+    cmd.args(["--port", &port.to_string()]);
+    let mut p = Proc::spawn(cmd);
+    p.wait_ready(local(port), READY);
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let info: String = redis::cmd("INFO").arg("memory").query(&mut con).unwrap();
+    assert!(info.contains("mem_allocator:jemalloc-"), "{info}");
+}
