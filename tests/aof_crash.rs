@@ -737,6 +737,19 @@ async fn rewrite_kills() {
         build_big(&mut con).await;
         eprintln!("rewrite: dataset built in {:?}", t.elapsed());
     }
+    // How long a rewrite of this dataset takes on this machine and build: the kills
+    // meant to land during one are drawn within its first three quarters.
+    let rewrite_ms = {
+        let mut con = server.conn(Duration::from_secs(10)).await;
+        let t = Instant::now();
+        let _: String = redis::cmd("BGREWRITEAOF").query_async(&mut con).await.unwrap();
+        while info_field(&mut con, "aof_rewrite_in_progress").await != "0" {
+            assert!(t.elapsed() < Duration::from_secs(30), "rewrite did not finish");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        t.elapsed().as_millis() as u64
+    };
+    eprintln!("rewrite: a rewrite takes {rewrite_ms} ms");
     let mut logs: Vec<Log> = Vec::new();
     let mut seen = Data::new();
     let mut during = 0;
@@ -761,7 +774,7 @@ async fn rewrite_kills() {
         // Even rounds: kill at a random moment while the rewrite runs; odd rounds: kill
         // just after it finished.
         let kill_during = round % 2 == 0;
-        let delay = Duration::from_millis(rng.range(0, 250));
+        let delay = Duration::from_millis(rng.range(0, (rewrite_ms * 3 / 4).max(1)));
         let what = if kill_during {
             tokio::time::sleep(delay).await;
             let running = info_field(&mut con, "aof_rewrite_in_progress").await == "1";

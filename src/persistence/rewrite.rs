@@ -248,11 +248,15 @@ fn rewrite(shared: &Shared, snapshot: &Snapshot, rotation: u64) -> std::io::Resu
     next.retire_incrs(true);
     files.persist_manifest(&next)?;
     shared.wait_rewrite.store(false, Relaxed);
-    for old in next.take_history() {
+    // The manifest stops naming the history files before they go (Redis 7.0's
+    // `aofDelHistoryFiles` order): a kill between the two then leaves an unnamed file,
+    // never a manifest naming a missing one.
+    let history = next.take_history();
+    files.persist_manifest(&next)?;
+    for old in history {
         tracing::info!("Removing the history file {} in the background", old.name);
         let _ = std::fs::remove_file(files.path(&old.name));
     }
-    files.persist_manifest(&next)?;
     let size = files.size_of(&next);
     shared.stats.current_size.store(size, Relaxed);
     *m = next;
