@@ -235,6 +235,19 @@ fn fatal(e: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// Worker threads when `threads` is 0: one per core, except on a machine with two
+/// cores or fewer, where one event loop (plus the write thread) leaves the other core to
+/// the network stack and to clients on the same host. Measured on 2 cores against the
+/// two-worker runtime (BENCHMARKS.md, issue 15): 10,000 channels on 100 connections
+/// 1.6x the deliveries at half the CPU each, pipelined fan-outs 1.03-1.10x, and an
+/// unpipelined publish to 1,000 subscribers at 0.75-0.9x.
+fn default_threads() -> usize {
+    match std::thread::available_parallelism().map_or(1, |n| n.get()) {
+        n if n <= 2 => 1,
+        n => n,
+    }
+}
+
 fn main() -> ExitCode {
     let args = match std::env::args_os()
         .skip(1)
@@ -275,12 +288,9 @@ fn main() -> ExitCode {
         &settings.get("log-format").unwrap_or_default(),
     );
     let threads: usize = settings.get("threads").and_then(|t| t.parse().ok()).unwrap_or(0);
-    let threads = if threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        threads
-    };
-    // One thread: a current-thread runtime, with no cross-thread wake-ups at all.
+    let threads = if threads == 0 { default_threads() } else { threads };
+    // One thread: a current-thread event loop, with no cross-thread wake-ups, plus the
+    // write thread for unpipelined publishes to many connections (started below).
     let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -303,6 +313,12 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if threads == 1 {
+            if let Err(e) = server.broker().registry.start_write_thread() {
+                tracing::error!("cannot start the write thread: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             addrs = ?server.local_addrs(),

@@ -414,3 +414,43 @@ fn info_names_the_binary_s_allocator() {
     let info: String = redis::cmd("INFO").arg("memory").query(&mut con).unwrap();
     assert!(info.contains("mem_allocator:jemalloc-"), "{info}");
 }
+
+/// `--threads 1`: one event loop, and a write thread for unpipelined publishes to 64 or
+/// more connections. 100 subscribers each get all 200 messages of a one-at-a-time
+/// publisher, in order, written by that thread (INFO counts its writes).
+#[test]
+fn single_event_loop_hands_large_fan_outs_to_the_write_thread() {
+    let port = free_port();
+    let mut cmd = fanout();
+    cmd.args(["--port", &port.to_string(), "--threads", "1"]);
+    let mut p = Proc::spawn(cmd);
+    p.wait_ready(local(port), READY);
+    let mut subs: Vec<TcpStream> = (0..100).map(|_| subscriber(local(port), "wt")).collect();
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut con = client.get_connection().unwrap();
+    for i in 0..200 {
+        let n: i64 = redis::cmd("PUBLISH")
+            .arg("wt")
+            .arg(format!("m{i}"))
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(n, 100);
+    }
+    for s in subs.iter_mut() {
+        for i in 0..200 {
+            let payload = format!("m{i}");
+            let expected = format!("*3\r\n$7\r\nmessage\r\n$2\r\nwt\r\n${}\r\n{payload}\r\n", payload.len());
+            let mut buf = vec![0u8; expected.len()];
+            s.read_exact(&mut buf).unwrap();
+            assert_eq!(String::from_utf8_lossy(&buf), expected);
+        }
+    }
+    let info: String = redis::cmd("INFO").arg("stats").query(&mut con).unwrap();
+    assert!(info.contains("io_threads_active:1"), "{info}");
+    let writes: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("io_threaded_writes_processed:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(writes >= 100, "{info}");
+}
