@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::child::{free_port, Proc};
+use common::child::{free_port, free_ports, Proc};
 use common::{Frame, RawConn};
 
 /// How long any one expected event may take (2 shared cores, several processes).
@@ -102,7 +102,7 @@ impl Cluster {
             nats_bin: bin,
             nats_port,
             nats: Some(nats),
-            ports: (0..nodes).map(|_| free_port()).collect(),
+            ports: free_ports(nodes),
             nodes: (0..nodes).map(|_| None).collect(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
         }

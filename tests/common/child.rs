@@ -98,8 +98,16 @@ pub fn ping(addr: SocketAddr) -> bool {
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("reserve a port")
-        .port()
+    free_ports(1)[0]
+}
+
+/// `n` distinct ports that were free a moment ago: every listener is held until all are
+/// picked, since the kernel may hand a just-released port out again.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("reserve a port"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("reserve a port").port())
+        .collect()
 }
