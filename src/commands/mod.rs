@@ -342,7 +342,14 @@ impl Session {
     pub async fn send_replies(&mut self) {
         if let Some(offset) = self.durable_wait.take() {
             let broker = self.broker.clone();
-            // Group commit under always: while other connections are still executing the
+            // Group commit under always. First the connections that became readable with
+            // this one run their batches: a yielded task runs after them (on one event
+            // loop, nothing else would let them in before this fsync: 4 pipelining
+            // producers then paid 4 fsyncs a round, at 0.56x of redis's XADD rate).
+            if broker.aof.fsync_always() {
+                tokio::task::yield_now().await;
+            }
+            // Then, while other connections are still executing the
             // batches they read (they will want an fsync in a moment), let them get here
             // first (yielding, so those on this worker run too), for at most 200 µs; then
             // one fsync covers them all, as Redis's one fsync per event-loop round does.

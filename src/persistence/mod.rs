@@ -497,7 +497,7 @@ impl Aof {
     /// Counts this connection as executing a batch until [`Executing::done`] (or drop),
     /// when the AOF is on under `appendfsync always`; otherwise counts nothing.
     pub fn executing(&self) -> Executing {
-        let on = self.is_on() && self.settings.fsync_always();
+        let on = self.fsync_always();
         if on {
             self.executing.fetch_add(1, Relaxed);
         }
@@ -506,9 +506,14 @@ impl Aof {
         }
     }
 
+    /// The AOF is on under `appendfsync always`: replies wait for an fsync.
+    pub fn fsync_always(&self) -> bool {
+        self.is_on() && self.settings.fsync_always()
+    }
+
     /// Other connections are executing a batch (this one is done with its own).
     pub fn others_executing(&self) -> bool {
-        self.executing.load(Relaxed) > 0 && self.is_on() && self.settings.fsync_always()
+        self.executing.load(Relaxed) > 0 && self.fsync_always()
     }
 
     /// Wakes the writer: there are bytes someone waits for.
