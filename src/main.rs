@@ -236,11 +236,10 @@ fn fatal(e: &str) -> ExitCode {
 }
 
 /// Worker threads when `threads` is 0: one per core, except on a machine with two
-/// cores or fewer, where one event loop (plus the write thread) leaves the other core to
+/// cores or fewer, where one event loop (plus the wake relay) leaves the other core to
 /// the network stack and to clients on the same host. Measured on 2 cores against the
-/// two-worker runtime (BENCHMARKS.md, issue 15): 10,000 channels on 100 connections
-/// 1.6x the deliveries at half the CPU each, pipelined fan-outs 1.03-1.10x, and an
-/// unpipelined publish to 1,000 subscribers at 0.75-0.9x.
+/// two-worker runtime (BENCHMARKS.md, issue 15, third rerun): 10,000 channels on 100
+/// connections 1.9x the deliveries at half the CPU each; pipelined fan-outs 1.1x.
 fn default_threads() -> usize {
     match std::thread::available_parallelism().map_or(1, |n| n.get()) {
         n if n <= 2 => 1,
@@ -290,7 +289,7 @@ fn main() -> ExitCode {
     let threads: usize = settings.get("threads").and_then(|t| t.parse().ok()).unwrap_or(0);
     let threads = if threads == 0 { default_threads() } else { threads };
     // One thread: a current-thread event loop, with no cross-thread wake-ups, plus the
-    // write thread for unpipelined publishes to many connections (started below).
+    // wake relay for unpipelined publishes to many connections (started below).
     let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -314,8 +313,8 @@ fn main() -> ExitCode {
             }
         };
         if threads == 1 {
-            if let Err(e) = server.broker().registry.start_write_thread() {
-                tracing::error!("cannot start the write thread: {e}");
+            if let Err(e) = server.broker().registry.start_wake_relay() {
+                tracing::error!("cannot start the wake relay: {e}");
                 return ExitCode::FAILURE;
             }
         }

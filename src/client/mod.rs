@@ -10,7 +10,7 @@ pub mod monitors;
 pub mod outbox;
 pub mod pause;
 pub mod table;
-pub mod write_thread;
+pub mod wake_relay;
 pub mod writer;
 
 /// The `lib-name` CLIENT LIST shows for the HTTP listener's clients (SSE, WebSocket,

@@ -212,9 +212,7 @@ impl Session {
                 kv("pubsub_delivered_messages", &Stats::get(&st.messages_delivered));
                 kv("pubsub_dropped_messages", &Stats::get(&st.messages_dropped));
                 kv("auth_failures", &Stats::get(&st.auth_failures));
-                kv("io_threads_active", &u8::from(b.registry.has_write_thread()));
-                kv("io_threaded_reads_processed", &0);
-                kv("io_threaded_writes_processed", &Stats::get(&st.io_threaded_writes));
+                kv("io_threads_active", &u8::from(b.registry.has_wake_relay()));
                 let (delivered, failed) = b.webhooks.totals();
                 kv("webhooks", &b.webhooks.len());
                 kv("webhook_deliveries", &delivered);

@@ -134,7 +134,7 @@ pub const DIRECTIVES: &[Directive] = &[
         "threads",
         "0",
         false,
-        "worker threads serving connections (0: one per core, or 1 on two cores or fewer; 1: one event loop plus a write thread for large fan-outs)",
+        "worker threads serving connections (0: one per core, or 1 on two cores or fewer; 1: one event loop)",
     ),
     d(
         "databases",

@@ -18,7 +18,7 @@ use dashmap::DashMap;
 use super::patterns::PatternIndex;
 use super::run::{Batch, Run};
 use crate::client::outbox::{Outbox, Pushed};
-use crate::client::write_thread::{WriteThread, OFFLOAD_MIN};
+use crate::client::wake_relay::{WakeRelay, RELAY_MIN};
 use crate::config::Settings;
 use crate::protocol::wire::{encode_message, message_frame, message_len, Wire};
 use crate::stats::Stats;
@@ -57,8 +57,8 @@ type ChannelMap = DashMap<Bytes, Subscribers, foldhash::fast::RandomState>;
 pub struct Registry {
     channels: ChannelMap,
     interest: std::sync::OnceLock<Arc<dyn Interest>>,
-    /// Writes large fan-outs when the event loop is single-threaded.
-    write_thread: std::sync::OnceLock<WriteThread>,
+    /// Wakes the writers of large fan-outs when the event loop is single-threaded.
+    wake_relay: std::sync::OnceLock<WakeRelay>,
     shard_channels: ChannelMap,
     pub patterns: PatternIndex,
     settings: Arc<Settings>,
@@ -90,7 +90,7 @@ impl Registry {
             channels: DashMap::with_hasher_and_shard_amount(Default::default(), 64),
             shard_channels: DashMap::with_hasher_and_shard_amount(Default::default(), 64),
             interest: std::sync::OnceLock::new(),
-            write_thread: std::sync::OnceLock::new(),
+            wake_relay: std::sync::OnceLock::new(),
             patterns: PatternIndex::default(),
             settings,
             stats,
@@ -104,18 +104,18 @@ impl Registry {
         }
     }
 
-    /// Hands large fan-outs' writes to a write thread from now on (a single-threaded
-    /// event loop: see [`crate::client::write_thread`]).
-    pub fn start_write_thread(&self) -> std::io::Result<()> {
-        if self.write_thread.get().is_none() {
-            let _ = self.write_thread.set(WriteThread::start(self.stats.clone())?);
+    /// Relays the writer wake-ups of large fan-outs from now on (a single-threaded
+    /// event loop: see [`crate::client::wake_relay`]).
+    pub fn start_wake_relay(&self) -> std::io::Result<()> {
+        if self.wake_relay.get().is_none() {
+            let _ = self.wake_relay.set(WakeRelay::start()?);
         }
         Ok(())
     }
 
-    /// Whether large fan-outs go to a write thread (INFO `io_threads_active`).
-    pub fn has_write_thread(&self) -> bool {
-        self.write_thread.get().is_some()
+    /// Whether large fan-outs' wake-ups are relayed (INFO `io_threads_active`).
+    pub fn has_wake_relay(&self) -> bool {
+        self.wake_relay.get().is_some()
     }
 
     /// Who hears of channels and patterns coming and going (set once, at start).
@@ -364,11 +364,11 @@ impl Registry {
     /// for its subscribers. After a single publish to at most [`WRITE_NOW_MAX`]
     /// subscribers (each delivery its own write, the publisher waiting for its reply),
     /// this thread writes to them itself ([`Outbox::write_or_wake`]), as Redis does, with
-    /// no task or thread woken. A single publish to [`OFFLOAD_MIN`] or more goes to the
-    /// write thread when there is one (a single-threaded event loop), which writes while
-    /// the loop reads on. Otherwise (a pipelined batch, or no write thread) their writer
-    /// tasks are woken: they write once the loop has run what else is ready, one write
-    /// carrying every message queued by then.
+    /// no task or thread woken. A single publish to [`RELAY_MIN`] or more has its
+    /// writers woken by the wake relay when there is one (a single-threaded event loop),
+    /// so that they write after the loop's next publishes. Otherwise (a pipelined batch,
+    /// or no relay) the writer tasks are woken here: they write once the loop has run
+    /// what else is ready, one write carrying every message queued by then.
     pub fn end_batch(&self, batch: &mut Batch) {
         self.end_run(batch);
         batch.last = None;
@@ -382,8 +382,8 @@ impl Registry {
             Stats::add(&self.stats.net_output_bytes, written as u64);
         } else {
             let offloaded = single
-                && batch.wakes.len() >= OFFLOAD_MIN
-                && self.write_thread.get().is_some_and(|t| t.offer(&mut batch.wakes));
+                && batch.wakes.len() >= RELAY_MIN
+                && self.wake_relay.get().is_some_and(|t| t.offer(&mut batch.wakes));
             if !offloaded {
                 for o in batch.wakes.drain(..) {
                     o.wake();

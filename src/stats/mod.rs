@@ -34,8 +34,6 @@ pub struct Stats {
     pub killed_disconnections: Counter,
     /// Clients closed by the idle `timeout`.
     pub timeout_disconnections: Counter,
-    /// Connection writes done by the write thread (INFO `io_threaded_writes_processed`).
-    pub io_threaded_writes: Counter,
     pub instantaneous: Instantaneous,
     /// Calls per command, by position in the command table (metrics).
     pub command_calls: CommandCalls,
@@ -69,7 +67,6 @@ impl Stats {
             &self.auth_failures,
             &self.killed_disconnections,
             &self.timeout_disconnections,
-            &self.io_threaded_writes,
         ] {
             c.reset();
         }
