@@ -239,7 +239,8 @@ fn fatal(e: &str) -> ExitCode {
 /// cores or fewer, where one event loop (plus the wake relay) leaves the other core to
 /// the network stack and to clients on the same host. Measured on 2 cores against the
 /// two-worker runtime (BENCHMARKS.md, issue 15, third rerun): 10,000 channels on 100
-/// connections 1.9x the deliveries at half the CPU each; pipelined fan-outs 1.1x.
+/// connections 2x the deliveries at half the CPU each, pipelined fan-outs 1.1x-1.2x;
+/// but 8 unpipelined XADD producers 0.8x (each command alone on the one thread).
 fn default_threads() -> usize {
     match std::thread::available_parallelism().map_or(1, |n| n.get()) {
         n if n <= 2 => 1,

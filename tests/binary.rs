@@ -35,6 +35,27 @@ mod support_bin {
 
     pub use crate::common::child::{free_port, ping, Proc};
 
+    /// A `fanout` on a free port with `args`, answering PING.
+    pub fn serving(args: &[&str]) -> (Proc, u16) {
+        let port = free_port();
+        let mut cmd = fanout();
+        cmd.args(["--port", &port.to_string()]).args(args);
+        let mut p = Proc::spawn(cmd);
+        p.wait_ready(local(port), READY);
+        (p, port)
+    }
+
+    /// A connection through the redis crate.
+    pub fn connect(port: u16) -> redis::Connection {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        client.get_connection().unwrap()
+    }
+
+    /// INFO `section`.
+    pub fn info(port: u16, section: &str) -> String {
+        redis::cmd("INFO").arg(section).query(&mut connect(port)).unwrap()
+    }
+
     pub fn config_get(port: u16, name: &str) -> String {
         let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
         let mut con = client.get_connection().unwrap();
@@ -218,11 +239,7 @@ fn bad_value_in_environment_fails_with_a_message() {
 
 #[test]
 fn healthcheck_against_running_server_and_nothing() {
-    let port = free_port();
-    let mut cmd = fanout();
-    cmd.args(["--port", &port.to_string()]);
-    let mut p = Proc::spawn(cmd);
-    p.wait_ready(local(port), READY);
+    let (p, port) = serving(&[]);
 
     let out = Command::new(BIN)
         .args(["healthcheck", "--port", &port.to_string()])
@@ -279,11 +296,7 @@ fn healthcheck_gives_up_on_a_silent_listener_within_its_timeout() {
 
 #[test]
 fn sigterm_exits_cleanly_and_subscribers_see_eof() {
-    let port = free_port();
-    let mut cmd = fanout();
-    cmd.args(["--port", &port.to_string()]);
-    let mut p = Proc::spawn(cmd);
-    p.wait_ready(local(port), READY);
+    let (mut p, port) = serving(&[]);
     let mut sub = subscriber(local(port), "news");
 
     let started = Instant::now();
@@ -299,11 +312,7 @@ fn sigterm_exits_cleanly_and_subscribers_see_eof() {
 
 #[test]
 fn sigterm_with_a_stuck_subscriber_exits_after_shutdown_timeout() {
-    let port = free_port();
-    let mut cmd = fanout();
-    cmd.args(["--port", &port.to_string(), "--shutdown-timeout", "1"]);
-    let mut p = Proc::spawn(cmd);
-    p.wait_ready(local(port), READY);
+    let (mut p, port) = serving(&["--shutdown-timeout", "1"]);
     // A subscriber that never reads, with a few MB queued for it.
     let stuck = subscriber(local(port), "news");
     let mut publisher = TcpStream::connect(local(port)).unwrap();
@@ -404,15 +413,9 @@ fn json_logs_name_a_client_closed_for_its_output_buffer() {
 /// the library uses the system allocator and reports `libc` (tests/commands.rs' servers).
 #[test]
 fn info_names_the_binary_s_allocator() {
-    let port = free_port();
-    let mut cmd = fanout();
-    cmd.args(["--port", &port.to_string()]);
-    let mut p = Proc::spawn(cmd);
-    p.wait_ready(local(port), READY);
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
-    let mut con = client.get_connection().unwrap();
-    let info: String = redis::cmd("INFO").arg("memory").query(&mut con).unwrap();
-    assert!(info.contains("mem_allocator:jemalloc-"), "{info}");
+    let (_p, port) = serving(&[]);
+    let memory = info(port, "memory");
+    assert!(memory.contains("mem_allocator:jemalloc-"), "{memory}");
 }
 
 /// `--threads 1`: one event loop, whose unpipelined publishes to 64 or more connections
@@ -420,16 +423,11 @@ fn info_names_the_binary_s_allocator() {
 /// subscribers each get all 200 messages of a one-at-a-time publisher, in order.
 #[test]
 fn single_event_loop_relays_large_fan_outs_in_order() {
-    let port = free_port();
-    let mut cmd = fanout();
-    cmd.args(["--port", &port.to_string(), "--threads", "1"]);
-    let mut p = Proc::spawn(cmd);
-    p.wait_ready(local(port), READY);
+    let (_p, port) = serving(&["--threads", "1"]);
+    let stats = info(port, "stats");
+    assert!(stats.contains("io_threads_active:1"), "{stats}");
     let mut subs: Vec<TcpStream> = (0..100).map(|_| subscriber(local(port), "wt")).collect();
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
-    let mut con = client.get_connection().unwrap();
-    let info: String = redis::cmd("INFO").arg("stats").query(&mut con).unwrap();
-    assert!(info.contains("io_threads_active:1"), "{info}");
+    let mut con = connect(port);
     for i in 0..200 {
         let n: i64 = redis::cmd("PUBLISH")
             .arg("wt")
@@ -448,13 +446,7 @@ fn single_event_loop_relays_large_fan_outs_in_order() {
         }
     }
     // Two workers: no relay.
-    let port = free_port();
-    let mut cmd = fanout();
-    cmd.args(["--port", &port.to_string(), "--threads", "2"]);
-    let mut p2 = Proc::spawn(cmd);
-    p2.wait_ready(local(port), READY);
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
-    let mut con = client.get_connection().unwrap();
-    let info: String = redis::cmd("INFO").arg("stats").query(&mut con).unwrap();
-    assert!(info.contains("io_threads_active:0"), "{info}");
+    let (_p2, port) = serving(&["--threads", "2"]);
+    let stats = info(port, "stats");
+    assert!(stats.contains("io_threads_active:0"), "{stats}");
 }

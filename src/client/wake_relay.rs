@@ -11,11 +11,10 @@
 //! deliveries/s). Redis's io-threads take the same work off its main thread. Pipelined
 //! batches and smaller fan-outs stay on the loop (see `Registry::end_batch`).
 
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Arc;
 
 use super::Outbox;
-use crate::sync::LockExt;
 
 /// An unpipelined publish reaching at least this many connections is relayed.
 pub const RELAY_MIN: usize = 64;
@@ -25,35 +24,28 @@ const QUEUED_MAX: usize = 16;
 
 pub struct WakeRelay {
     tx: SyncSender<Vec<Arc<Outbox>>>,
-    /// Emptied lists coming back, so a publish's list is not allocated anew each time.
-    spare: Mutex<Receiver<Vec<Arc<Outbox>>>>,
 }
 
 impl WakeRelay {
     /// Starts the thread; it ends when the `WakeRelay` is dropped.
     pub fn start() -> std::io::Result<WakeRelay> {
         let (tx, rx) = sync_channel::<Vec<Arc<Outbox>>>(QUEUED_MAX);
-        let (back_tx, back_rx) = sync_channel::<Vec<Arc<Outbox>>>(QUEUED_MAX);
         std::thread::Builder::new().name("fanout-wakes".into()).spawn(move || {
-            while let Ok(mut list) = rx.recv() {
-                for o in list.drain(..) {
+            for list in rx {
+                for o in list {
                     o.wake();
                 }
-                let _ = back_tx.try_send(list);
             }
         })?;
-        Ok(WakeRelay {
-            tx,
-            spare: Mutex::new(back_rx),
-        })
+        Ok(WakeRelay { tx })
     }
 
     /// Hands the connections in `wakes` to the relay, leaving `wakes` empty. Returns
     /// false, with `wakes` as it was, when the relay is that far behind: the caller then
     /// wakes them itself.
     pub fn offer(&self, wakes: &mut Vec<Arc<Outbox>>) -> bool {
-        let spare = self.spare.locked().try_recv().unwrap_or_default();
-        let list = std::mem::replace(wakes, spare);
+        // One allocation per relayed publish (not per message): the next publish's list.
+        let list = std::mem::replace(wakes, Vec::with_capacity(wakes.len()));
         match self.tx.try_send(list) {
             Ok(()) => true,
             Err(TrySendError::Full(list) | TrySendError::Disconnected(list)) => {
